@@ -1,0 +1,19 @@
+/* Internal to cmd/: one function per subcommand. Only cmd/ prints or exits. */
+#ifndef KILN_CMD_H
+#define KILN_CMD_H
+
+#include "base/base.h"
+
+/* Exit codes: 0 success, 1 build/parse failure, 2 usage error. */
+#define KILN_EXIT_FAIL  1
+#define KILN_EXIT_USAGE 2
+
+int cmd_parse(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+
+/* Print "kiln: <error>" (or "FILE:LINE: msg") to stderr and release the error. */
+void cmd_print_err(struct kiln_err *err);
+/* Read a whole file, or standard input for "-". */
+int cmd_read_input(const char *path, struct kiln_buf *out, struct kiln_err *err);
+
+#endif

@@ -1,0 +1,67 @@
+/* kiln: a daemonless Dockerfile builder. */
+#include "cmd.h"
+
+#include <fcntl.h>
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+};
+
+static const struct command commands[] = {
+	{"parse", cmd_parse, "Parse a Dockerfile (--dump: BuildKit's tree; --format=json)"},
+	{"plan", cmd_plan, "Print the build graph of a Dockerfile (--format json|dot)"},
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "Usage: kiln COMMAND [OPTIONS]\n\nCommands:\n");
+	for (size_t i = 0; i < KILN_ARRAY_SIZE(commands); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "\nRun 'kiln COMMAND --help' for a command's options.\n");
+}
+
+void
+cmd_print_err(struct kiln_err *err)
+{
+	char *s = kiln_err_format(err);
+	if (err->file)
+		fprintf(stderr, "%s\n", s);
+	else
+		fprintf(stderr, "kiln: %s\n", s);
+	free(s);
+	kiln_err_release(err);
+}
+
+int
+cmd_read_input(const char *path, struct kiln_buf *out, struct kiln_err *err)
+{
+	if (kiln_str_eq(path, "-"))
+		return kiln_buf_read_fd(out, STDIN_FILENO, err);
+	return kiln_buf_read_file(out, path, err);
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return KILN_EXIT_USAGE;
+	}
+	if (kiln_str_eq(argv[1], "--help") || kiln_str_eq(argv[1], "-h") || kiln_str_eq(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (kiln_str_eq(argv[1], "--version") || kiln_str_eq(argv[1], "version")) {
+		printf("kiln 0.1.0\n");
+		return 0;
+	}
+	for (size_t i = 0; i < KILN_ARRAY_SIZE(commands); i++)
+		if (kiln_str_eq(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "kiln: unknown command \"%s\"\n", argv[1]);
+	usage(stderr);
+	return KILN_EXIT_USAGE;
+}

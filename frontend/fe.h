@@ -1,0 +1,53 @@
+/*
+ * kiln frontend: Dockerfile text -> parse tree -> typed instructions -> build graph.
+ *
+ * Calling sequence (BuildKit's three steps, each usable alone):
+ *
+ *	struct fe_ast *ast;
+ *	fe_parse("Dockerfile", text, len, &ast, &err);    // text -> node tree
+ *	fe_ast_dump(ast, &out);                           // BuildKit's parser Dump() format
+ *	fe_ast_to_json(ast, &out, &err);                  // typed instructions as JSON
+ *
+ *	struct fe_plan_opts o = FE_PLAN_OPTS_INIT;
+ *	o.context_dir = "."; o.dockerfile = "Dockerfile"; o.target = "build";
+ *	struct sv_graph *g;
+ *	fe_plan(&o, &g, &err);                            // Dockerfile + context -> DAG
+ *	sv_graph_free(g);
+ *	fe_ast_free(ast);
+ *
+ * Errors about the Dockerfile carry its file name and line (kiln_err.file/line).
+ */
+#ifndef KILN_FE_H
+#define KILN_FE_H
+
+#include "base/base.h"
+#include "solver/sv.h"
+
+struct fe_ast;
+
+/* Parse a Dockerfile. `file` names it in errors. On success *ret owns the tree. */
+int fe_parse(const char *file, const char *data, size_t len, struct fe_ast **ret,
+	     struct kiln_err *err);
+void fe_ast_free(struct fe_ast *ast);
+/* Notes for the user (e.g. "syntax directive ignored"), one per line; may be empty. */
+char *const *fe_ast_warnings(const struct fe_ast *ast);
+/* BuildKit's parser dump: one "(instr ...)\n" line per instruction. */
+void fe_ast_dump(const struct fe_ast *ast, struct kiln_buf *out);
+/* The typed instructions as a JSON document (see frontend/instructions.c). Fails on an
+ * unknown instruction or a bad flag, with the line. */
+int fe_ast_to_json(const struct fe_ast *ast, struct kiln_buf *out, struct kiln_err *err);
+
+struct fe_plan_opts {
+	const char *context_dir; /* the build context directory */
+	const char *dockerfile;  /* path of the Dockerfile; NULL: CONTEXT/Dockerfile */
+	const char *dockerfile_data; /* Dockerfile text already read (stdin), or NULL */
+	const char *target;      /* stage name or NULL for the last stage */
+	char *const *build_args; /* "K=V" or "K" (take from the environment), NULL-terminated */
+	const char *platform;    /* "os/arch[/variant]" or NULL for the host */
+};
+#define FE_PLAN_OPTS_INIT {0}
+
+/* Lower a Dockerfile into the build graph the solver runs. */
+int fe_plan(const struct fe_plan_opts *opts, struct sv_graph **ret, struct kiln_err *err);
+
+#endif

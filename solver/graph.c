@@ -1,0 +1,187 @@
+/* The build graph: vertices with content digests, deduplicated, in topological order. */
+#include "sv.h"
+
+struct sv_graph *
+sv_graph_new(void)
+{
+	return kiln_xcalloc(1, sizeof(struct sv_graph));
+}
+
+static void
+vertex_free(struct sv_vertex *v)
+{
+	json_decref(v->def);
+	free(v->inputs);
+	free(v->stage);
+	free(v->description);
+	free(v);
+}
+
+void
+sv_graph_free(struct sv_graph *g)
+{
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->nvertices; i++)
+		vertex_free(g->vertices[i]);
+	free(g->vertices);
+	for (size_t i = 0; i < g->nresults; i++) {
+		free(g->results[i].name);
+		json_decref(g->results[i].config);
+	}
+	free(g->results);
+	free(g);
+}
+
+const char *
+sv_op_name(enum sv_op op)
+{
+	switch (op) {
+	case SV_OP_SOURCE:
+		return "source";
+	case SV_OP_EXEC:
+		return "exec";
+	case SV_OP_FILE:
+		return "file";
+	}
+	return "unknown";
+}
+
+/* Canonical text of what a vertex is: sorted keys, no whitespace. */
+static char *
+vertex_identity(enum sv_op op, json_t *def, struct sv_vertex *const *inputs, size_t ninputs)
+{
+	json_t *inp = json_array();
+	for (size_t i = 0; i < ninputs; i++)
+		json_array_append_new(inp, json_string(inputs[i]->digest_hex));
+	json_t *id = json_pack("{s:s, s:O, s:o}", "op", sv_op_name(op), "def", def, "inputs", inp);
+	char *s = json_dumps(id, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+	json_decref(id);
+	if (!s)
+		abort();
+	return s;
+}
+
+struct sv_vertex *
+sv_graph_add(struct sv_graph *g, enum sv_op op, json_t *def, struct sv_vertex *const *inputs,
+	     size_t ninputs, const struct sv_vertex_meta *meta)
+{
+	_cleanup_free_ char *id = vertex_identity(op, def, inputs, ninputs);
+	struct kiln_digest d;
+	kiln_sha256_buf(id, strlen(id), &d);
+
+	/* Graphs are a few hundred vertices at most per thousand Dockerfile lines; a linear
+	 * scan keeps this simple and is far from the hot path. */
+	for (size_t i = 0; i < g->nvertices; i++) {
+		if (memcmp(g->vertices[i]->digest.bytes, d.bytes, sizeof(d.bytes)) == 0) {
+			json_decref(def);
+			return g->vertices[i];
+		}
+	}
+
+	struct sv_vertex *v = kiln_xcalloc(1, sizeof(*v));
+	v->digest = d;
+	kiln_digest_format(&d, v->digest_hex);
+	v->op = op;
+	v->def = def;
+	if (ninputs) {
+		v->inputs = kiln_xreallocarray(NULL, ninputs, sizeof(*v->inputs));
+		memcpy(v->inputs, inputs, ninputs * sizeof(*v->inputs));
+	}
+	v->ninputs = ninputs;
+	if (meta) {
+		v->stage = meta->stage ? kiln_xstrdup(meta->stage) : NULL;
+		v->description = meta->description ? kiln_xstrdup(meta->description) : NULL;
+		v->line = meta->line;
+	}
+	KILN_GROW(g->vertices, g->alloc, g->nvertices + 1);
+	v->index = g->nvertices;
+	g->vertices[g->nvertices++] = v;
+	return v;
+}
+
+void
+sv_graph_add_result(struct sv_graph *g, const char *name, struct sv_vertex *vertex, json_t *config,
+		    bool target)
+{
+	KILN_GROW(g->results, g->results_alloc, g->nresults + 1);
+	g->results[g->nresults++] = (struct sv_result){
+		.name = kiln_xstrdup(name),
+		.vertex = vertex,
+		.config = config,
+		.target = target,
+	};
+}
+
+void
+sv_graph_to_json(const struct sv_graph *g, struct kiln_buf *out)
+{
+	json_t *root = json_object();
+	json_t *vs = json_array();
+	for (size_t i = 0; i < g->nvertices; i++) {
+		const struct sv_vertex *v = g->vertices[i];
+		json_t *inputs = json_array();
+		for (size_t j = 0; j < v->ninputs; j++)
+			json_array_append_new(inputs, json_string(v->inputs[j]->digest_hex));
+		json_t *jv = json_pack("{s:s, s:s, s:o, s:O}", "digest", v->digest_hex, "op",
+				       sv_op_name(v->op), "inputs", inputs, "def", v->def);
+		if (v->stage)
+			json_object_set_new(jv, "stage", json_string(v->stage));
+		if (v->description)
+			json_object_set_new(jv, "description", json_string(v->description));
+		if (v->line)
+			json_object_set_new(jv, "line", json_integer(v->line));
+		json_array_append_new(vs, jv);
+	}
+	json_object_set_new(root, "vertices", vs);
+	json_t *rs = json_array();
+	for (size_t i = 0; i < g->nresults; i++) {
+		const struct sv_result *r = &g->results[i];
+		json_t *jr = json_pack("{s:s, s:s, s:b}", "stage", r->name, "vertex",
+				       r->vertex ? r->vertex->digest_hex : "", "target", r->target);
+		if (r->config)
+			json_object_set(jr, "config", r->config);
+		json_array_append_new(rs, jr);
+	}
+	json_object_set_new(root, "results", rs);
+	char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	kiln_buf_addstr(out, s);
+	kiln_buf_addch(out, '\n');
+	free(s);
+}
+
+static void
+dot_escape(struct kiln_buf *out, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			kiln_buf_addch(out, '\\');
+		if (*s == '\n') {
+			kiln_buf_addstr(out, "\\n");
+			continue;
+		}
+		kiln_buf_addch(out, *s);
+	}
+}
+
+void
+sv_graph_to_dot(const struct sv_graph *g, struct kiln_buf *out)
+{
+	kiln_buf_addstr(out, "digraph kiln {\n\trankdir=TB;\n\tnode [shape=box, fontname=monospace];\n");
+	for (size_t i = 0; i < g->nvertices; i++) {
+		const struct sv_vertex *v = g->vertices[i];
+		kiln_buf_addf(out, "\t\"%.19s\" [label=\"", v->digest_hex);
+		if (v->stage) {
+			kiln_buf_addch(out, '[');
+			dot_escape(out, v->stage);
+			kiln_buf_addstr(out, "] ");
+		}
+		dot_escape(out, v->description ? v->description : sv_op_name(v->op));
+		kiln_buf_addf(out, "\\n%.19s\"];\n", v->digest_hex);
+		for (size_t j = 0; j < v->ninputs; j++)
+			kiln_buf_addf(out, "\t\"%.19s\" -> \"%.19s\";\n", v->inputs[j]->digest_hex,
+				      v->digest_hex);
+	}
+	kiln_buf_addstr(out, "}\n");
+}
