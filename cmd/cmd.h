@@ -11,6 +11,10 @@
 int cmd_parse(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 
+/* The store root: global `--root DIR`, else $KILN_ROOT, else /var/lib/kiln for root and
+ * $XDG_DATA_HOME/kiln (or ~/.local/share/kiln) otherwise. Never NULL. */
+const char *cmd_root(void);
+
 /* Print "kiln: <error>" (or "FILE:LINE: msg") to stderr and release the error. */
 void cmd_print_err(struct kiln_err *err);
 /* Read a whole file, or standard input for "-". */

@@ -14,10 +14,32 @@ static const struct command commands[] = {
 	{"plan", cmd_plan, "Print the build graph of a Dockerfile (--format json|dot)"},
 };
 
+static const char *root_option;
+
+const char *
+cmd_root(void)
+{
+	static char *resolved;
+	if (resolved)
+		return resolved;
+	const char *env = getenv("KILN_ROOT");
+	if (root_option)
+		resolved = kiln_xstrdup(root_option);
+	else if (env && *env)
+		resolved = kiln_xstrdup(env);
+	else if (geteuid() == 0)
+		resolved = kiln_xstrdup("/var/lib/kiln");
+	else if (getenv("XDG_DATA_HOME") && *getenv("XDG_DATA_HOME"))
+		resolved = kiln_xasprintf("%s/kiln", getenv("XDG_DATA_HOME"));
+	else
+		resolved = kiln_xasprintf("%s/.local/share/kiln", getenv("HOME") ? getenv("HOME") : "/");
+	return resolved;
+}
+
 static void
 usage(FILE *f)
 {
-	fprintf(f, "Usage: kiln COMMAND [OPTIONS]\n\nCommands:\n");
+	fprintf(f, "Usage: kiln [--root DIR] COMMAND [OPTIONS]\n\nCommands:\n");
 	for (size_t i = 0; i < KILN_ARRAY_SIZE(commands); i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
 	fprintf(f, "\nRun 'kiln COMMAND --help' for a command's options.\n");
@@ -46,6 +68,18 @@ cmd_read_input(const char *path, struct kiln_buf *out, struct kiln_err *err)
 int
 main(int argc, char **argv)
 {
+	/* Global options come before the command, as with buildah. */
+	while (argc >= 2 && argv[1][0] == '-' && argv[1][1] == '-' && argv[1][2]) {
+		if (kiln_str_eq(argv[1], "--root") && argc >= 3) {
+			root_option = argv[2];
+			argv += 2, argc -= 2;
+		} else if (kiln_str_has_prefix(argv[1], "--root=")) {
+			root_option = argv[1] + 7;
+			argv++, argc--;
+		} else {
+			break;
+		}
+	}
 	if (argc < 2) {
 		usage(stderr);
 		return KILN_EXIT_USAGE;
