@@ -368,7 +368,7 @@ int reg_archive_save(struct reg_store *st, const char *ref, enum reg_archive_for
  *	reg_client_free(c);
  *
  * The client speaks the Distribution API v2 over libcurl: HTTPS with the system CAs plus
- * CERTS_D/HOST[:PORT]/*.crt (Docker's /etc/docker/certs.d); plain HTTP only for loopback
+ * the *.crt files in CERTS_D/HOST[:PORT] (Docker's /etc/docker/certs.d); plain HTTP only for loopback
  * hosts or `insecure` ones, and only after HTTPS failed. Requests are retried with
  * exponential backoff on 5xx, 429 and dropped connections; blob downloads resume with
  * Range. Auth: Basic, and Bearer tokens (realm/service/scope) cached per scope until they
@@ -406,7 +406,7 @@ char *reg_dockercfg_default_path(void);
  * Docker Hub, the host itself otherwise); the caller frees. */
 char *reg_dockercfg_key(const char *host);
 /* Credentials for `host` from the base64 "auth" field (or "username"/"password"). Returns 1
- * and fills *ret_user/*ret_pass (caller frees), 0 when the file or the entry is absent,
+ * and fills ret_user and ret_pass (caller frees), 0 when the file or the entry is absent,
  * -errno when the file is unreadable or malformed. Keys with a scheme or path
  * ("https://host/v1/") match their host. */
 int reg_dockercfg_get(const char *path, const char *host, char **ret_user, char **ret_pass,
