@@ -20,12 +20,14 @@ cmd_pull(int argc, char **argv)
 		} else if (kiln_str_has_prefix(argv[i], "--insecure-registry=")) {
 			kiln_strv_push(&insecure, argv[i] + strlen("--insecure-registry="));
 		} else if (kiln_str_eq(argv[i], "--help") || kiln_str_eq(argv[i], "-h")) {
-			printf("%s\nPull an image (its manifest for the platform, config and layers)"
+			printf("%s\nPull an image (its manifest for the platform, config and "
+			       "layers)"
 			       " into the store and name it.\n",
 			       pull_usage);
 			return 0;
 		} else if (argv[i][0] == '-' || src) {
-			fprintf(stderr, "kiln pull: unexpected argument %s\n%s", argv[i], pull_usage);
+			fprintf(stderr, "kiln pull: unexpected argument %s\n%s", argv[i],
+			        pull_usage);
 			return KILN_EXIT_USAGE;
 		} else {
 			src = argv[i];

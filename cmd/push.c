@@ -20,7 +20,8 @@ cmd_push(int argc, char **argv)
 			       push_usage);
 			return 0;
 		} else if (argv[i][0] == '-' || dst) {
-			fprintf(stderr, "kiln push: unexpected argument %s\n%s", argv[i], push_usage);
+			fprintf(stderr, "kiln push: unexpected argument %s\n%s", argv[i],
+			        push_usage);
 			return KILN_EXIT_USAGE;
 		} else if (!src) {
 			src = argv[i];

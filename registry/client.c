@@ -119,9 +119,10 @@ reg_client_new(const char *host, const struct reg_client_opts *o, struct reg_cli
 	if (c->o.chunk_size <= 0)
 		c->o.chunk_size = 32 << 20;
 	c->host = kiln_xstrdup(host);
-	c->api_host = kiln_xstrdup(kiln_str_eq(host, "docker.io") || kiln_str_eq(host, "index.docker.io")
-	                                   ? "registry-1.docker.io"
-	                                   : host);
+	c->api_host =
+	        kiln_xstrdup(kiln_str_eq(host, "docker.io") || kiln_str_eq(host, "index.docker.io")
+	                             ? "registry-1.docker.io"
+	                             : host);
 	c->certs_d = kiln_xstrdup(o->certs_d && *o->certs_d ? o->certs_d : "/etc/docker/certs.d");
 	pthread_mutex_init(&c->lock, NULL);
 	for (size_t i = 0; i < KILN_ARRAY_SIZE(c->share_locks); i++)
@@ -233,7 +234,10 @@ resp_releasep(struct resp *r)
 	resp_reset(r);
 }
 #define _cleanup_resp_ _cleanup_(resp_releasep)
-#define RESP_INIT      {.err_body = KILN_BUF_INIT}
+#define RESP_INIT                                                                                  \
+	{                                                                                          \
+		.err_body = KILN_BUF_INIT                                                          \
+	}
 
 struct xfer {
 	const struct req *req;
@@ -381,8 +385,7 @@ curl_easy_cleanupp(CURL **h)
 		curl_easy_cleanup(*h);
 }
 
-static void
-add_header(struct curl_slist **l, const char *fmt, ...) KILN_PRINTF(2, 3);
+static void add_header(struct curl_slist **l, const char *fmt, ...) KILN_PRINTF(2, 3);
 static void
 add_header(struct curl_slist **l, const char *fmt, ...)
 {
@@ -612,14 +615,16 @@ fetch_token(struct reg_client *c, const char *scope, struct kiln_err *err)
 	_cleanup_free_ char *basic = NULL;
 	if (c->user) {
 		if (!kiln_str_has_prefix(url, "https://"))
-			return regc_err(err, EACCES,
-			                "%s: refusing to send credentials over plain HTTP to the token "
-			                "server %s",
-			                c->host, c->realm);
+			return regc_err(
+			        err, EACCES,
+			        "%s: refusing to send credentials over plain HTTP to the token "
+			        "server %s",
+			        c->host, c->realm);
 		basic = reg_auth_basic_header(c->user, c->pass);
 	}
 	_cleanup_buf_ struct kiln_buf body = KILN_BUF_INIT;
-	struct req req = {.method = "GET", .url = url, .fd = -1, .body = &body, .body_max = 1 << 20};
+	struct req req = {
+	        .method = "GET", .url = url, .fd = -1, .body = &body, .body_max = 1 << 20};
 	_cleanup_resp_ struct resp resp = RESP_INIT;
 	for (unsigned attempt = 0;; attempt++) {
 		kiln_buf_reset(&body);
@@ -631,7 +636,8 @@ fetch_token(struct reg_client *c, const char *scope, struct kiln_err *err)
 		sleep_ms(reg_backoff_ms(attempt + 1, c->o.backoff_base_ms, c->o.backoff_cap_ms));
 	}
 	if (resp.cc != CURLE_OK)
-		return regc_err(err, EIO, "%s: token server %s: %s", c->host, c->realm, resp.errbuf);
+		return regc_err(err, EIO, "%s: token server %s: %s", c->host, c->realm,
+		                resp.errbuf);
 	if (resp.status == 401 || resp.status == 403)
 		return regc_err(err, EACCES, "unauthorized: %s: the token server refused %s",
 		                c->host, c->user ? "the credentials" : "anonymous access");
@@ -668,7 +674,8 @@ authenticate(struct reg_client *c, const char *www_auth, const char *scope, stru
 			                c->host, c->host);
 		if (!kiln_str_eq(c->scheme, "https"))
 			return regc_err(err, EACCES,
-			                "%s: refusing to send credentials over plain HTTP", c->host);
+			                "%s: refusing to send credentials over plain HTTP",
+			                c->host);
 		pthread_mutex_lock(&c->lock);
 		c->kind = AUTH_BASIC;
 		pthread_mutex_unlock(&c->lock);
@@ -680,7 +687,8 @@ authenticate(struct reg_client *c, const char *www_auth, const char *scope, stru
 		reg_auth_challenge_release(&ch);
 		return r;
 	}
-	if (!kiln_str_has_prefix(ch.realm, "https://") && !kiln_str_has_prefix(ch.realm, "http://")) {
+	if (!kiln_str_has_prefix(ch.realm, "https://") &&
+	    !kiln_str_has_prefix(ch.realm, "http://")) {
 		r = regc_err(err, EPROTO, "%s: bad token realm \"%s\"", c->host, ch.realm);
 		reg_auth_challenge_release(&ch);
 		return r;
@@ -722,10 +730,11 @@ do_request(struct reg_client *c, const struct req *req, struct resp *resp, struc
 		if (resp->cc != CURLE_OK) {
 			if (!cc_retryable(resp->cc) || req->no_retry ||
 			    attempt + 1 >= c->o.max_attempts)
-				return regc_err(err, EIO, "%s: %s %s: %s", c->host, req->method, url,
-				                resp->errbuf);
+				return regc_err(err, EIO, "%s: %s %s: %s", c->host, req->method,
+				                url, resp->errbuf);
 			retry = true;
-		} else if (resp->status == 401 && !reauthed && reg_url_may_send_auth(url, c->base, false)) {
+		} else if (resp->status == 401 && !reauthed &&
+		           reg_url_may_send_auth(url, c->base, false)) {
 			int r = authenticate(c, resp->www_auth, req->scope, err);
 			if (r < 0)
 				return r;
@@ -754,7 +763,8 @@ do_request(struct reg_client *c, const struct req *req, struct resp *resp, struc
 		uint64_t ra;
 		if (resp->retry_after && kiln_parse_u64(resp->retry_after, &ra) == 0 &&
 		    ra * 1000 > ms)
-			ms = ra * 1000 > c->o.backoff_cap_ms ? c->o.backoff_cap_ms : (unsigned)(ra * 1000);
+			ms = ra * 1000 > c->o.backoff_cap_ms ? c->o.backoff_cap_ms
+			                                     : (unsigned)(ra * 1000);
 		sleep_ms(ms);
 	}
 }
@@ -804,8 +814,9 @@ regc_ensure_base(struct reg_client *c, struct kiln_err *err)
 	struct req req = {.method = "GET", .url = https_url, .fd = -1};
 	for (unsigned attempt = 0;; attempt++) {
 		http_once(c, &req, https_url, NULL, &resp);
-		bool again = resp.cc != CURLE_OK ? cc_retryable(resp.cc) && resp.cc != CURLE_COULDNT_CONNECT
-		                                 : reg_http_status_retryable(resp.status);
+		bool again = resp.cc != CURLE_OK
+		                     ? cc_retryable(resp.cc) && resp.cc != CURLE_COULDNT_CONNECT
+		                     : reg_http_status_retryable(resp.status);
 		if (!again || attempt + 1 >= c->o.max_attempts)
 			break;
 		sleep_ms(reg_backoff_ms(attempt + 1, c->o.backoff_base_ms, c->o.backoff_cap_ms));
@@ -892,8 +903,8 @@ reg_client_get_manifest(struct reg_client *c, const char *repo, const char *ref,
 	r = do_request(c, &req, &resp, err);
 	if (r < 0)
 		return kiln_err_wrap(err, "manifest %s:%s", repo, ref);
-	_cleanup_free_ char *what = kiln_xasprintf("manifest %s%s%s", repo,
-	                                           reg_ref_digest_valid(ref) ? "@" : ":", ref);
+	_cleanup_free_ char *what =
+	        kiln_xasprintf("manifest %s%s%s", repo, reg_ref_digest_valid(ref) ? "@" : ":", ref);
 	if (resp.status != 200)
 		return status_error(c, &resp, what, err);
 	r = reg_media_detect(body->buf, body->len, resp.content_type, &lim, ret_kind, err);
@@ -915,8 +926,7 @@ reg_client_get_manifest(struct reg_client *c, const char *repo, const char *ref,
 
 int
 reg_client_put_manifest(struct reg_client *c, const char *repo, const char *ref,
-                        const char *media_type, const void *data, size_t len,
-                        struct kiln_err *err)
+                        const char *media_type, const void *data, size_t len, struct kiln_err *err)
 {
 	int r = regc_ensure_base(c, err);
 	if (r < 0)
@@ -952,8 +962,8 @@ struct blob_sink {
 	const char *digest;
 	int64_t size;
 	struct reg_ingest *in;
-	int64_t offset;  /* where this attempt's body starts */
-	bool started;    /* body bytes seen in this attempt */
+	int64_t offset; /* where this attempt's body starts */
+	bool started;   /* body bytes seen in this attempt */
 	const char *content_range;
 	struct resp *resp;
 	struct kiln_err *err;
@@ -970,8 +980,9 @@ blob_sink(const char *p, size_t n, long status, void *ctx)
 			const char *cr = s->resp->content_range;
 			long long start = -1;
 			if (!cr || sscanf(cr, "bytes %lld-", &start) != 1 || start != s->offset)
-				return regc_err(s->err, EPROTO, "%s: blob %s: bad Content-Range \"%s\"",
-				                s->c->host, s->digest, cr ? cr : "");
+				return regc_err(s->err, EPROTO,
+				                "%s: blob %s: bad Content-Range \"%s\"", s->c->host,
+				                s->digest, cr ? cr : "");
 		} else if (s->offset > 0) {
 			/* The server ignored Range: start over from byte 0. */
 			reg_ingest_abort(s->in);
@@ -999,8 +1010,8 @@ reg_client_fetch_blob(struct reg_client *c, struct reg_store *st, const char *re
 		return -EINVAL;
 	_cleanup_free_ char *scope = scope_for(repo, "pull");
 	_cleanup_resp_ struct resp resp = RESP_INIT;
-	struct blob_sink s = {.c = c, .st = st, .digest = digest, .size = size, .resp = &resp,
-	                      .err = err};
+	struct blob_sink s = {
+	        .c = c, .st = st, .digest = digest, .size = size, .resp = &resp, .err = err};
 	r = reg_ingest_begin(st, digest, size, &s.in, err);
 	if (r < 0)
 		return r;
@@ -1015,7 +1026,8 @@ reg_client_fetch_blob(struct reg_client *c, struct reg_store *st, const char *re
 		s.offset = reg_ingest_offset(s.in);
 		s.started = false;
 		free(req.range);
-		req.range = s.offset > 0 ? kiln_xasprintf("bytes=%lld-", (long long)s.offset) : NULL;
+		req.range =
+		        s.offset > 0 ? kiln_xasprintf("bytes=%lld-", (long long)s.offset) : NULL;
 		r = do_request(c, &req, &resp, err);
 		bool again = false;
 		if (r < 0) {
@@ -1142,8 +1154,8 @@ reg_client_push_blob(struct reg_client *c, struct reg_store *st, const char *rep
 	if (size > c->o.chunk_size) {
 		while (off < size) {
 			int64_t n = size - off > c->o.chunk_size ? c->o.chunk_size : size - off;
-			_cleanup_free_ char *range =
-			        kiln_xasprintf("%lld-%lld", (long long)off, (long long)(off + n - 1));
+			_cleanup_free_ char *range = kiln_xasprintf("%lld-%lld", (long long)off,
+			                                            (long long)(off + n - 1));
 			struct req req = {.method = "PATCH",
 			                  .url = loc,
 			                  .scope = scope,
@@ -1161,8 +1173,9 @@ reg_client_push_blob(struct reg_client *c, struct reg_store *st, const char *rep
 			if (resp.location) {
 				char *next = reg_url_resolve(loc, resp.location);
 				if (!next)
-					return regc_err(err, EPROTO, "%s: bad upload location \"%s\"",
-					                c->host, resp.location);
+					return regc_err(err, EPROTO,
+					                "%s: bad upload location \"%s\"", c->host,
+					                resp.location);
 				free(loc);
 				loc = next;
 			}

@@ -117,7 +117,8 @@ reg_dockercfg_get(const char *path, const char *host, char **ret_user, char **re
 	if (!entry) {
 		const char *k;
 		json_t *v;
-		json_object_foreach (auths, k, v) {
+		json_object_foreach(auths, k, v)
+		{
 			if (key_matches(k, host)) {
 				entry = v;
 				break;
@@ -227,7 +228,8 @@ reg_dockercfg_remove(const char *path, const char *host, struct kiln_err *err)
 		const char *k;
 		json_t *v;
 		void *tmp;
-		json_object_foreach_safe (auths, tmp, k, v) {
+		json_object_foreach_safe(auths, tmp, k, v)
+		{
 			if (key_matches(k, host)) {
 				json_object_del(auths, k);
 				removed = true;

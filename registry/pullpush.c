@@ -216,7 +216,8 @@ reg_push(struct reg_client *c, struct reg_store *st, const char *src, const stru
 	_cleanup_free_ char *mount_from = NULL;
 	struct reg_ref sref = REG_REF_INIT;
 	struct kiln_err ignored = KILN_ERR_INIT;
-	if (!kiln_str_has_prefix(src, "sha256:") && reg_ref_parse_normalized(src, &sref, &ignored) == 0 &&
+	if (!kiln_str_has_prefix(src, "sha256:") &&
+	    reg_ref_parse_normalized(src, &sref, &ignored) == 0 &&
 	    kiln_str_eq(sref.domain, regc_host(c)) && !kiln_str_eq(sref.path, dest->path))
 		mount_from = kiln_xstrdup(sref.path);
 	reg_ref_release(&sref);
@@ -246,8 +247,9 @@ reg_push(struct reg_client *c, struct reg_store *st, const char *src, const stru
 			r = push_manifest_of(c, st, dest->path, mount_from, idx.manifests[i].digest,
 			                     idx.manifests[i].digest, err);
 		if (r >= 0)
-			r = reg_client_put_manifest(c, dest->path, tag, reg_kind_media_type(idx.kind),
-			                            top.buf, top.len, err);
+			r = reg_client_put_manifest(c, dest->path, tag,
+			                            reg_kind_media_type(idx.kind), top.buf, top.len,
+			                            err);
 		if (r >= 0)
 			memcpy(ret_digest, img.top_digest, KILN_DIGEST_HEX_LEN + 1);
 	} else {
