@@ -208,6 +208,8 @@ reg_push(struct reg_client *c, struct reg_store *st, const char *src, const stru
 		return kiln_err_invalid(err, "push needs a tag, not a digest: %s", dest->digest);
 	const char *tag = dest->tag ? dest->tag : "latest";
 	struct reg_image img = REG_IMAGE_INIT;
+	_cleanup_buf_ struct kiln_buf top = KILN_BUF_INIT;
+	struct reg_index idx = {0};
 	int r = reg_image_open(st, src, NULL, &img, err);
 	if (r < 0)
 		return r;
@@ -228,8 +230,6 @@ reg_push(struct reg_client *c, struct reg_store *st, const char *src, const stru
 		goto out;
 
 	bool whole_index = false;
-	_cleanup_buf_ struct kiln_buf top = KILN_BUF_INIT;
-	struct reg_index idx = {0};
 	if (!kiln_str_eq(img.top_digest, img.manifest_digest)) {
 		struct reg_limits lim = REG_LIMITS_INIT;
 		r = reg_blob_read(st, img.top_digest, lim.max_manifest_bytes, &top, err);
@@ -257,8 +257,8 @@ reg_push(struct reg_client *c, struct reg_store *st, const char *src, const stru
 		if (r >= 0)
 			memcpy(ret_digest, img.manifest_digest, KILN_DIGEST_HEX_LEN + 1);
 	}
-	reg_index_release(&idx);
 out:
+	reg_index_release(&idx);
 	reg_image_release(&img);
 	return r < 0 ? r : 0;
 }
