@@ -27,7 +27,8 @@ struct reg_client {
 	char *certs_d;
 	char *user, *pass;
 
-	pthread_mutex_t lock; /* guards everything below and scheme/base */
+	pthread_mutex_t auth_lock; /* one token fetch at a time: parallel 401s share it */
+	pthread_mutex_t lock;      /* guards everything below and scheme/base */
 	enum auth_kind kind;
 	char *realm, *service;
 	struct token *tokens;
@@ -125,6 +126,7 @@ reg_client_new(const char *host, const struct reg_client_opts *o, struct reg_cli
 	                             : host);
 	c->certs_d = kiln_xstrdup(o->certs_d && *o->certs_d ? o->certs_d : "/etc/docker/certs.d");
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->auth_lock, NULL);
 	for (size_t i = 0; i < KILN_ARRAY_SIZE(c->share_locks); i++)
 		pthread_mutex_init(&c->share_locks[i], NULL);
 	c->share = curl_share_init();
@@ -162,6 +164,7 @@ reg_client_free(struct reg_client *c)
 	for (size_t i = 0; i < KILN_ARRAY_SIZE(c->share_locks); i++)
 		pthread_mutex_destroy(&c->share_locks[i]);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->auth_lock);
 	for (size_t i = 0; i < c->n_tokens; i++) {
 		free(c->tokens[i].scope);
 		free(c->tokens[i].token);
@@ -657,7 +660,8 @@ fetch_token(struct reg_client *c, const char *scope, struct kiln_err *err)
 
 /* Answer a 401: learn the scheme from the challenge and get what it asks for. */
 static int
-authenticate(struct reg_client *c, const char *www_auth, const char *scope, struct kiln_err *err)
+authenticate_locked(struct reg_client *c, const char *www_auth, const char *scope, const char *sent,
+                    struct kiln_err *err)
 {
 	if (!www_auth)
 		return regc_err(err, EACCES, "unauthorized: %s: no WWW-Authenticate challenge",
@@ -694,6 +698,15 @@ authenticate(struct reg_client *c, const char *www_auth, const char *scope, stru
 		return r;
 	}
 	pthread_mutex_lock(&c->lock);
+	/* Another thread may have fetched a token while this request failed with none. */
+	const char *have = c->kind == AUTH_BEARER ? token_lookup(c, scope ? scope : "") : NULL;
+	bool fresh = have && (!sent || !kiln_str_has_prefix(sent, "Bearer ") ||
+	                      !kiln_str_eq(sent + strlen("Bearer "), have));
+	if (fresh) {
+		pthread_mutex_unlock(&c->lock);
+		reg_auth_challenge_release(&ch);
+		return 0;
+	}
 	c->kind = AUTH_BEARER;
 	free(c->realm);
 	free(c->service);
@@ -704,6 +717,16 @@ authenticate(struct reg_client *c, const char *www_auth, const char *scope, stru
 	_cleanup_free_ char *want = kiln_xstrdup(scope ? scope : ch.scope ? ch.scope : "");
 	reg_auth_challenge_release(&ch);
 	return fetch_token(c, want, err);
+}
+
+static int
+authenticate(struct reg_client *c, const char *www_auth, const char *scope, const char *sent,
+             struct kiln_err *err)
+{
+	pthread_mutex_lock(&c->auth_lock);
+	int r = authenticate_locked(c, www_auth, scope, sent, err);
+	pthread_mutex_unlock(&c->auth_lock);
+	return r;
 }
 
 /* ---- requests with auth, redirects and retries ---- */
@@ -735,7 +758,7 @@ do_request(struct reg_client *c, const struct req *req, struct resp *resp, struc
 			retry = true;
 		} else if (resp->status == 401 && !reauthed &&
 		           reg_url_may_send_auth(url, c->base, false)) {
-			int r = authenticate(c, resp->www_auth, req->scope, err);
+			int r = authenticate(c, resp->www_auth, req->scope, auth, err);
 			if (r < 0)
 				return r;
 			reauthed = true;
