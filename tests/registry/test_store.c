@@ -279,6 +279,8 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_store__concurrent_name_updates_from_two_processes, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_store__stale_index_temp_and_nested_root, setup,
+	                                        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
