@@ -86,6 +86,20 @@ read_tar(struct src *s, const char *path, struct kiln_err *err)
 		_cleanup_free_ char *name = clean_name(archive_entry_pathname(e));
 		if (!name)
 			continue;
+		if (archive_entry_hardlink(e)) {
+			/* A second name for a file already read: same blob. */
+			_cleanup_free_ char *target = clean_name(archive_entry_hardlink(e));
+			for (size_t i = 0; target && i < s->n_files; i++) {
+				if (!kiln_str_eq(s->files[i].path, target))
+					continue;
+				KILN_GROW(s->files, s->alloc_files, s->n_files + 1);
+				s->files[s->n_files] = s->files[i];
+				s->files[s->n_files].path = TAKE_PTR(name);
+				s->n_files++;
+				break;
+			}
+			continue;
+		}
 		struct kiln_buf *meta = NULL;
 		bool *flag = NULL;
 		if (kiln_str_eq(name, "index.json"))

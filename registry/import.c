@@ -296,6 +296,13 @@ build_layer(struct reg_store *st, const char *src, int64_t clamp, struct reg_des
 	p.in = NULL;
 	layer->media_type = kiln_xstrdup(REG_MT_OCI_LAYER_GZIP);
 out:
+	/* Freeing an open writer flushes it through the callbacks: do it while their state
+	 * is alive, and keep errors from the flush out of `err`. */
+	p.err = NULL;
+	archive_write_free(tar);
+	tar = NULL;
+	archive_write_free(gz);
+	gz = NULL;
 	if (p.in)
 		reg_ingest_abort(p.in);
 	kiln_sha256_free(p.diff);

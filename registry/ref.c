@@ -234,8 +234,9 @@ reg_ref_parse(const char *s, struct reg_ref *out, struct kiln_err *err)
 		_cleanup_free_ char *lower = kiln_xstrdup(s);
 		for (char *p = lower; *p; p++)
 			*p = (char)tolower((unsigned char)*p);
-		if (split_reference(lower, &r)) {
-			reg_ref_release(&r);
+		bool lower_ok = split_reference(lower, &r);
+		reg_ref_release(&r);
+		if (lower_ok) {
 			return kiln_err_invalid(
 			        err,
 			        "invalid reference format: repository name (%s) must be lowercase",
