@@ -948,6 +948,43 @@ reg_client_get_manifest(struct reg_client *c, const char *repo, const char *ref,
 }
 
 int
+reg_client_head_manifest(struct reg_client *c, const char *repo, const char *ref,
+                         char ret_digest[KILN_DIGEST_HEX_LEN + 1], struct kiln_err *err)
+{
+	int r = regc_ensure_base(c, err);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *url = api_url(c, repo, "manifests", ref, err);
+	if (!url)
+		return -EINVAL;
+	_cleanup_free_ char *scope = scope_for(repo, "pull");
+	struct req req = {.method = "HEAD",
+	                  .url = url,
+	                  .scope = scope,
+	                  .accept = REG_MANIFEST_ACCEPT,
+	                  .fd = -1};
+	_cleanup_resp_ struct resp resp = RESP_INIT;
+	r = do_request(c, &req, &resp, err);
+	if (r < 0)
+		return r;
+	if (resp.status != 200) {
+		_cleanup_free_ char *what = kiln_xasprintf("manifest %s:%s", repo, ref);
+		r = status_error(c, &resp, what, err);
+		/* Other 4xx: this registry does not do HEAD well; the caller may GET. */
+		if (resp.status >= 400 && resp.status < 500 && resp.status != 401 &&
+		    resp.status != 403 && resp.status != 404 && resp.status != 429) {
+			err->code = EOPNOTSUPP;
+			r = -EOPNOTSUPP;
+		}
+		return r;
+	}
+	ret_digest[0] = '\0';
+	if (resp.digest && kiln_digest_valid(resp.digest))
+		memcpy(ret_digest, resp.digest, KILN_DIGEST_HEX_LEN + 1);
+	return 0;
+}
+
+int
 reg_client_put_manifest(struct reg_client *c, const char *repo, const char *ref,
                         const char *media_type, const void *data, size_t len, struct kiln_err *err)
 {

@@ -108,6 +108,27 @@ move_blobs(struct reg_client *c, struct reg_store *st, const char *repo, const c
 
 /* ---- pull ---- */
 
+/* A manifest or index by digest from the store when it is there, else from the registry. */
+static int
+get_document(struct reg_client *c, struct reg_store *st, const char *repo, const char *ref,
+             struct kiln_buf *out, enum reg_kind *kind, char digest[KILN_DIGEST_HEX_LEN + 1],
+             struct kiln_err *err)
+{
+	struct reg_limits lim = REG_LIMITS_INIT;
+	if (kiln_digest_valid(ref) && reg_blob_exists(st, ref)) {
+		struct kiln_err e = KILN_ERR_INIT;
+		if (reg_blob_read(st, ref, lim.max_manifest_bytes, out, &e) >= 0 &&
+		    reg_media_detect(out->buf, out->len, NULL, &lim, kind, &e) >= 0) {
+			memcpy(digest, ref, KILN_DIGEST_HEX_LEN + 1);
+			return 0;
+		}
+		/* Not a document we can use: fetch it as if it were absent. */
+		kiln_err_release(&e);
+		kiln_buf_reset(out);
+	}
+	return reg_client_get_manifest(c, repo, ref, out, kind, digest, err);
+}
+
 int
 reg_pull(struct reg_client *c, struct reg_store *st, const struct reg_ref *ref,
          const struct reg_platform *platform, char ret_digest[KILN_DIGEST_HEX_LEN + 1],
@@ -117,7 +138,19 @@ reg_pull(struct reg_client *c, struct reg_store *st, const struct reg_ref *ref,
 	_cleanup_buf_ struct kiln_buf top = KILN_BUF_INIT;
 	enum reg_kind kind;
 	char top_digest[KILN_DIGEST_HEX_LEN + 1];
-	int r = reg_client_get_manifest(c, ref->path, want, &top, &kind, top_digest, err);
+	char head[KILN_DIGEST_HEX_LEN + 1] = "";
+	int r = 0;
+	if (!ref->digest) {
+		r = reg_client_head_manifest(c, ref->path, want, head, err);
+		if (r < 0 && r != -EOPNOTSUPP)
+			return r;
+		if (r < 0)
+			kiln_err_release(err); /* a registry that answers HEAD badly: GET decides */
+	}
+	if (head[0] && reg_blob_exists(st, head))
+		r = get_document(c, st, ref->path, head, &top, &kind, top_digest, err);
+	else
+		r = reg_client_get_manifest(c, ref->path, want, &top, &kind, top_digest, err);
 	if (r < 0)
 		return r;
 
@@ -137,7 +170,7 @@ reg_pull(struct reg_client *c, struct reg_store *st, const struct reg_ref *ref,
 		memcpy(want_child, idx.manifests[r].digest, sizeof(want_child));
 		reg_index_release(&idx);
 		enum reg_kind ckind;
-		r = reg_client_get_manifest(c, ref->path, want_child, &child, &ckind, got, err);
+		r = get_document(c, st, ref->path, want_child, &child, &ckind, got, err);
 		if (r < 0)
 			return r;
 		if (reg_kind_is_index(ckind))

@@ -479,6 +479,11 @@ int reg_client_ping(struct reg_client *c, struct kiln_err *err);
 int reg_client_get_manifest(struct reg_client *c, const char *repo, const char *ref,
                             struct kiln_buf *body, enum reg_kind *ret_kind,
                             char ret_digest[KILN_DIGEST_HEX_LEN + 1], struct kiln_err *err);
+/* HEAD a manifest: writes the registry's Docker-Content-Digest, or "" when it sends none.
+ * -ENOENT when the registry does not know it, -EOPNOTSUPP when it answers HEAD with another
+ * client error (GET may still work). */
+int reg_client_head_manifest(struct reg_client *c, const char *repo, const char *ref,
+                             char ret_digest[KILN_DIGEST_HEX_LEN + 1], struct kiln_err *err);
 /* Download a blob into the store, verified against its digest and size; resumes with Range
  * after a dropped connection. A blob already in the store is not fetched. */
 int reg_client_fetch_blob(struct reg_client *c, struct reg_store *st, const char *repo,
@@ -497,8 +502,9 @@ int reg_client_put_manifest(struct reg_client *c, const char *repo, const char *
                             struct kiln_err *err);
 
 /* Pull `ref` (tag or digest) into the store: the top document, the manifest for `platform`
- * (NULL = host) when it is an index, its config and layers (in parallel). Names the image
- * by its canonical reference when it has a tag. Writes the top digest. */
+ * (NULL = host) when it is an index, its config and layers (in parallel). A tag is first
+ * resolved with HEAD, and documents already in the store are not downloaded again. Names
+ * the image by its canonical reference when it has a tag. Writes the top digest. */
 int reg_pull(struct reg_client *c, struct reg_store *st, const struct reg_ref *ref,
              const struct reg_platform *platform, char ret_digest[KILN_DIGEST_HEX_LEN + 1],
              struct kiln_err *err);
