@@ -7,6 +7,9 @@ Binds 127.0.0.1 only. Faults (each applies to requests whose path contains --mat
                 headers and half of the body, then drop the connection
   --redirect-blobs BASE  answer blob GETs with 307 to BASE + path (a storage CDN)
   --serve-blobs DIR      be that CDN: serve blobs from a registry's storage DIR
+  --manifest-type T      send manifests with Content-Type T instead of the registry's
+  --delay-ms N           hold matching answers N ms; the most requests in flight at once
+                         are written to LOG.inflight
   --tls-cert/--tls-key   serve HTTPS; --upstream-ca CA: the upstream speaks HTTPS
 Every request is appended to --log as "METHOD PATH STATUS RANGE AUTH" (RANGE "-" when
 absent, AUTH "auth" or "noauth" for the Authorization header); cut connections log
@@ -20,6 +23,7 @@ import re
 import ssl
 import sys
 import threading
+import time
 
 
 def main():
@@ -29,6 +33,8 @@ def main():
     ap.add_argument("--match", default="/v2/")
     ap.add_argument("--fail500", type=int, default=0)
     ap.add_argument("--cut", action="store_true")
+    ap.add_argument("--manifest-type")
+    ap.add_argument("--delay-ms", type=int, default=0)
     ap.add_argument("--redirect-blobs")
     ap.add_argument("--serve-blobs")
     ap.add_argument("--tls-cert")
@@ -38,7 +44,7 @@ def main():
     a = ap.parse_args()
 
     lock = threading.Lock()
-    state = {"failed": 0, "cut": False}
+    state = {"failed": 0, "cut": False, "inflight": 0, "max": 0}
 
     def log_line(line):
         with lock:
@@ -113,6 +119,15 @@ def main():
             conn.request(self.command, self.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
+            if a.delay_ms and matched:
+                with lock:
+                    state["inflight"] += 1
+                    state["max"] = max(state["max"], state["inflight"])
+                    with open(a.log + ".inflight", "w") as f:
+                        f.write("%d\n" % state["max"])
+                time.sleep(a.delay_ms / 1000)
+                with lock:
+                    state["inflight"] -= 1
             cut = False
             if a.cut and matched and self.command == "GET" and len(data) > 65536:
                 with lock:
@@ -122,6 +137,9 @@ def main():
             for k, v in resp.getheaders():
                 if k.lower() in ("connection", "transfer-encoding", "content-length"):
                     continue
+                if (k.lower() == "content-type" and a.manifest_type and
+                        "/manifests/" in self.path):
+                    v = a.manifest_type
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()

@@ -50,6 +50,26 @@ expect_contains "resumed with a Range request" "$(cat "$T/pcut.log")" " 206 byte
 pull_through s5 "127.0.0.1:$PROXY_PORT"
 expect_eq "next pull succeeds ($err)" "$rc" "0"
 
+# A manifest served with a Content-Type that contradicts its mediaType is refused.
+reg_proxy_start "$REG_HOST" "$T/pct.log" --manifest-type application/vnd.docker.distribution.manifest.v2+json
+pull_through s7 "127.0.0.1:$PROXY_PORT"
+expect_eq "conflicting Content-Type fails" "$rc" "1"
+expect_contains "conflicting Content-Type message" "$err" "conflicts with Content-Type"
+
+# The layers of an image download at the same time: two blobs in flight at once.
+reg_proxy_start "$REG_HOST" "$T/pslow.log" --match /blobs/ --delay-ms 1500
+pull_through s8 "127.0.0.1:$PROXY_PORT"
+expect_eq "slow pull ($err)" "$rc" "0"
+expect_eq "blobs in flight together" "$(cat "$T/pslow.log.inflight")" "2"
+
+# Pushing again skips the blobs the registry has (HEAD 200, no upload).
+reg_proxy_start "$REG_HOST" "$T/ppush.log"
+run_kiln push faults-test/busybox:1 "127.0.0.1:$PROXY_PORT/f/busybox:again"
+expect_eq "second push ($err)" "$rc" "0"
+expect_eq "blobs checked with HEAD" "$(grep -c '^HEAD /v2/f/busybox/blobs/.* 200 ' "$T/ppush.log")" "2"
+expect_eq "no blob uploaded" "$(grep -c '^POST\|^PATCH' "$T/ppush.log" || true)" "0"
+expect_contains "manifest put by tag" "$(cat "$T/ppush.log")" "PUT /v2/f/busybox/manifests/again 201"
+
 # Corrupt the layer in the registry's storage (same size, one byte changed).
 layer=$(curl -s -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
 	"http://$REG_HOST/v2/f/busybox/manifests/1" |
