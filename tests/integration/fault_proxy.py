@@ -2,7 +2,7 @@
 """A fault-injecting HTTP proxy in front of a plain-HTTP registry, for kiln's tests.
 
 Binds 127.0.0.1 only. Faults (each applies to requests whose path contains --match):
-  --fail500 N   answer the first N matching requests with 500
+  --fail500 N   answer the first N matching requests with 500 (or --fail-code)
   --cut         on the first matching GET whose answer is longer than 64 KiB, send the
                 headers and half of the body, then drop the connection
   --redirect-blobs BASE  answer blob GETs with 307 to BASE + path (a storage CDN)
@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--upstream", default="", help="host:port of the registry")
     ap.add_argument("--match", default="/v2/")
     ap.add_argument("--fail500", type=int, default=0)
+    ap.add_argument("--fail-code", type=int, default=500)
     ap.add_argument("--cut", action="store_true")
     ap.add_argument("--manifest-type")
     ap.add_argument("--delay-ms", type=int, default=0)
@@ -99,13 +100,13 @@ def main():
                     state["failed"] += 1
             if fail:
                 msg = b'{"errors":[{"code":"UNKNOWN","message":"injected"}]}'
-                self.send_response(500)
+                self.send_response(a.fail_code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(msg)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(msg)
-                log("%s %s 500 %s" % (self.command, self.path, rng))
+                log("%s %s %d %s" % (self.command, self.path, a.fail_code, rng))
                 return
             if a.upstream_ca:
                 ctx = ssl.create_default_context(cafile=a.upstream_ca)

@@ -32,6 +32,12 @@ pull_through s2 "127.0.0.1:$PROXY_PORT"
 expect_eq "pull through blob 500s ($err)" "$rc" "0"
 expect_eq "two injected blob 500s" "$(grep -c ' 500 ' "$T/p500b.log")" "2"
 
+# 429 Too Many Requests is retried the same way.
+reg_proxy_start "$REG_HOST" "$T/p429.log" --match /blobs/ --fail500 2 --fail-code 429
+pull_through s2b "127.0.0.1:$PROXY_PORT"
+expect_eq "pull through 429s ($err)" "$rc" "0"
+expect_eq "two injected 429s" "$(grep -c ' 429 ' "$T/p429.log")" "2"
+
 # A registry that keeps failing: kiln gives up after its attempts with the status.
 reg_proxy_start "$REG_HOST" "$T/pdead.log" --match /manifests/ --fail500 1000
 pull_through s3 "127.0.0.1:$PROXY_PORT"

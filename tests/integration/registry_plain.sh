@@ -52,6 +52,20 @@ run_kiln --root "$T/store4" pull "$REG_HOST/skopeo/busybox:2"
 expect_eq "pull skopeo's image ($err)" "$rc" "0"
 expect_eq "same digest as skopeo" "$(echo "$out" | head -1)" "$sk_digest"
 
+# ...and a Docker schema2 manifest that skopeo converted.
+skopeo --insecure-policy copy --format v2s2 --dest-tls-verify=false "oci:$T/umoci:base" \
+	"docker://$REG_HOST/skopeo/v2s2:1" >/dev/null 2>&1
+raw=$(skopeo inspect --raw --tls-verify=false "docker://$REG_HOST/skopeo/v2s2:1")
+expect_contains "skopeo pushed schema2" "$raw" "application/vnd.docker.distribution.manifest.v2+json"
+sk_digest=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$REG_HOST/skopeo/v2s2:1")
+run_kiln --root "$T/store4" pull "$REG_HOST/skopeo/v2s2:1"
+expect_eq "pull schema2 ($err)" "$rc" "0"
+expect_eq "schema2 digest" "$(echo "$out" | head -1)" "$sk_digest"
+run_kiln --root "$T/store4" push "$REG_HOST/skopeo/v2s2:1" "$REG_HOST/kiln/v2s2:1"
+expect_eq "push schema2 back ($err)" "$rc" "0"
+raw2=$(skopeo inspect --raw --tls-verify=false "docker://$REG_HOST/kiln/v2s2:1")
+expect_eq "schema2 pushed byte for byte" "$raw2" "$raw"
+
 # Chunked upload (PATCH), to a new repository; pulling it back gives the same image.
 KILN_PUSH_CHUNK_SIZE=65536 run_kiln push kiln-test/busybox:1 "$REG_HOST/chunked/busybox:1"
 expect_eq "chunked push ($err)" "$rc" "0"
