@@ -658,12 +658,12 @@ reg_archive_save(struct reg_store *st, const char *ref, enum reg_archive_format 
 		return r;
 	_cleanup_free_ char *tmp = kiln_xasprintf("%s.tmp-%d", path, getpid());
 	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	_cleanup_archive_write_ struct archive *a = archive_write_new();
+	struct sink k = {.a = a, .err = err};
 	if (fd < 0) {
 		r = kiln_err_set(err, errno, "create `%s`", tmp);
 		goto out;
 	}
-	_cleanup_archive_write_ struct archive *a = archive_write_new();
-	struct sink k = {.a = a, .err = err};
 	archive_write_set_format_pax_restricted(a);
 	if (archive_write_open_fd(a, fd) != ARCHIVE_OK) {
 		r = sink_fail(&k, "open archive");
