@@ -59,33 +59,34 @@ enum kind {
 
 static const struct {
 	const char *name;
+	size_t len;
 	enum kind kind;
 } kinds[] = {
-        {"add", K_ADD},
-        {"arg", K_ARG},
-        {"cmd", K_CMD},
-        {"copy", K_COPY},
-        {"entrypoint", K_ENTRYPOINT},
-        {"env", K_ENV},
-        {"expose", K_EXPOSE},
-        {"from", K_FROM},
-        {"healthcheck", K_HEALTHCHECK},
-        {"label", K_LABEL},
-        {"maintainer", K_MAINTAINER},
-        {"onbuild", K_ONBUILD},
-        {"run", K_RUN},
-        {"shell", K_SHELL},
-        {"stopsignal", K_STOPSIGNAL},
-        {"user", K_USER},
-        {"volume", K_VOLUME},
-        {"workdir", K_WORKDIR},
+        {"add", 3, K_ADD},
+        {"arg", 3, K_ARG},
+        {"cmd", 3, K_CMD},
+        {"copy", 4, K_COPY},
+        {"entrypoint", 10, K_ENTRYPOINT},
+        {"env", 3, K_ENV},
+        {"expose", 6, K_EXPOSE},
+        {"from", 4, K_FROM},
+        {"healthcheck", 11, K_HEALTHCHECK},
+        {"label", 5, K_LABEL},
+        {"maintainer", 10, K_MAINTAINER},
+        {"onbuild", 7, K_ONBUILD},
+        {"run", 3, K_RUN},
+        {"shell", 5, K_SHELL},
+        {"stopsignal", 10, K_STOPSIGNAL},
+        {"user", 4, K_USER},
+        {"volume", 6, K_VOLUME},
+        {"workdir", 7, K_WORKDIR},
 };
 
 static enum kind
 kind_of(const char *name, size_t n)
 {
 	for (size_t i = 0; i < KILN_ARRAY_SIZE(kinds); i++)
-		if (strlen(kinds[i].name) == n && memcmp(kinds[i].name, name, n) == 0)
+		if (kinds[i].len == n && memcmp(kinds[i].name, name, n) == 0)
 			return kinds[i].kind;
 	return K_UNKNOWN;
 }
@@ -187,6 +188,19 @@ trim_space(const char **s, size_t *n)
 	*s += l;
 	*n -= l;
 	*n -= rspace_len(*s, *n);
+}
+
+/* Appending one character is the parser's inner loop: skip kiln_buf's out-of-line calls
+ * while the buffer has room (kiln_buf keeps one byte for the NUL). */
+static inline void
+put_rune(struct kiln_buf *b, uint32_t r)
+{
+	if (r < 0x80 && b->len + 2 <= b->alloc) {
+		b->buf[b->len++] = (char)r;
+		b->buf[b->len] = '\0';
+	} else {
+		kiln_buf_add_rune(b, r);
+	}
 }
 
 static const char *
@@ -401,7 +415,7 @@ extract_flags(struct parser *p, const char *line, size_t n, const char **rest, s
 					continue;
 				ch = (unsigned char)line[++pos];
 			}
-			kiln_buf_add_rune(w, ch);
+			put_rune(w, ch);
 			continue;
 		}
 		/* QUOTE */
@@ -416,7 +430,7 @@ extract_flags(struct parser *p, const char *line, size_t n, const char **rest, s
 			}
 			ch = (unsigned char)line[++pos];
 		}
-		kiln_buf_add_rune(w, ch);
+		put_rune(w, ch);
 	}
 	*rest = line + n;
 	*rest_len = 0;
@@ -469,11 +483,11 @@ parse_words(struct parser *p, const char *s, size_t n)
 			if (ch == E) {
 				if (pos + width == n)
 					continue;
-				kiln_buf_add_rune(w, ch);
+				put_rune(w, ch);
 				pos += width;
 				width = fe_utf8_decode(s + pos, n - pos, &ch);
 			}
-			kiln_buf_add_rune(w, ch);
+			put_rune(w, ch);
 			continue;
 		}
 		/* QUOTE */
@@ -485,10 +499,10 @@ parse_words(struct parser *p, const char *s, size_t n)
 				continue;
 			}
 			pos += width;
-			kiln_buf_add_rune(w, ch);
+			put_rune(w, ch);
 			width = fe_utf8_decode(s + pos, n - pos, &ch);
 		}
-		kiln_buf_add_rune(w, ch);
+		put_rune(w, ch);
 	}
 }
 
@@ -556,7 +570,7 @@ js_string(struct json *j, struct kiln_buf *out)
 			if (e && simple) {
 				static const char dec[] = "\"\\/\b\f\n\r\t";
 				if (out)
-					kiln_buf_addch(out, dec[simple - "\"\\/bfnrt"]);
+					put_rune(out, (unsigned char)dec[simple - "\"\\/bfnrt"]);
 				j->i += 2;
 				continue;
 			}
@@ -579,12 +593,12 @@ js_string(struct json *j, struct kiln_buf *out)
 				}
 			}
 			if (out)
-				kiln_buf_add_rune(out, (uint32_t)r);
+				put_rune(out, (uint32_t)r);
 			continue;
 		}
 		if (c < 0x80) {
 			if (out)
-				kiln_buf_addch(out, c);
+				put_rune(out, c);
 			j->i++;
 			continue;
 		}
@@ -592,7 +606,7 @@ js_string(struct json *j, struct kiln_buf *out)
 		size_t w = fe_utf8_decode(j->s + j->i, j->n - j->i, &r);
 		if (out) {
 			if (w == 1 && r == FE_RUNE_ERROR)
-				kiln_buf_add_rune(out, 0xFFFD);
+				put_rune(out, 0xFFFD);
 			else
 				kiln_buf_add(out, j->s + j->i, w);
 		}
@@ -879,7 +893,7 @@ lower_name(struct parser *p, const char *s, size_t n, struct fe_node *node)
 		for (size_t i = 0; i < n;) {
 			uint32_t r;
 			i += fe_utf8_decode(s + i, n - i, &r);
-			kiln_buf_add_rune(b, fe_to_lower(r));
+			put_rune(b, fe_to_lower(r));
 		}
 	}
 	node->name = arena_dup(p, b->buf, b->len);
@@ -1044,7 +1058,7 @@ lw_raw_char(struct lexwords *w, uint32_t ch)
 {
 	if (!w)
 		return;
-	kiln_buf_add_rune(&w->cur, ch);
+	put_rune(&w->cur, ch);
 	w->in_word = true;
 }
 
@@ -1067,7 +1081,7 @@ static int lex_stop_on(struct lex *lx, uint32_t stop, bool raw_escapes, struct k
 static void
 add_rune_or_eof(struct kiln_buf *b, uint32_t r)
 {
-	kiln_buf_add_rune(b, r == RUNE_EOF ? 0xFFFD : r);
+	put_rune(b, r == RUNE_EOF ? 0xFFFD : r);
 }
 
 static int
@@ -1075,17 +1089,17 @@ lex_single_quote(struct lex *lx, struct kiln_buf *out)
 {
 	uint32_t ch = lex_next(lx);
 	if (lx->raw_quotes)
-		kiln_buf_add_rune(out, ch);
+		put_rune(out, ch);
 	for (;;) {
 		ch = lex_next(lx);
 		if (ch == RUNE_EOF)
 			return -1;
 		if (ch == '\'') {
 			if (lx->raw_quotes)
-				kiln_buf_add_rune(out, ch);
+				put_rune(out, ch);
 			return 0;
 		}
-		kiln_buf_add_rune(out, ch);
+		put_rune(out, ch);
 	}
 }
 
@@ -1096,7 +1110,7 @@ lex_double_quote(struct lex *lx, struct kiln_buf *out)
 {
 	uint32_t ch = lex_next(lx);
 	if (lx->raw_quotes)
-		kiln_buf_add_rune(out, ch);
+		put_rune(out, ch);
 	for (;;) {
 		uint32_t pk = lex_peek(lx);
 		if (pk == RUNE_EOF)
@@ -1122,7 +1136,7 @@ lex_double_quote(struct lex *lx, struct kiln_buf *out)
 			if (pk == '"' || pk == '$' || pk == '\\')
 				ch = lex_next(lx);
 		}
-		kiln_buf_add_rune(out, ch);
+		put_rune(out, ch);
 	}
 }
 
@@ -1149,16 +1163,16 @@ lex_name(struct lex *lx, struct kiln_buf *name)
 		uint32_t ch = lex_peek(lx);
 		if (name->len == 0 && lex_is_digit(ch)) {
 			while (lex_is_digit(lex_peek(lx)))
-				kiln_buf_add_rune(name, lex_next(lx));
+				put_rune(name, lex_next(lx));
 			return;
 		}
 		if (name->len == 0 && ch != 0 && ch < 0x80 && strchr("@*#?-$!0", (int)ch)) {
-			kiln_buf_add_rune(name, lex_next(lx));
+			put_rune(name, lex_next(lx));
 			return;
 		}
 		if (!lex_is_letter(ch) && !lex_is_digit(ch) && ch != '_')
 			break;
-		kiln_buf_add_rune(name, lex_next(lx));
+		put_rune(name, lex_next(lx));
 	}
 }
 
@@ -1247,7 +1261,7 @@ lex_less(struct lex *lx, struct kiln_buf *out)
 	lex_next(lx);
 	kiln_buf_addstr(out, "<<");
 	while (lex_peek(lx) == ' ' || lex_peek(lx) == '\t')
-		kiln_buf_add_rune(out, lex_next(lx));
+		put_rune(out, lex_next(lx));
 }
 
 static int
@@ -1305,7 +1319,7 @@ lex_stop_on(struct lex *lx, uint32_t stop, bool raw_escapes, struct kiln_buf *ou
 		} else {
 			lw_char(w, ch);
 		}
-		kiln_buf_add_rune(out, ch);
+		put_rune(out, ch);
 	}
 	if (stop != RUNE_EOF)
 		r = -1;
