@@ -1400,6 +1400,7 @@ find_heredocs(struct parser *p, const char *line, size_t n, struct fe_heredoc **
 		struct fe_heredoc *d = &docs[ndocs++];
 		memset(d, 0, sizeof(*d));
 		d->name = name.v[0].p;
+		d->name_len = name.v[0].n;
 		d->chomp = chomp;
 		d->expand = count_quotes(&name.v[0]) == count_quotes(&name_raw.v[0]);
 		d->fd = -1;
@@ -1432,7 +1433,7 @@ read_heredocs(struct parser *p, struct fe_node *target)
 
 	for (size_t k = 0; k < target->nheredocs; k++) {
 		struct fe_heredoc *d = &target->heredocs[k];
-		size_t nl = strlen(d->name);
+		size_t nl = d->name_len;
 		bool terminated = false;
 		kiln_buf_reset(&body);
 		for (;;) {
@@ -1470,6 +1471,7 @@ read_heredocs(struct parser *p, struct fe_node *target)
 			goto out;
 		}
 		d->content = arena_dup(p, body.buf, body.len);
+		d->content_len = body.len;
 	}
 	r = 0;
 out:

@@ -17,6 +17,8 @@ struct fe_heredoc {
 	bool expand;         /* the delimiter was unquoted: the body expands variables */
 	bool chomp;          /* <<- : leading tabs were stripped from the body */
 	int fd;              /* the digits before << (3<<EOF), -1 when absent */
+	/* Byte lengths of name and content (a Dockerfile may hold NUL bytes). */
+	size_t name_len, content_len;
 };
 
 struct fe_node {
