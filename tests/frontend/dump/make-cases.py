@@ -424,6 +424,39 @@ OK["heredocs"] = (
 (eof "")
 ''')
 
+# The heredoc Dockerfile of BuildKit's own parser tests (parser_heredoc_test.go).
+OK["heredoc_buildkit_tests"] = (
+    b'\nFROM alpine:3.6\n\nENV NAME=me\n\nRUN ls\n\nUSER <<INVALID\nINVALID\n\n'
+    b'RUN <<EMPTY\nEMPTY\n\nRUN 3<<EMPTY2\nEMPTY2\n\nRUN "<<NOHEREDOC"\n\n'
+    b'RUN <<INDENT\n\tfoo\n\tbar\nINDENT\n\nRUN <<-UNINDENT\n\tbaz\n\tquux\nUNINDENT\n\n'
+    b'RUN <<-UNINDENT2\n\tbaz\n\tquux\n\tUNINDENT2\n\n'
+    b'RUN <<-EXPAND\n\texpand $NAME\nEXPAND\n\n'
+    b"RUN <<-'NOEXPAND'\n\tdon't expand $NAME\nNOEXPAND\n\n"
+    b'RUN <<COPY\necho hello world\necho foo bar\nCOPY\n\n'
+    b'RUN <<COMMENT\n# internal comment\necho hello world\necho foo bar # trailing comment\nCOMMENT\n\n'
+    b'RUN --mount=type=cache,target=/foo <<MOUNT\necho hello\nMOUNT\n\n'
+    b'COPY <<FILE1 <<FILE2 /dest\ncontent 1\nFILE1\ncontent 2\nFILE2\n\n'
+    b'COPY <<X <<Y /dest\nY\nX\nX\nY\n\t',
+    r'''(from "alpine:3.6")
+(env "NAME" "me" "=")
+(run "ls")
+(user "<<INVALID")
+(invalid "")
+(run "<<EMPTY")
+(run "3<<EMPTY2")
+(run "\"<<NOHEREDOC\"")
+(run "<<INDENT")
+(run "<<-UNINDENT")
+(run "<<-UNINDENT2")
+(run "<<-EXPAND")
+(run "<<-'NOEXPAND'")
+(run "<<COPY")
+(run "<<COMMENT")
+(run ["--mount=type=cache,target=/foo"] "<<MOUNT")
+(copy "<<FILE1" "<<FILE2" "/dest")
+(copy "<<X" "<<Y" "/dest")
+''')
+
 OK["empty_args_unknown"] = (
     b'FROM x\nFOO\n',
     '(from "x")\n(foo "")\n')
