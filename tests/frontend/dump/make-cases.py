@@ -457,6 +457,36 @@ OK["heredoc_buildkit_tests"] = (
 (copy "<<X" "<<Y" "/dest")
 ''')
 
+# BuildKit's testfiles/health Dockerfile and its result file.
+OK["buildkit_health"] = (
+    b'FROM debian\nADD check.sh main.sh /app/\nCMD /app/main.sh\nHEALTHCHECK\n'
+    b'HEALTHCHECK --interval=5s --timeout=3s --retries=3 \\\n  CMD /app/check.sh --quiet\n'
+    b'HEALTHCHECK CMD\nHEALTHCHECK   CMD   a b\nHEALTHCHECK --timeout=3s CMD ["foo"]\n'
+    b'HEALTHCHECK CONNECT TCP 7000\n'
+    b'HEALTHCHECK --start-period=0s --interval=5s --timeout=0s --retries=0 CMD ["foo"]\n',
+    r'''(from "debian")
+(add "check.sh" "main.sh" "/app/")
+(cmd "/app/main.sh")
+(healthcheck)
+(healthcheck ["--interval=5s" "--timeout=3s" "--retries=3"] "CMD" "/app/check.sh --quiet")
+(healthcheck "CMD")
+(healthcheck "CMD" "a b")
+(healthcheck ["--timeout=3s"] "CMD" "foo")
+(healthcheck "CONNECT" "TCP 7000")
+(healthcheck ["--start-period=0s" "--interval=5s" "--timeout=0s" "--retries=0"] "CMD" "foo")
+''')
+
+# JSON nesting: Go's decoder accepts 10,000 levels and rejects deeper ones (then: fallback).
+OK["json_depth"] = (
+    b'CMD ["b", ' + b'[' * 10000 + b']' * 10000 + b']\n'
+    b'CMD ["c", {"k" 1}]\n',
+    '(cmd "[\\"b\\", ' + '[' * 10000 + ']' * 10000 + ']")\n'
+    '(cmd "[\\"c\\", {\\"k\\" 1}]")\n')
+ERR["err_json_depth_ok"] = (b'CMD ["a", ' + b'[' * 9999 + b']' * 9999 + b']\n',
+                            'err_json_depth_ok.dockerfile:1: JSON array in CMD: element 2 is not a string')
+ERR["err_json_object_ok"] = (b'FROM x\nCMD ["c", {"k": [1, {"z": null}], "q": "s"}]\n',
+                             'err_json_object_ok.dockerfile:2: JSON array in CMD: element 2 is not a string')
+
 OK["empty_args_unknown"] = (
     b'FROM x\nFOO\n',
     '(from "x")\n(foo "")\n')
