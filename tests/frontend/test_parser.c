@@ -354,8 +354,8 @@ test_parser__large_file(void **state)
 {
 	static const char *const lines[] = {
 	        "FROM alpine:3.19 AS build\n",
-	        "RUN --mount=type=cache,target=/var/cache apk add --no-cache curl git \\\n"
-	        "    make gcc\n",
+	        ("RUN --mount=type=cache,target=/var/cache apk add --no-cache curl git \\\n"
+	         "    make gcc\n"),
 	        "ENV PATH=/usr/local/bin:$PATH HOME=\"/root dir\"\n",
 	        "COPY --from=build --chown=1:1 [\"/src\", \"/dst\"]\n",
 	        "LABEL org.example.a=1 org.example.b=\"two words\"\n",
