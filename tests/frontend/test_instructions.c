@@ -2,8 +2,11 @@
 #include "testlib.h"
 
 #include "frontend/instructions.h"
+#include "frontend/fe.h"
 
 static struct kiln_arena *arena;
+static struct fe_ast *asts[32];
+static size_t nasts;
 
 static int
 setup(void **state)
@@ -17,6 +20,8 @@ teardown(void **state)
 {
 	kiln_arena_free(arena);
 	arena = NULL;
+	while (nasts)
+		fe_ast_free(asts[--nasts]);
 	return 0;
 }
 
@@ -829,6 +834,172 @@ test_duration__go_syntax(void **state)
 	}
 }
 
+/* ---- through the real parser ---- */
+
+/* Parse `text` with fe_parse; the tree lives until the test's teardown. */
+static struct fe_ast *
+parse_text(const char *text)
+{
+	struct kiln_err err = KILN_ERR_INIT;
+	struct fe_ast *ast = NULL;
+	int r = fe_parse("Dockerfile", text, strlen(text), &ast, &err);
+	if (r < 0) {
+		char *s = kiln_err_format(&err);
+		print_error("fe_parse: %s\n", s);
+		free(s);
+		kiln_err_release(&err);
+	}
+	assert_int_equal(r, 0);
+	assert_true(nasts < KILN_ARRAY_SIZE(asts));
+	asts[nasts++] = ast;
+	return ast;
+}
+
+static struct fe_cmd *
+parsed(const char *text, size_t idx)
+{
+	struct fe_ast *ast = parse_text(text);
+	assert_true(idx < ast->nnodes);
+	return ok(&ast->nodes[idx]);
+}
+
+/* Instruction `idx` of `text` must fail at `line` with `msg`. */
+static void
+parsed_bad_at(const char *text, size_t idx, int line, const char *msg, const char *file,
+              int srcline)
+{
+	struct fe_ast *ast = parse_text(text);
+	assert_true(idx < ast->nnodes);
+	struct kiln_err err = KILN_ERR_INIT;
+	struct fe_cmd *c = NULL;
+	assert_int_equal(fe_cmd_parse(arena, "Dockerfile", &ast->nodes[idx], &c, &err), -EINVAL);
+	assert_int_equal(err.line, line);
+	char *want = kiln_xasprintf("Dockerfile:%d: %s", line, msg);
+	test_assert_err_contains(&err, want, file, srcline);
+	free(want);
+}
+#define parsed_bad(text, idx, line, msg)                                                           \
+	parsed_bad_at((text), (idx), (line), (msg), __FILE__, __LINE__)
+
+static void
+test_parsed__every_instruction(void **state)
+{
+	static const char text[] = "ARG A=1 B\n"
+	                           "FROM --platform=linux/arm64 img AS Base\n"
+	                           "RUN --mount=type=bind,source=\"a b\",target=/x \\\n"
+	                           "  --network=host make\n"
+	                           "CMD [\"a\", \"b\"]\n"
+	                           "ENTRYPOINT run it\n"
+	                           "SHELL [\"/bin/sh\", \"-ec\"]\n"
+	                           "LABEL k=v\n"
+	                           "MAINTAINER me <m@e>\n"
+	                           "EXPOSE 80 443\n"
+	                           "ENV X y z\n"
+	                           "ADD --unpack a.tar /\n"
+	                           "COPY --from=\"st\" --exclude=a --exclude=b src /d\n"
+	                           "ONBUILD RUN x\n"
+	                           "STOPSIGNAL 9\n"
+	                           "HEALTHCHECK --retries=2 CMD [\"check\"]\n"
+	                           "USER u:g\n"
+	                           "VOLUME /v1 /v2\n"
+	                           "WORKDIR /w\n";
+	static const enum fe_cmd_kind kinds[] = {
+	        FE_CMD_ARG,        FE_CMD_FROM,       FE_CMD_RUN,         FE_CMD_CMD,
+	        FE_CMD_ENTRYPOINT, FE_CMD_SHELL,      FE_CMD_LABEL,       FE_CMD_MAINTAINER,
+	        FE_CMD_EXPOSE,     FE_CMD_ENV,        FE_CMD_ADD,         FE_CMD_COPY,
+	        FE_CMD_ONBUILD,    FE_CMD_STOPSIGNAL, FE_CMD_HEALTHCHECK, FE_CMD_USER,
+	        FE_CMD_VOLUME,     FE_CMD_WORKDIR,
+	};
+	struct fe_ast *ast = parse_text(text);
+	assert_int_equal(ast->nnodes, KILN_ARRAY_SIZE(kinds));
+	struct fe_cmd *c[KILN_ARRAY_SIZE(kinds)];
+	for (size_t i = 0; i < KILN_ARRAY_SIZE(kinds); i++) {
+		c[i] = ok(&ast->nodes[i]);
+		assert_int_equal(c[i]->kind, kinds[i]);
+	}
+	assert_int_equal(c[0]->kv.nkvs, 2);
+	assert_null(c[0]->kv.kvs[1].value);
+	assert_string_equal(c[1]->from.stage_name, "base");
+	assert_string_equal(c[1]->from.platform, "linux/arm64");
+	assert_int_equal(c[2]->start_line, 3);
+	assert_int_equal(c[2]->end_line, 4);
+	assert_string_equal(c[2]->run.mounts[0].source, "a b");
+	assert_string_equal(c[2]->run.network, "host");
+	assert_string_equal(c[2]->run.cmd.argv[0], "make");
+	assert_false(c[3]->cmdline.shell_form);
+	assert_true(c[4]->cmdline.shell_form);
+	assert_string_equal(c[4]->cmdline.argv[0], "run it");
+	assert_string_equal(c[5]->cmdline.argv[1], "-ec");
+	assert_string_equal(c[7]->value, "me <m@e>");
+	assert_int_equal(c[8]->list.nwords, 2);
+	assert_string_equal(c[9]->kv.kvs[0].key, "X");
+	assert_string_equal(c[9]->kv.kvs[0].value, "y z");
+	assert_int_equal(c[10]->copy.unpack, 1);
+	assert_string_equal(c[11]->copy.from, "st");
+	assert_int_equal(c[11]->copy.nexcludes, 2);
+	assert_int_equal(c[12]->onbuild.cmd->kind, FE_CMD_RUN);
+	assert_string_equal(c[12]->onbuild.expression, "RUN x");
+	assert_string_equal(c[13]->value, "9");
+	assert_int_equal(c[14]->healthcheck.retries, 2);
+	assert_false(c[14]->healthcheck.test.shell_form);
+	assert_string_equal(c[14]->healthcheck.test.argv[0], "check");
+	assert_int_equal(c[16]->list.nwords, 2);
+	assert_string_equal(c[17]->value, "/w");
+	assert_int_equal(c[17]->start_line, 19);
+}
+
+static void
+test_parsed__heredocs(void **state)
+{
+	struct fe_cmd *c = parsed("COPY <<A <<-'B' /dst/\nfoo\nA\n\tbar $x\n\tB\n", 0);
+	assert_int_equal(c->copy.nsources, 0);
+	assert_int_equal(c->copy.nheredocs, 2);
+	assert_string_equal(c->copy.heredocs[0].name, "A");
+	assert_string_equal(c->copy.heredocs[0].content, "foo\n");
+	assert_true(c->copy.heredocs[0].expand);
+	assert_string_equal(c->copy.heredocs[1].name, "B");
+	assert_false(c->copy.heredocs[1].expand);
+	assert_string_equal(c->copy.dest, "/dst/");
+	assert_int_equal(c->end_line, 5);
+	c = parsed("ONBUILD RUN <<EOF\nmake\nEOF\n", 0);
+	assert_string_equal(c->onbuild.expression, "RUN <<EOF\nmake\nEOF");
+	assert_int_equal(c->onbuild.cmd->run.nheredocs, 1);
+	c = parsed("RUN <<EOF sh\necho\nEOF\n", 0);
+	assert_int_equal(c->run.nheredocs, 1);
+	assert_string_equal(c->run.heredocs[0].content, "echo\n");
+}
+
+static void
+test_parsed__errors_carry_line(void **state)
+{
+	parsed_bad("FROM a\n\n# c\nFOOBAR x y\n", 1, 4, "unknown instruction: FOOBAR");
+	parsed_bad("FROM a\nRUN --mount=type=tmpfs,target=/t,size=big \\\n  x\n", 1, 2,
+	           "--mount=type=tmpfs,target=/t,size=big: invalid value for size: big");
+	parsed_bad("FROM a\nONBUILD ONBUILD RUN x\n", 1, 2,
+	           "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed");
+	parsed_bad("FROM a\nONBUILD FROM b\n", 1, 2, "FROM isn't allowed as an ONBUILD trigger");
+	parsed_bad("FROM a\nONBUILD maintainer b\n", 1, 2,
+	           "MAINTAINER isn't allowed as an ONBUILD trigger");
+	parsed_bad("FROM a\nONBUILD FOO b\n", 1, 2, "unknown instruction: FOO");
+	parsed_bad("FROM a as\n", 0, 1, "FROM requires either one or three arguments");
+	parsed_bad("COPY --link -- a\n", 0, 1, "COPY requires at least two arguments");
+	parsed_bad("SHELL [\"a\"] x\n", 0, 1, "SHELL requires the arguments to be in JSON form");
+	parsed_bad("HEALTHCHECK CMD\n", 0, 1, "Missing command after HEALTHCHECK CMD");
+	parsed_bad("ADD --link=nope a b\n", 0, 1,
+	           "expecting boolean value for flag --link, not: nope");
+}
+
+static void
+test_parsed__double_dash_and_escape(void **state)
+{
+	struct fe_cmd *c = parsed("COPY --link -- --from=x /d\n", 0);
+	assert_true(c->copy.link);
+	assert_null(c->copy.from);
+	assert_string_equal(c->copy.sources[0], "--from=x");
+	c = parsed("# escape=`\nRUN --mount=target=/a` b echo\n", 0);
+	assert_string_equal(c->run.mounts[0].target, "/a b");
+}
+
 int
 main(void)
 {
@@ -879,6 +1050,11 @@ main(void)
 	        cmocka_unit_test_setup_teardown(
 	                test_mount__variables_checked_strictly_after_expansion, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_duration__go_syntax, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_parsed__every_instruction, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_parsed__heredocs, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_parsed__errors_carry_line, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_parsed__double_dash_and_escape, setup,
+	                                        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
