@@ -107,6 +107,12 @@ run_kiln parse --format=json Dockerfile.esc
 expect_eq "escape directive exit" "$rc" 0
 expect_eq "escape directive" "$(jq 'd["escape"]')" '"`"'
 
+# Bytes that are not UTF-8 become U+FFFD; NUL bytes in args survive as \u0000.
+printf 'FROM a\nRUN echo \000x \377 y\n' >Dockerfile.bytes
+run_kiln parse --format=json Dockerfile.bytes
+expect_eq "odd bytes exit" "$rc" 0
+expect_eq "odd bytes args" "$(jq 'd["instructions"][1]["args"]')" '["echo \u0000x \ufffd y"]'
+
 # Errors: FILE:LINE: message, exit 1, nothing on stdout.
 expect_error() { # NAME DOCKERFILE-TEXT EXPECTED-STDERR
 	printf '%b' "$2" >Dockerfile.bad
