@@ -699,7 +699,7 @@ js_value(struct json *j, int depth)
  * JSON (the caller falls back), or -EINVAL for a valid array with a non-string element.
  */
 static int
-parse_json(struct parser *p, const char *name, const char *s, size_t n)
+parse_json_array(struct parser *p, const char *name, const char *s, size_t n)
 {
 	struct json j = {s, n, 0};
 	struct kiln_buf *b = &p->tmp;
@@ -753,6 +753,17 @@ parse_json(struct parser *p, const char *name, const char *s, size_t n)
 		                   "JSON array in %s: element %zu is not a string", up, bad);
 	}
 	return 1;
+}
+
+/* The JSON rule with the scratch arguments left as they were when ARGS is not JSON. */
+static int
+parse_json(struct parser *p, const char *name, const char *s, size_t n)
+{
+	size_t mark = p->args.n;
+	int r = parse_json_array(p, name, s, n);
+	if (r <= 0)
+		p->args.n = mark;
+	return r;
 }
 
 /* ---- per-instruction argument rules ---- */
