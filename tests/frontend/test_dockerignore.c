@@ -192,6 +192,20 @@ test_dockerignore__regexp_metachars_are_literal(void **state)
 }
 
 static void
+test_dockerignore__doublestar_shortcut_quirks(void **state)
+{
+	/* patternmatcher tests a trailing "**" as a plain string prefix and a leading one as
+	 * a plain suffix, so neither needs a "/" next to it */
+	assert_matches("foo**\n", "foobar/x");
+	assert_matches("**foo\n", "barfoo");
+	assert_matches("**foo\n", "a/barfoo");
+	/* in the middle "**" becomes an optional "any text then slash" group */
+	assert_matches("a**b\n", "ab");
+	assert_matches("a**b\n", "ax/b");
+	assert_not_matches("a**b\n", "axb");
+}
+
+static void
 test_dockerignore__invalid_pattern_names_file_and_line(void **state)
 {
 	struct kiln_err err = KILN_ERR_INIT;
@@ -566,6 +580,7 @@ main(void)
 	        T(test_dockerignore__question_mark_and_classes),
 	        T(test_dockerignore__trailing_slash),
 	        T(test_dockerignore__regexp_metachars_are_literal),
+	        T(test_dockerignore__doublestar_shortcut_quirks),
 	        T(test_dockerignore__invalid_pattern_names_file_and_line),
 	        T(test_dockerignore__from_list),
 	        T(test_dockerignore__load_prefers_dockerfile_specific_file),
