@@ -46,6 +46,20 @@ snap_dir_names(int dirfd, struct kiln_strv *ret)
 	return r;
 }
 
+/* Whether dirfd/name is the root of a mount. Bind mounts from the same filesystem keep
+ * st_dev, so ask statx; where it cannot tell, a different st_dev still says so. */
+static bool
+is_mount_root(int dirfd, const char *name, const struct stat *st, dev_t dev)
+{
+	if (st->st_dev != dev)
+		return true;
+	struct statx stx;
+	if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS, &stx) < 0)
+		return true; /* cannot tell: do not descend */
+	return (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+	       (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+}
+
 static int
 rm_children(int dirfd, dev_t dev)
 {
@@ -61,7 +75,7 @@ rm_children(int dirfd, dev_t dev)
 			return -errno;
 		}
 		if (S_ISDIR(st.st_mode)) {
-			if (st.st_dev != dev)
+			if (is_mount_root(dirfd, names.v[i], &st, dev))
 				return -EBUSY; /* a mount: never delete through it */
 			_cleanup_close_ int fd = openat(
 			        dirfd, names.v[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -98,7 +112,7 @@ snap_rm_rf_at(int dirfd, const char *name)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISDIR(st.st_mode))
 		return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-	if (st.st_dev != pst.st_dev)
+	if (is_mount_root(dirfd, name, &st, pst.st_dev))
 		return -EBUSY;
 	_cleanup_close_ int fd =
 	        openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

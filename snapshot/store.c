@@ -438,6 +438,8 @@ clean_stale(struct snap_store *s, struct kiln_err *err)
 			umount2(m1, MNT_DETACH);
 			umount2(m2, MNT_DETACH);
 			r = snap_rm_rf_at(fd, names.v[i]);
+			if (r == -EBUSY)
+				continue; /* still mounted (by another namespace?): leave it */
 			if (r < 0)
 				return kiln_err_set(err, -r, "remove stale %s/%s/%s", s->path,
 				                    stale[a], names.v[i]);
