@@ -448,6 +448,53 @@ clean_stale(struct snap_store *s, struct kiln_err *err)
 	return 0;
 }
 
+/*
+ * A crash between publishing a commit's diff and its record leaves a diff nobody names;
+ * a lost diff leaves a dangling link. Layer diffs stay: they are whole and a later
+ * unpack of the same diff_id takes them.
+ */
+static int
+gc_orphans(struct snap_store *s, struct kiln_err *err)
+{
+	_cleanup_close_ int mfd = open_dir_at(s, "meta", err);
+	_cleanup_close_ int dfd = mfd < 0 ? -1 : open_dir_at(s, "diffs", err);
+	_cleanup_close_ int lfd = dfd < 0 ? -1 : open_dir_at(s, "l", err);
+	if (lfd < 0)
+		return -err->code;
+	_cleanup_strv_ struct kiln_strv names = KILN_STRV_INIT;
+	int r = snap_dir_names(mfd, &names);
+	if (r < 0)
+		return kiln_err_set(err, -r, "list %s/meta", s->path);
+	struct snap_strset used = {0};
+	for (size_t i = 0; i < names.n; i++) {
+		struct meta m;
+		struct kiln_err e = KILN_ERR_INIT;
+		if (meta_read(s, names.v[i], &m, &e) < 0) {
+			/* Unsure what is used: delete nothing. */
+			kiln_err_release(&e);
+			snap_strset_release(&used);
+			return 0;
+		}
+		snap_strset_add(&used, m.diff);
+		meta_release(&m);
+	}
+	kiln_strv_release(&names);
+	r = snap_dir_names(dfd, &names);
+	for (size_t i = 0; r >= 0 && i < names.n; i++)
+		if (kiln_str_has_prefix(names.v[i], "c-") && !snap_strset_has(&used, names.v[i]))
+			snap_rm_rf_at(dfd, names.v[i]);
+	snap_strset_release(&used);
+	kiln_strv_release(&names);
+	if (r >= 0)
+		r = snap_dir_names(lfd, &names);
+	for (size_t i = 0; r >= 0 && i < names.n; i++)
+		if (faccessat(lfd, names.v[i], F_OK, 0) < 0 && errno == ENOENT)
+			unlinkat(lfd, names.v[i], 0);
+	if (r < 0)
+		return kiln_err_set(err, -r, "list %s", s->path);
+	return 0;
+}
+
 static int
 store_open_dir(const char *dir, enum snap_driver driver, struct snap_store **ret,
                struct kiln_err *err)
@@ -481,6 +528,8 @@ store_open_dir(const char *dir, enum snap_driver driver, struct snap_store **ret
 			goto fail;
 		}
 		r = clean_stale(s, err);
+		if (r == 0)
+			r = gc_orphans(s, err);
 		close(lfd);
 		if (r < 0)
 			goto fail;

@@ -5,6 +5,7 @@
 
 #include "snapshot/snap.h"
 
+#include <signal.h>
 #include <sys/wait.h>
 
 struct fixture {
@@ -430,6 +431,107 @@ test_store__stale_leftovers_cleaned_on_open(void **state)
 }
 
 static void
+test_store__killed_apply_leaves_no_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	f->s = open_store(f->dir, SNAP_DRIVER_OVERLAY);
+	struct tar_ent ents[200];
+	char *names[200];
+	static char data[2048];
+	memset(data, 'x', sizeof(data) - 1);
+	for (int i = 0; i < 200; i++) {
+		names[i] = kiln_xasprintf("dir/file%03d", i);
+		ents[i] = (struct tar_ent)TF(names[i], data);
+	}
+	int fd = tar_build(ents, 200, NULL);
+	for (int i = 0; i < 200; i++)
+		free(names[i]);
+	struct kiln_buf tar = KILN_BUF_INIT;
+	struct kiln_err err = KILN_ERR_INIT;
+	assert_int_equal(kiln_buf_read_fd(&tar, fd, &err), 0);
+	close(fd);
+	const char *id = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[1]);
+		struct snap_store_opts o = {.driver = SNAP_DRIVER_OVERLAY};
+		struct snap_store *cs = NULL;
+		char *name = NULL;
+		if (snap_store_open(f->dir, &o, &cs, &err) < 0)
+			_exit(1);
+		snap_layer_apply(cs, NULL, p[0], T_MEDIA, id, &name, &err);
+		_exit(2);
+	}
+	close(p[0]);
+	/* Feed half the layer, wait until the child has unpacked some of it, kill it. */
+	size_t half = tar.len / 2;
+	assert_int_equal(write(p[1], tar.buf, half), (ssize_t)half);
+	_cleanup_free_ char *tmp = kiln_xasprintf("%s/tmp", snap_store_path(f->s));
+	bool started = false;
+	for (int i = 0; i < 500 && !started; i++) {
+		DIR *d = opendir(tmp);
+		struct dirent *de;
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.') {
+				_cleanup_free_ char *probe =
+				        kiln_xasprintf("%s/fs/dir/file010", de->d_name);
+				started = lexists(tmp, probe, NULL);
+			}
+		closedir(d);
+		usleep(10000);
+	}
+	assert_true(started);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	close(p[1]);
+	kiln_buf_release(&tar);
+
+	/* Nothing committed, half a tree in tmp/ until the next lone open. */
+	assert_false(snap_exists(f->s, id));
+	assert_int_equal(count_in(f->s, "diffs"), 0);
+	assert_int_equal(count_in(f->s, "meta"), 0);
+	assert_int_equal(count_in(f->s, "tmp"), 1);
+	snap_store_free(f->s);
+	f->s = open_store(f->dir, SNAP_DRIVER_OVERLAY);
+	assert_int_equal(count_in(f->s, "tmp"), 0);
+}
+
+static void
+test_store__orphan_commit_diff_collected(void **state)
+{
+	struct fixture *f = *state;
+	f->s = open_store(f->dir, SNAP_DRIVER_OVERLAY);
+	struct kiln_err err = KILN_ERR_INIT;
+	struct snap_mount *m = NULL;
+	assert_int_equal(snap_prepare(f->s, NULL, &m, &err), 0);
+	test_write_file(snap_mount_path(m), "f", "x");
+	assert_int_equal(snap_commit(m, "kept", &err), 0);
+	snap_mount_release(m);
+	assert_int_equal(snap_prepare(f->s, "kept", &m, &err), 0);
+	assert_int_equal(snap_commit(m, "lost", &err), 0);
+	snap_mount_release(m);
+	assert_int_equal(count_in(f->s, "diffs"), 2);
+	assert_int_equal(count_in(f->s, "l"), 2);
+	/* as if the process died before writing the record of `lost` */
+	_cleanup_free_ char *rec = kiln_xasprintf("%s/meta/lost", snap_store_path(f->s));
+	assert_int_equal(unlink(rec), 0);
+	snap_store_free(f->s);
+	f->s = open_store(f->dir, SNAP_DRIVER_OVERLAY);
+	assert_int_equal(count_in(f->s, "diffs"), 1);
+	assert_int_equal(count_in(f->s, "l"), 1);
+	assert_int_equal(snap_prepare(f->s, "kept", &m, &err), 0);
+	_cleanup_free_ char *x = slurp(snap_mount_path(m), "f");
+	assert_string_equal(x, "x");
+	snap_mount_release(m);
+}
+
+static void
 test_store__auto_falls_back_to_native_with_notice(void **state)
 {
 	struct fixture *f = *state;
@@ -500,6 +602,10 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_store__empty_prepare_and_bad_names, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_store__stale_leftovers_cleaned_on_open, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_store__killed_apply_leaves_no_snapshot, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_store__orphan_commit_diff_collected, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_store__auto_falls_back_to_native_with_notice,
 	                                        setup, teardown),
