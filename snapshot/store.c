@@ -502,8 +502,12 @@ store_open_dir(const char *dir, enum snap_driver driver, struct snap_store **ret
 	int r = mkdir_p(dir);
 	if (r < 0)
 		return kiln_err_set(err, -r, "create snapshot store %s", dir);
+	/* Absolute: mount targets are resolved by a helper thread in another cwd. */
+	char *abs = realpath(dir, NULL);
+	if (!abs)
+		return kiln_err_set(err, errno, "resolve snapshot store %s", dir);
 	struct snap_store *s = kiln_xcalloc(1, sizeof(*s));
-	s->path = kiln_xstrdup(dir);
+	s->path = abs;
 	s->driver = driver;
 	s->users_fd = -1;
 	s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
