@@ -605,7 +605,7 @@ snap_store_open(const char *kiln_root, const struct snap_store_opts *opts, struc
 		int r = store_open_dir(dir, SNAP_DRIVER_OVERLAY, &s, err);
 		if (r < 0)
 			return r;
-		r = probe_overlay(s);
+		int probe = r = probe_overlay(s);
 		if (r == 0) {
 			*ret = s;
 			return 0;
@@ -621,7 +621,7 @@ snap_store_open(const char *kiln_root, const struct snap_store_opts *opts, struc
 			return r;
 		s->notice = kiln_xasprintf("overlayfs is not usable under %s/snapshots (%s); "
 		                           "using the native snapshotter, which copies layers",
-		                           kiln_root, strerror(-r == 0 ? EINVAL : -r));
+		                           kiln_root, strerror(-probe));
 		*ret = s;
 		return 0;
 	}

@@ -210,6 +210,14 @@ tree_list(const char *dir)
 	return kiln_buf_detach(&b, NULL);
 }
 
+/* Whether mount point mp is dir or below it (not a sibling sharing a prefix). */
+static inline bool
+below(const char *mp, const char *dir)
+{
+	size_t n = strlen(dir);
+	return strncmp(mp, dir, n) == 0 && (mp[n] == '\0' || mp[n] == '/');
+}
+
 /* Unmount everything mounted at or below dir (deepest first). */
 static inline void
 umount_below(const char *dir)
@@ -222,8 +230,7 @@ umount_below(const char *dir)
 		struct kiln_strv pts = KILN_STRV_INIT;
 		while (fgets(line, sizeof(line), f)) {
 			char mp[4096];
-			if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 &&
-			    kiln_str_has_prefix(mp, dir))
+			if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && below(mp, dir))
 				kiln_strv_push(&pts, mp);
 		}
 		fclose(f);
@@ -247,7 +254,7 @@ mounts_below(const char *dir)
 	int n = 0;
 	while (fgets(line, sizeof(line), f)) {
 		char mp[4096];
-		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && kiln_str_has_prefix(mp, dir))
+		if (sscanf(line, "%*s %*s %*s %*s %4095s", mp) == 1 && below(mp, dir))
 			n++;
 	}
 	fclose(f);

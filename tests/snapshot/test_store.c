@@ -555,7 +555,8 @@ test_store__auto_falls_back_to_native_with_notice(void **state)
 	assert_int_equal(snap_store_open(root, &o, &f->s, &err), 0);
 	assert_int_equal(snap_store_driver(f->s), SNAP_DRIVER_NATIVE);
 	assert_non_null(snap_store_notice(f->s));
-	assert_non_null(strstr(snap_store_notice(f->s), "using the native snapshotter"));
+	assert_non_null(strstr(snap_store_notice(f->s), "(Invalid argument); using the native "
+	                                                "snapshotter"));
 	_cleanup_free_ char *c1 = LAYER(f->s, NULL, L1);
 	_cleanup_free_ char *c2 = LAYER(f->s, c1, L2);
 	struct snap_mount *m = NULL;
