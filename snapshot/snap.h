@@ -83,6 +83,13 @@ bool snap_exists(struct snap_store *s, const char *name);
  * frees). -ENOENT if there is no such snapshot. */
 int snap_parent(struct snap_store *s, const char *name, char **ret_parent, struct kiln_err *err);
 
+/*
+ * Remove committed snapshot `name` and, unless another snapshot shares it (an overlay
+ * layer diff), its diff. -EBUSY if a committed snapshot has it as parent or an active
+ * snapshot or view was started on it; -ENOENT if there is none.
+ */
+int snap_remove(struct snap_store *s, const char *name, struct kiln_err *err);
+
 /* ---- layers ---- */
 
 /* OCI chain ID: diff_id for a base layer, else sha256(parent_chain + " " + diff_id). */

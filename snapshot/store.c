@@ -792,6 +792,99 @@ snap_layer_apply_path(struct snap_store *s, const char *parent, const char *laye
 	return snap_layer_apply(s, parent, fd, media_type, diff_id, ret_name, err);
 }
 
+/* Whether any active snapshot or view in active/ was started over `name`. */
+static int
+in_active_use(struct snap_store *s, const char *name, struct kiln_err *err)
+{
+	_cleanup_close_ int afd = open_dir_at(s, "active", err);
+	if (afd < 0)
+		return afd;
+	_cleanup_strv_ struct kiln_strv ids = KILN_STRV_INIT;
+	int r = snap_dir_names(afd, &ids);
+	if (r < 0)
+		return kiln_err_set(err, -r, "list %s/active", s->path);
+	for (size_t i = 0; i < ids.n; i++) {
+		_cleanup_free_ char *rel = kiln_xasprintf("%s/parent", ids.v[i]);
+		_cleanup_buf_ struct kiln_buf b = KILN_BUF_INIT;
+		if (read_file_at(afd, rel, &b) == 0 && kiln_str_eq(b.buf, name))
+			return 1;
+	}
+	return 0;
+}
+
+int
+snap_remove(struct snap_store *s, const char *name, struct kiln_err *err)
+{
+	int lfd = store_lock(s, err);
+	if (lfd < 0)
+		return lfd;
+	struct meta m = {0};
+	_cleanup_strv_ struct kiln_strv names = KILN_STRV_INIT;
+	_cleanup_close_ int mfd = -1;
+	bool shared = false;
+	int r = meta_read(s, name, &m, err);
+	if (r < 0)
+		goto out;
+	r = in_active_use(s, name, err);
+	if (r > 0)
+		r = kiln_err_set(err, EBUSY, "remove snapshot `%s`: in use by an active snapshot",
+		                 name);
+	if (r < 0)
+		goto out;
+	mfd = open_dir_at(s, "meta", err);
+	if (mfd < 0) {
+		r = mfd;
+		goto out;
+	}
+	r = snap_dir_names(mfd, &names);
+	if (r < 0) {
+		r = kiln_err_set(err, -r, "list %s/meta", s->path);
+		goto out;
+	}
+	for (size_t i = 0; i < names.n; i++) {
+		if (kiln_str_eq(names.v[i], name))
+			continue;
+		struct meta o;
+		r = meta_read(s, names.v[i], &o, err);
+		if (r < 0)
+			goto out;
+		bool child = o.parent && kiln_str_eq(o.parent, name);
+		shared |= kiln_str_eq(o.diff, m.diff);
+		meta_release(&o);
+		if (child) {
+			r = kiln_err_set(err, EBUSY, "remove snapshot `%s`: `%s` is built on it",
+			                 name, names.v[i]);
+			goto out;
+		}
+	}
+	if (unlinkat(mfd, name, 0) < 0) {
+		r = kiln_err_set(err, errno, "remove snapshot record `%s`", name);
+		goto out;
+	}
+	r = 0;
+	if (!shared) {
+		/* Out of diffs/ in one rename, then deleted at leisure (or by the next
+		 * lone open if this process dies first). */
+		char link[LINK_LEN + 1];
+		struct kiln_err e = KILN_ERR_INIT;
+		if (ensure_link(s, m.diff, link, &e) == 0) {
+			_cleanup_free_ char *lrel = kiln_xasprintf("l/%s", link);
+			unlinkat(s->dirfd, lrel, 0);
+		}
+		kiln_err_release(&e);
+		char rnd[17];
+		snap_random_name(rnd, 16);
+		_cleanup_free_ char *from = kiln_xasprintf("diffs/%s", m.diff);
+		_cleanup_free_ char *to = kiln_xasprintf("tmp/rm-%s", rnd);
+		if (renameat(s->dirfd, from, s->dirfd, to) == 0)
+			remove_rel(s, to);
+	}
+out:
+	close(lfd);
+	meta_release(&m);
+	return r;
+}
+
 /* ---- active snapshots ---- */
 
 static struct snap_mount *
@@ -816,23 +909,47 @@ mkdirs_in(struct snap_store *s, const char *id, const char *const *names, size_t
 	return 0;
 }
 
+/*
+ * Start an active snapshot (or view) over `parent`: resolve its chain and create
+ * active/<id> recording the parent, under the store lock, so snap_remove either sees
+ * the record or has already removed the parent (and this fails).
+ */
+static int
+active_begin(struct snap_store *s, const char *parent, struct kiln_strv *diffs,
+             struct snap_mount **ret, struct kiln_err *err)
+{
+	int lfd = store_lock(s, err);
+	if (lfd < 0)
+		return lfd;
+	char *id_rel = NULL;
+	int r = chain_diffs(s, parent, diffs, err);
+	if (r == 0)
+		r = new_dir_in(s, "active", &id_rel, err);
+	if (r < 0) {
+		close(lfd);
+		return r;
+	}
+	struct snap_mount *m = mount_new(s, id_rel);
+	_cleanup_free_ char *parent_rel = kiln_xasprintf("active/%s/parent", m->id);
+	r = write_file_at(s->dirfd, parent_rel, parent ? parent : "");
+	close(lfd);
+	if (r < 0) {
+		snap_mount_release(m);
+		return kiln_err_set(err, -r, "write %s/%s", s->path, parent_rel);
+	}
+	*ret = m;
+	return 0;
+}
+
 int
 snap_prepare(struct snap_store *s, const char *parent, struct snap_mount **ret,
              struct kiln_err *err)
 {
 	_cleanup_strv_ struct kiln_strv diffs = KILN_STRV_INIT;
-	int r = chain_diffs(s, parent, &diffs, err);
+	_cleanup_snap_mount_ struct snap_mount *m = NULL;
+	int r = active_begin(s, parent, &diffs, &m, err);
 	if (r < 0)
 		return kiln_err_wrap(err, "prepare snapshot");
-	char *id_rel = NULL;
-	r = new_dir_in(s, "active", &id_rel, err);
-	if (r < 0)
-		return r;
-	_cleanup_snap_mount_ struct snap_mount *m = mount_new(s, id_rel);
-	_cleanup_free_ char *parent_rel = kiln_xasprintf("active/%s/parent", m->id);
-	r = write_file_at(s->dirfd, parent_rel, parent ? parent : "");
-	if (r < 0)
-		return kiln_err_set(err, -r, "write %s/%s", s->path, parent_rel);
 	if (s->driver == SNAP_DRIVER_NATIVE) {
 		static const char *const sub[] = {"fs"};
 		r = mkdirs_in(s, m->id, sub, 1, err);
@@ -872,23 +989,19 @@ int
 snap_view(struct snap_store *s, const char *name, struct snap_mount **ret, struct kiln_err *err)
 {
 	_cleanup_strv_ struct kiln_strv diffs = KILN_STRV_INIT;
-	int r = chain_diffs(s, name, &diffs, err);
+	_cleanup_snap_mount_ struct snap_mount *m = NULL;
+	if (!name)
+		return kiln_err_invalid(err, "view snapshot: no name");
+	int r = active_begin(s, name, &diffs, &m, err);
 	if (r < 0)
 		return kiln_err_wrap(err, "view snapshot");
+	m->readonly = true;
 	if (s->driver == SNAP_DRIVER_NATIVE) {
-		struct snap_mount *m = kiln_xcalloc(1, sizeof(*m));
-		m->s = s;
-		m->readonly = true;
+		/* The committed tree itself; active/<id> only records that it is in use. */
 		m->path = kiln_xasprintf("%s/diffs/%s/fs", s->path, diffs.v[0]);
-		*ret = m;
+		*ret = TAKE_PTR(m);
 		return 0;
 	}
-	char *id_rel = NULL;
-	r = new_dir_in(s, "active", &id_rel, err);
-	if (r < 0)
-		return r;
-	_cleanup_snap_mount_ struct snap_mount *m = mount_new(s, id_rel);
-	m->readonly = true;
 	static const char *const sub[] = {"merged"};
 	r = mkdirs_in(s, m->id, sub, 1, err);
 	if (r < 0)

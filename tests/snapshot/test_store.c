@@ -5,6 +5,7 @@
 
 #include "snapshot/snap.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -532,6 +533,95 @@ test_store__orphan_commit_diff_collected(void **state)
 }
 
 static void
+test_store__remove_keeps_what_others_need(void **state)
+{
+	struct fixture *f = *state;
+	f->s = open_store(f->dir, SNAP_DRIVER_OVERLAY);
+	struct tar_ent other[] = {TF("other", "o")};
+	_cleanup_free_ char *c1 = LAYER(f->s, NULL, L1);
+	_cleanup_free_ char *o1 = LAYER(f->s, NULL, other);
+	_cleanup_free_ char *a = LAYER(f->s, c1, L2);
+	_cleanup_free_ char *b = LAYER(f->s, o1, L2);
+	struct kiln_err err = KILN_ERR_INIT;
+	assert_int_equal(snap_remove(f->s, c1, &err), -EBUSY);
+	assert_err_contains(&err, "is built on it");
+	struct snap_mount *v = NULL;
+	assert_int_equal(snap_view(f->s, a, &v, &err), 0);
+	assert_int_equal(snap_remove(f->s, a, &err), -EBUSY);
+	assert_err_contains(&err, "in use by an active snapshot");
+	snap_mount_release(v);
+	/* a's diff (L2) is shared with b: the record goes, the diff stays */
+	assert_int_equal(snap_remove(f->s, a, &err), 0);
+	assert_false(snap_exists(f->s, a));
+	assert_int_equal(count_in(f->s, "diffs"), 3);
+	assert_int_equal(snap_remove(f->s, c1, &err), 0);
+	assert_int_equal(count_in(f->s, "diffs"), 2);
+	assert_int_equal(count_in(f->s, "l"), 2);
+	assert_int_equal(count_in(f->s, "tmp"), 0);
+	assert_int_equal(snap_remove(f->s, c1, &err), -ENOENT);
+	kiln_err_release(&err);
+	struct snap_mount *m = NULL;
+	assert_int_equal(snap_prepare(f->s, b, &m, &err), 0);
+	_cleanup_free_ char *o = slurp(snap_mount_path(m), "other");
+	_cleanup_free_ char *bb = slurp(snap_mount_path(m), "b");
+	assert_string_equal(o, "o");
+	assert_string_equal(bb, "b2");
+	snap_mount_release(m);
+}
+
+struct racer {
+	struct snap_store *s;
+	int fd;
+	const char *diff_id;
+	char *name;
+	int rc;
+};
+
+static void *
+race_apply(void *p)
+{
+	struct racer *r = p;
+	struct kiln_err err = KILN_ERR_INIT;
+	r->rc = snap_layer_apply(r->s, NULL, r->fd, T_MEDIA, r->diff_id, &r->name, &err);
+	kiln_err_release(&err);
+	return NULL;
+}
+
+static void
+test_store__threads_unpacking_one_layer(void **state)
+{
+	struct fixture *f = *state;
+	f->s = open_store(f->dir, SNAP_DRIVER_OVERLAY);
+	const char *id = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+	struct racer r[4];
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++) {
+		r[i] = (struct racer){.s = f->s, .diff_id = id};
+		r[i].fd = tar_build(L1, KILN_ARRAY_SIZE(L1), NULL);
+	}
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, race_apply, &r[i]), 0);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		close(r[i].fd);
+		assert_int_equal(r[i].rc, 0);
+		assert_string_equal(r[i].name, id);
+		free(r[i].name);
+	}
+	assert_int_equal(count_in(f->s, "diffs"), 1);
+	assert_int_equal(count_in(f->s, "meta"), 1);
+	assert_int_equal(count_in(f->s, "tmp"), 0);
+	/* and prepares from several threads get separate mounts */
+	struct snap_mount *m[4];
+	struct kiln_err err = KILN_ERR_INIT;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(snap_prepare(f->s, id, &m[i], &err), 0);
+	assert_int_equal(mounts_below(snap_store_path(f->s)), 4);
+	for (int i = 0; i < 4; i++)
+		snap_mount_release(m[i]);
+}
+
+static void
 test_store__auto_falls_back_to_native_with_notice(void **state)
 {
 	struct fixture *f = *state;
@@ -607,6 +697,10 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_store__killed_apply_leaves_no_snapshot, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_store__orphan_commit_diff_collected, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_store__remove_keeps_what_others_need, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_store__threads_unpacking_one_layer, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_store__auto_falls_back_to_native_with_notice,
 	                                        setup, teardown),
