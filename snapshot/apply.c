@@ -398,25 +398,90 @@ finish_dirs(struct applier *ap)
 	return 0;
 }
 
+/*
+ * The layer is read twice over: a "raw" libarchive reader undoes the compression, and
+ * the tar reader takes its output through tee_read, which hashes every uncompressed
+ * byte. That digest is the layer's diff_id, which the image config names: checking it
+ * stops a layer from being stored (and shared) under a diff_id it does not have.
+ */
+struct tee {
+	struct archive *raw;
+	struct kiln_sha256 *sha;
+};
+
+static la_ssize_t
+tee_read(struct archive *a, void *data, const void **buf)
+{
+	struct tee *t = data;
+	size_t size;
+	la_int64_t off;
+	int r = archive_read_data_block(t->raw, buf, &size, &off);
+	if (r == ARCHIVE_EOF)
+		return 0;
+	if (r < ARCHIVE_WARN) {
+		archive_set_error(a, EIO, "%s", archive_error_string(t->raw));
+		return -1;
+	}
+	kiln_sha256_update(t->sha, *buf, size);
+	return (la_ssize_t)size;
+}
+
+/* Hash what the tar reader left unread (the zero blocks after the end marker). */
+static int
+tee_drain(struct tee *t, struct kiln_err *err)
+{
+	const void *buf;
+	size_t size;
+	la_int64_t off;
+	for (;;) {
+		int r = archive_read_data_block(t->raw, &buf, &size, &off);
+		if (r == ARCHIVE_EOF)
+			return 0;
+		if (r < ARCHIVE_WARN)
+			return kiln_err_set(err, EIO, "read layer: %s",
+			                    archive_error_string(t->raw));
+		kiln_sha256_update(t->sha, buf, size);
+	}
+}
+
+static void
+sha256p(struct kiln_sha256 **s)
+{
+	kiln_sha256_free(*s);
+}
+
 int
 snap_tar_apply_at(int rootfd, int tar_fd, const struct snap_apply_opts *opts, struct kiln_err *err)
 {
 	struct snap_apply_opts defaults = SNAP_APPLY_OPTS_INIT;
 	if (!opts)
 		opts = &defaults;
+	struct kiln_digest want;
+	if (opts->diff_id && kiln_digest_parse(opts->diff_id, &want, err) < 0)
+		return kiln_err_wrap(err, "layer diff_id");
+	_cleanup_archive_read_ struct archive *raw = archive_read_new();
 	_cleanup_archive_read_ struct archive *a = archive_read_new();
-	if (!a)
+	_cleanup_(sha256p) struct kiln_sha256 *sha = kiln_sha256_new();
+	if (!raw || !a)
 		return kiln_err_set(err, ENOMEM, "archive_read_new");
-	int r = setup_filters(a, opts->media_type, err);
+	int r = setup_filters(raw, opts->media_type, err);
 	if (r < 0)
 		return r;
+	archive_read_support_format_raw(raw);
+	struct archive_entry *e;
+	if (archive_read_open_fd(raw, tar_fd, 65536) != ARCHIVE_OK ||
+	    archive_read_next_header(raw, &e) != ARCHIVE_OK)
+		return kiln_err_set(err, EINVAL, "open layer: %s",
+		                    archive_error_string(raw) ? archive_error_string(raw)
+		                                              : "empty");
+	struct tee tee = {.raw = raw, .sha = sha};
+	archive_read_support_filter_none(a);
 	archive_read_support_format_tar(a);
-	if (archive_read_open_fd(a, tar_fd, 65536) != ARCHIVE_OK)
+	if (archive_read_open(a, &tee, NULL, tee_read, NULL) != ARCHIVE_OK)
 		return kiln_err_set(err, EINVAL, "open layer: %s", archive_error_string(a));
 
 	struct applier ap = {.rootfd = rootfd, .whiteouts = opts->whiteouts, .a = a, .err = err};
 	for (;;) {
-		struct archive_entry *e;
 		int ar = archive_read_next_header(a, &e);
 		if (ar == ARCHIVE_EOF)
 			break;
@@ -428,6 +493,20 @@ snap_tar_apply_at(int rootfd, int tar_fd, const struct snap_apply_opts *opts, st
 		if (r < 0)
 			goto out;
 	}
+	r = tee_drain(&tee, err);
+	if (r < 0)
+		goto out;
+	struct kiln_digest got;
+	kiln_sha256_final(TAKE_PTR(sha), &got);
+	if (opts->diff_id && memcmp(got.bytes, want.bytes, sizeof(got.bytes)) != 0) {
+		char hex[KILN_DIGEST_HEX_LEN + 1];
+		kiln_digest_format(&got, hex);
+		r = kiln_err_invalid(err, "layer content is %s, not its diff_id %s", hex,
+		                     opts->diff_id);
+		goto out;
+	}
+	if (opts->ret_diff_id)
+		*opts->ret_diff_id = got;
 	r = finish_dirs(&ap);
 out:
 	for (size_t i = 0; i < ap.ndirs; i++)

@@ -100,7 +100,7 @@ char *snap_chain_id(const char *parent_chain, const char *diff_id);
  * says; NULL media type = detect) on top of committed snapshot `parent` (NULL for a base
  * layer), unless the chain already exists. The result is committed under its chain ID,
  * returned in *ret_name (caller frees). `diff_id` ("sha256:...") is the digest of the
- * uncompressed tar, from the image config; it is trusted, not recomputed. On failure
+ * uncompressed tar, from the image config; the layer must hash to it. On failure
  * nothing is left in the store.
  */
 int snap_layer_apply(struct snap_store *s, const char *parent, int layer_fd, const char *media_type,
@@ -151,6 +151,8 @@ enum snap_whiteouts {
 struct snap_apply_opts {
 	const char *media_type; /* NULL: detect none/gzip/zstd */
 	enum snap_whiteouts whiteouts;
+	const char *diff_id;             /* if set, the uncompressed tar must hash to it */
+	struct kiln_digest *ret_diff_id; /* if set, receives the uncompressed tar's digest */
 };
 #define SNAP_APPLY_OPTS_INIT                                                                       \
 	{                                                                                          \
@@ -158,7 +160,9 @@ struct snap_apply_opts {
 	}
 
 /*
- * Extract the tar read from `tar_fd` into directory `rootfd`. Every entry is resolved
+ * Extract the tar read from `tar_fd` into directory `rootfd`, hashing the uncompressed
+ * stream (checked against opts->diff_id; a mismatch fails after extraction, so the caller
+ * discards the tree). Every entry is resolved
  * inside the root: ".." and absolute names stay inside, symlinks met on the way resolve
  * inside, an existing symlink is replaced rather than written through, hard links name
  * entries inside, trusted.overlay.* / user.overlay.* xattrs are dropped. Errors: a

@@ -692,7 +692,7 @@ snap_parent(struct snap_store *s, const char *name, char **ret_parent, struct ki
  * the layer applied. */
 static int
 build_layer(struct snap_store *s, const char *build, const char *parent_diff, int layer_fd,
-            const char *media_type, struct kiln_err *err)
+            const char *media_type, const char *diff_id, struct kiln_err *err)
 {
 	_cleanup_free_ char *fsrel = kiln_xasprintf("%s/fs", build);
 	if (mkdirat(s->dirfd, fsrel, 0755) < 0)
@@ -711,6 +711,7 @@ build_layer(struct snap_store *s, const char *build, const char *parent_diff, in
 	}
 	struct snap_apply_opts o = {
 	        .media_type = media_type,
+	        .diff_id = diff_id,
 	        .whiteouts = s->driver == SNAP_DRIVER_NATIVE ? SNAP_WHITEOUTS_DELETE
 	                                                     : SNAP_WHITEOUTS_OVERLAY,
 	};
@@ -758,7 +759,7 @@ snap_layer_apply(struct snap_store *s, const char *parent, int layer_fd, const c
 		if (r < 0)
 			return r;
 		r = build_layer(s, build, s->driver == SNAP_DRIVER_NATIVE ? pdiff : NULL, layer_fd,
-		                media_type, err);
+		                media_type, diff_id, err);
 		if (r == 0)
 			r = publish_diff(s, build, diff, err);
 		if (r < 0)

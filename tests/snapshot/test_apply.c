@@ -228,6 +228,33 @@ test_apply__gzip_zstd_and_plain(void **state)
 		        apply_ents(f, ents, 1, comp[i], media[i], SNAP_WHITEOUTS_OVERLAY, &err), 0);
 		assert_file(f, name, "content");
 	}
+	/* The diff_id is the digest of the uncompressed tar, whatever the compression. */
+	struct tar_ent two[] = {TF("x", "1"), TD("d"), TF("d/y", "2")};
+	struct kiln_digest got[3];
+	for (size_t i = 0; i < 3; i++) {
+		int fd = tar_build(two, KILN_ARRAY_SIZE(two), comp[i]);
+		struct snap_apply_opts o = {.media_type = media[i], .ret_diff_id = &got[i]};
+		struct kiln_err err = KILN_ERR_INIT;
+		assert_int_equal(snap_tar_apply_at(f->rootfd, fd, &o, &err), 0);
+		close(fd);
+	}
+	int plain = tar_build(two, KILN_ARRAY_SIZE(two), NULL);
+	struct kiln_buf b = KILN_BUF_INIT;
+	struct kiln_err berr = KILN_ERR_INIT;
+	assert_int_equal(kiln_buf_read_fd(&b, plain, &berr), 0);
+	close(plain);
+	struct kiln_digest want;
+	kiln_sha256_buf(b.buf, b.len, &want);
+	kiln_buf_release(&b);
+	for (size_t i = 0; i < 3; i++)
+		assert_memory_equal(got[i].bytes, want.bytes, sizeof(want.bytes));
+	char hex[KILN_DIGEST_HEX_LEN + 1];
+	kiln_digest_format(&want, hex);
+	int zfd = tar_build(two, KILN_ARRAY_SIZE(two), "zstd");
+	struct snap_apply_opts ok = {.media_type = T_MEDIA_ZS, .diff_id = hex};
+	assert_int_equal(snap_tar_apply_at(f->rootfd, zfd, &ok, &berr), 0);
+	close(zfd);
+
 	/* A gzip layer declared as plain tar is not read as one. */
 	struct tar_ent ents[] = {TF("x", "y")};
 	struct kiln_err err = KILN_ERR_INIT;

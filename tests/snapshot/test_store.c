@@ -53,9 +53,9 @@ open_store(const char *root, enum snap_driver d)
 	return s;
 }
 
-/* Apply a layer built from `ents` (gzip-compressed) with its real diff_id. */
-static char *
-layer_n(struct snap_store *s, const char *parent, const struct tar_ent *ents, size_t n)
+/* The diff_id of the layer `ents` make: the digest of the uncompressed tar. */
+static void
+diff_id_of(const struct tar_ent *ents, size_t n, char out[KILN_DIGEST_HEX_LEN + 1])
 {
 	int plain = tar_build(ents, n, NULL);
 	struct kiln_buf b = KILN_BUF_INIT;
@@ -65,10 +65,18 @@ layer_n(struct snap_store *s, const char *parent, const struct tar_ent *ents, si
 	struct kiln_digest d;
 	kiln_sha256_buf(b.buf, b.len, &d);
 	kiln_buf_release(&b);
+	kiln_digest_format(&d, out);
+}
+
+/* Apply a layer built from `ents` (gzip-compressed) with its real diff_id. */
+static char *
+layer_n(struct snap_store *s, const char *parent, const struct tar_ent *ents, size_t n)
+{
 	char diff_id[KILN_DIGEST_HEX_LEN + 1];
-	kiln_digest_format(&d, diff_id);
+	diff_id_of(ents, n, diff_id);
 	int fd = tar_build(ents, n, "gzip");
 	char *name = NULL;
+	struct kiln_err err = KILN_ERR_INIT;
 	if (snap_layer_apply(s, parent, fd, T_MEDIA_GZ, diff_id, &name, &err) < 0)
 		fail_msg("apply layer: %s", kiln_err_format(&err));
 	close(fd);
@@ -191,6 +199,15 @@ test_store__failed_layer_leaves_nothing(void **state)
 	assert_err_contains(&err, "unpack layer sha256:1111");
 	assert_null(name);
 	assert_false(snap_exists(f->s, id));
+	assert_int_equal(count_in(f->s, "tmp"), 0);
+	assert_int_equal(count_in(f->s, "diffs"), 0);
+	assert_int_equal(count_in(f->s, "meta"), 0);
+	/* content that is not what its diff_id says is not stored under it */
+	fd = tar_build(L1, KILN_ARRAY_SIZE(L1), "zstd");
+	assert_int_equal(snap_layer_apply(f->s, NULL, fd, T_MEDIA_ZS, id, &name, &err), -EINVAL);
+	close(fd);
+	assert_err_contains(&err, ", not its diff_id sha256:1111");
+	assert_null(name);
 	assert_int_equal(count_in(f->s, "tmp"), 0);
 	assert_int_equal(count_in(f->s, "diffs"), 0);
 	assert_int_equal(count_in(f->s, "meta"), 0);
@@ -592,7 +609,8 @@ test_store__threads_unpacking_one_layer(void **state)
 {
 	struct fixture *f = *state;
 	f->s = open_store(f->dir, SNAP_DRIVER_OVERLAY);
-	const char *id = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+	char id[KILN_DIGEST_HEX_LEN + 1];
+	diff_id_of(L1, KILN_ARRAY_SIZE(L1), id);
 	struct racer r[4];
 	pthread_t t[4];
 	for (int i = 0; i < 4; i++) {
