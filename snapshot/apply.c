@@ -13,9 +13,16 @@
  *   replaced, not written through.
  * - Hard link targets are resolved inside the root the same way and linked without
  *   following the last component; a missing target is an error (as in containerd).
- * - A whiteout of "." or ".." (".wh..", ".wh...") is rejected: it names no entry.
+ * - Whiteouts and opaque markers resolve their directory the same way, so they delete
+ *   (native) or mark (overlay) only inside the root; where the directory is missing,
+ *   there is nothing to hide (native) and it is created (overlay).
+ * - A whiteout of "." or ".." (".wh..", ".wh...") is rejected: it names no entry (where
+ *   containerd would join ".." and remove the parent directory).
  * - trusted.overlay.* and user.overlay.* xattrs from the tar are dropped: they would
  *   let a layer forge overlay whiteouts, opaque dirs or redirects.
+ * - Symlink entries may point anywhere: their targets are data, never followed here.
+ * - A symlink loop in a parent is an error (ELOOP), as the kernel would say.
+ * tests/snapshot/test_apply.c holds one hostile case per rule.
  * Attribute order matters: chown clears set-id bits and capabilities, so chown, then
  * chmod, then xattrs, then times; directory times are set last, after their children.
  */
