@@ -40,7 +40,7 @@ struct snap_store {
 
 struct snap_mount {
 	struct snap_store *s;
-	char *id; /* active/<id>; NULL for a native view */
+	char *id; /* under active/ */
 	char *path;
 	char *upper;
 	bool mounted;
