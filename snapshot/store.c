@@ -549,32 +549,21 @@ fail:
 	return r;
 }
 
-/* Can this store hold overlay diffs and mount them? Sets s->extra_opts. */
 static int
-probe_overlay(struct snap_store *s)
+probe_in(struct snap_store *s, const char *dir)
 {
-	struct kiln_err e = KILN_ERR_INIT;
-	_cleanup_free_ char *rel = NULL;
-	int r = new_dir_in(s, "tmp", &rel, &e);
-	kiln_err_release(&e);
-	if (r < 0)
-		return r;
-	_cleanup_free_ char *dir = kiln_xasprintf("%s/%s", s->path, rel);
 	static const char *const sub[] = {"l1", "l2", "u", "w", "m"};
 	for (size_t i = 0; i < KILN_ARRAY_SIZE(sub); i++) {
 		_cleanup_free_ char *p = kiln_xasprintf("%s/%s", dir, sub[i]);
-		if (mkdir(p, 0755) < 0) {
-			r = -errno;
-			goto out;
-		}
+		if (mkdir(p, 0755) < 0)
+			return -errno;
 	}
 	/* Layer diffs carry opaque xattrs, which need trusted.* support. */
 	_cleanup_free_ char *l1 = kiln_xasprintf("%s/l1", dir);
-	if (setxattr(l1, SNAP_OPAQUE_XATTR, "y", 1, 0) < 0) {
-		r = -errno;
-		goto out;
-	}
+	if (setxattr(l1, SNAP_OPAQUE_XATTR, "y", 1, 0) < 0)
+		return -errno;
 	_cleanup_free_ char *m = kiln_xasprintf("%s/m", dir);
+	int r = 0;
 	for (int extra = 1; extra >= 0; extra--) {
 		_cleanup_free_ char *data =
 		        kiln_xasprintf("lowerdir=%s/l1:%s/l2,upperdir=%s/u,workdir=%s/w%s", dir,
@@ -586,7 +575,21 @@ probe_overlay(struct snap_store *s)
 			break;
 		}
 	}
-out:;
+	return r;
+}
+
+/* Can this store hold overlay diffs and mount them? Sets s->extra_opts. */
+static int
+probe_overlay(struct snap_store *s)
+{
+	struct kiln_err e = KILN_ERR_INIT;
+	_cleanup_free_ char *rel = NULL;
+	int r = new_dir_in(s, "tmp", &rel, &e);
+	kiln_err_release(&e);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *dir = kiln_xasprintf("%s/%s", s->path, rel);
+	r = probe_in(s, dir);
 	_cleanup_close_ int tfd = open_dir_at(s, "tmp", &e);
 	kiln_err_release(&e);
 	if (tfd >= 0)
