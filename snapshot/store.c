@@ -12,7 +12,8 @@
  * Long chains: mount(2) takes one page of options. When absolute lowerdir paths do not
  * fit, the mount is made from a helper thread that has its own working directory
  * (unshare(CLONE_FS)) in l/, naming each lower by its 10-character link, as Docker's
- * overlay2 driver does from a re-exec'd child.
+ * overlay2 driver does from a re-exec'd child. Past ~350 layers even that is too long,
+ * and the layers are passed one by one through fsconfig (mount_fsconfig).
  */
 #include "snap_int.h"
 
@@ -332,6 +333,54 @@ mount_from(const char *cwd, const char *target, unsigned long flags, const char 
 	return j.rc;
 }
 
+/*
+ * The new mount API takes one option per call (each value at most 256 bytes), and
+ * overlayfs (Linux 6.8+) adds lowers one by one with "lowerdir+": no limit on the whole
+ * chain but overlayfs' own 500 layers. Paths go through /proc/self/fd/<store fd> so
+ * each stays short whatever the store path.
+ */
+static int
+mount_fsconfig(struct snap_store *s, struct kiln_strv *diffs, const char *id, bool readonly,
+               const char *target)
+{
+	_cleanup_close_ int fs = fsopen("overlay", FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return -errno;
+	char p[256];
+	for (size_t i = 0; i <= diffs->n; i++) {
+		if (i < diffs->n)
+			snprintf(p, sizeof(p), "/proc/self/fd/%d/diffs/%s/fs", s->dirfd,
+			         diffs->v[i]);
+		else
+			snprintf(p, sizeof(p), "/proc/self/fd/%d/empty", s->dirfd);
+		if (fsconfig(fs, FSCONFIG_SET_STRING, "lowerdir+", p, 0) < 0)
+			return -errno;
+	}
+	if (!readonly) {
+		snprintf(p, sizeof(p), "/proc/self/fd/%d/active/%s/upper", s->dirfd, id);
+		if (fsconfig(fs, FSCONFIG_SET_STRING, "upperdir", p, 0) < 0)
+			return -errno;
+		snprintf(p, sizeof(p), "/proc/self/fd/%d/active/%s/work", s->dirfd, id);
+		if (fsconfig(fs, FSCONFIG_SET_STRING, "workdir", p, 0) < 0)
+			return -errno;
+	}
+	if (s->extra_opts) {
+		static const char *const kv[][2] = {
+		        {"index", "off"}, {"redirect_dir", "off"}, {"metacopy", "off"}};
+		for (size_t i = 0; i < KILN_ARRAY_SIZE(kv); i++)
+			if (fsconfig(fs, FSCONFIG_SET_STRING, kv[i][0], kv[i][1], 0) < 0)
+				return -errno;
+	}
+	if (fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+		return -errno;
+	_cleanup_close_ int mnt = fsmount(fs, FSMOUNT_CLOEXEC, readonly ? MOUNT_ATTR_RDONLY : 0);
+	if (mnt < 0)
+		return -errno;
+	if (move_mount(mnt, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+		return -errno;
+	return 0;
+}
+
 static bool
 opt_safe(const char *p)
 {
@@ -379,9 +428,13 @@ mount_overlay(struct snap_store *s, struct kiln_strv *diffs, const char *id, boo
 		              id);
 	if (s->extra_opts)
 		kiln_buf_addstr(&rel, "," OVERLAY_EXTRA);
-	if (rel.len >= MOUNT_DATA_MAX)
-		return kiln_err_set(err, E2BIG, "overlay chain of %zu layers is too long to mount",
-		                    diffs->n);
+	if (rel.len >= MOUNT_DATA_MAX) {
+		int r = mount_fsconfig(s, diffs, id, readonly, target);
+		if (r < 0)
+			return kiln_err_set(err, -r, "mount overlay of %zu layers at %s", diffs->n,
+			                    target);
+		return 0;
+	}
 	_cleanup_free_ char *cwd = kiln_xasprintf("%s/l", s->path);
 	int r = mount_from(cwd, target, flags, rel.buf);
 	if (r < 0)
