@@ -28,7 +28,10 @@
  * snapshots and `tmp/` half-built ones; both are cleaned when a store is opened while no
  * other handle uses it. Committed snapshots appear by rename only, so a killed process
  * never leaves half of one. An overlay layer diff is unpacked once per diff_id and shared
- * by every chain that has it.
+ * by every chain that has it; a native tree depends on its parents, so once per chain.
+ * Overlay chains mount up to overlayfs' 500 layers (absolute lowerdirs, then l/ links,
+ * then fsconfig "lowerdir+" on Linux 6.8+ past ~350 layers).
+ * snap_remove() deletes a snapshot nothing else needs.
  *
  * A store handle may be used from several threads; each snap_mount from one at a time.
  */
