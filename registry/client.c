@@ -1011,6 +1011,17 @@ reg_client_put_manifest(struct reg_client *c, const char *repo, const char *ref,
 		_cleanup_free_ char *what = kiln_xasprintf("put manifest %s:%s", repo, ref);
 		return status_error(c, &resp, what, err);
 	}
+	/* The registry must have stored exactly our bytes. */
+	struct kiln_digest d;
+	char hex[KILN_DIGEST_HEX_LEN + 1];
+	kiln_sha256_buf(data, len, &d);
+	kiln_digest_format(&d, hex);
+	if (resp.digest && kiln_str_has_prefix(resp.digest, "sha256:") &&
+	    !kiln_str_eq(resp.digest, hex))
+		return regc_err(err, EBADMSG,
+		                "%s: put manifest %s:%s: digest mismatch: sent %s, the registry "
+		                "says %s",
+		                c->host, repo, ref, hex, resp.digest);
 	return 0;
 }
 
@@ -1258,5 +1269,8 @@ reg_client_push_blob(struct reg_client *c, struct reg_store *st, const char *rep
 		_cleanup_free_ char *what = kiln_xasprintf("upload blob %s", digest);
 		return status_error(c, &resp, what, err);
 	}
+	if (resp.digest && !kiln_str_eq(resp.digest, digest))
+		return regc_err(err, EBADMSG, "%s: upload blob %s: the registry stored %s", c->host,
+		                digest, resp.digest);
 	return 1;
 }
