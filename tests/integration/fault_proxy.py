@@ -5,6 +5,7 @@ Binds 127.0.0.1 only. Faults (each applies to requests whose path contains --mat
   --fail500 N   answer the first N matching requests with 500 (or --fail-code)
   --cut         on the first matching GET whose answer is longer than 64 KiB, send the
                 headers and half of the body, then drop the connection
+  --strip-range          forward without the Range header (a server that ignores it)
   --redirect-blobs BASE  answer blob GETs with 307 to BASE + path (a storage CDN)
   --serve-blobs DIR      be that CDN: serve blobs from a registry's storage DIR
   --manifest-type T      send manifests with Content-Type T instead of the registry's
@@ -35,6 +36,7 @@ def main():
     ap.add_argument("--fail-code", type=int, default=500)
     ap.add_argument("--cut", action="store_true")
     ap.add_argument("--manifest-type")
+    ap.add_argument("--strip-range", action="store_true")
     ap.add_argument("--delay-ms", type=int, default=0)
     ap.add_argument("--redirect-blobs")
     ap.add_argument("--serve-blobs")
@@ -114,7 +116,8 @@ def main():
             else:
                 conn = http.client.HTTPConnection(a.upstream, timeout=30)
             headers = {k: v for k, v in self.headers.items()
-                       if k.lower() not in ("connection", "content-length")}
+                       if k.lower() not in ("connection", "content-length")
+                       and not (a.strip_range and k.lower() == "range")}
             if body or self.command in ("PUT", "POST", "PATCH"):
                 headers["Content-Length"] = str(len(body))
             conn.request(self.command, self.path, body=body, headers=headers)

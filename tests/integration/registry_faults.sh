@@ -56,6 +56,13 @@ expect_contains "resumed with a Range request" "$(cat "$T/pcut.log")" " 206 byte
 pull_through s5 "127.0.0.1:$PROXY_PORT"
 expect_eq "next pull succeeds ($err)" "$rc" "0"
 
+# A server that ignores Range after the cut: kiln starts the blob over.
+reg_proxy_start "$REG_HOST" "$T/pnorange.log" --match /blobs/ --cut --strip-range
+pull_through s5b "127.0.0.1:$PROXY_PORT"
+expect_eq "pull when Range is ignored ($err)" "$rc" "0"
+expect_eq "digest after the restart" "$(echo "$out" | head -1)" "$local_digest"
+expect_contains "asked for the rest, got it all" "$(cat "$T/pnorange.log")" " 200 bytes="
+
 # A manifest served with a Content-Type that contradicts its mediaType is refused.
 reg_proxy_start "$REG_HOST" "$T/pct.log" --manifest-type application/vnd.docker.distribution.manifest.v2+json
 pull_through s7 "127.0.0.1:$PROXY_PORT"
