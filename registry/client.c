@@ -375,6 +375,32 @@ on_ssl_ctx(CURL *h, void *sslctx, void *arg)
 	return CURLE_OK;
 }
 
+/* Docker's certs.d also holds client certificates: NAME.cert with its NAME.key. Writes the
+ * first pair found (the caller frees both) or leaves them NULL. */
+static void
+find_client_cert(const char *dir, char **ret_cert, char **ret_key)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) && !*ret_cert) {
+		if (!kiln_str_has_suffix(de->d_name, ".cert"))
+			continue;
+		size_t stem = strlen(de->d_name) - strlen(".cert");
+		char *cert = kiln_xasprintf("%s/%s", dir, de->d_name);
+		char *key = kiln_xasprintf("%s/%.*s.key", dir, (int)stem, de->d_name);
+		if (access(key, R_OK) == 0) {
+			*ret_cert = cert;
+			*ret_key = key;
+		} else {
+			free(cert);
+			free(key);
+		}
+	}
+	closedir(d);
+}
+
 static void
 curl_slist_freep(struct curl_slist **l)
 {
@@ -419,6 +445,8 @@ http_once(struct reg_client *c, const struct req *req, const char *url, const ch
 	_cleanup_free_ char *certs_dir =
 	        kiln_xasprintf("%s/%s", c->certs_d, certs_name ? certs_name : "-");
 	struct tls_ctx tls = {.dir = certs_dir};
+	_cleanup_free_ char *client_cert = NULL, *client_key = NULL;
+	find_client_cert(certs_dir, &client_cert, &client_key);
 
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
@@ -434,6 +462,10 @@ http_once(struct reg_client *c, const struct req *req, const char *url, const ch
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, &x);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &x);
+	if (client_cert) {
+		curl_easy_setopt(h, CURLOPT_SSLCERT, client_cert);
+		curl_easy_setopt(h, CURLOPT_SSLKEY, client_key);
+	}
 	if (c->o.insecure) {
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -372,7 +372,8 @@ int reg_archive_save(struct reg_store *st, const char *ref, enum reg_archive_for
  *	reg_client_free(c);
  *
  * The client speaks the Distribution API v2 over libcurl: HTTPS with the system CAs plus
- * the *.crt files in CERTS_D/HOST[:PORT] (Docker's /etc/docker/certs.d); plain HTTP only for loopback
+ * the *.crt files in CERTS_D/HOST[:PORT] (Docker's /etc/docker/certs.d; a NAME.cert with
+ * NAME.key there is the client certificate); plain HTTP only for loopback
  * hosts or `insecure` ones, and only after HTTPS failed. Requests are retried with
  * exponential backoff on 5xx, 429 and dropped connections; blob downloads resume with
  * Range. Auth: Basic, and Bearer tokens (realm/service/scope) cached per scope until they

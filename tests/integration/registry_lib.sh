@@ -1,8 +1,10 @@
 # Helpers for tests that talk to real registries on loopback. Source after tests/lib.sh.
 #
-#   reg_make_ca DIR                 test CA (DIR/ca.crt, DIR/ca.key) and a server cert for
-#                                   127.0.0.1 (DIR/server.crt, DIR/server.key)
-#   reg_start NAME [--tls DIR] [--htpasswd USER PASS] [--token REALM ISSUER CERT]
+#   reg_make_ca DIR                 test CA (DIR/ca.crt, DIR/ca.key), a server cert for
+#                                   127.0.0.1 (DIR/server.crt, DIR/server.key) and a client
+#                                   cert (DIR/client.cert, DIR/client.key)
+#   reg_start NAME [--tls DIR] [--client-ca CA] [--htpasswd USER PASS]
+#             [--token REALM ISSUER CERT]
 #                                   start Debian's docker-registry on 127.0.0.1:random;
 #                                   sets REG_PORT, REG_HOST (127.0.0.1:PORT), REG_DATA
 #   reg_token_server_start DIR USER PASS
@@ -33,11 +35,11 @@ reg_free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# reg_wait_http URL: until anything answers over HTTP(S) at URL (20 s at most).
+# reg_wait_http URL [CURL_ARGS...]: until anything answers over HTTP(S) at URL (20 s at most).
 reg_wait_http() {
 	local i
 	for i in $(seq 1 100); do
-		if curl -sk -o /dev/null --max-time 2 "$1"; then
+		if curl -sk -o /dev/null --max-time 2 "${@:2}" "$1"; then
 			return 0
 		fi
 		sleep 0.2
@@ -56,12 +58,17 @@ reg_make_ca() {
 	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$d/ext.cnf"
 	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
 		-days 2 -extfile "$d/ext.cnf" -out "$d/server.crt" 2>/dev/null
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=kiln test client" \
+		-keyout "$d/client.key" -out "$d/client.csr" 2>/dev/null
+	printf 'extendedKeyUsage=clientAuth\n' >"$d/client-ext.cnf"
+	openssl x509 -req -in "$d/client.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+		-days 2 -extfile "$d/client-ext.cnf" -out "$d/client.cert" 2>/dev/null
 }
 
 reg_start() {
 	local name=$1
 	shift
-	local dir="$T/registry-$name" tls="" auth=""
+	local dir="$T/registry-$name" tls="" auth="" wait_args=()
 	mkdir -p "$dir/data"
 	REG_PORT=$(reg_free_port)
 	while [ $# -gt 0 ]; do
@@ -70,6 +77,14 @@ reg_start() {
 			tls="  tls:
     certificate: $2/server.crt
     key: $2/server.key"
+			shift 2
+			;;
+		--client-ca)
+			tls="$tls
+    clientcas:
+      - $2"
+			# reg_make_ca puts the client pair next to the CA.
+			wait_args=(--cert "$(dirname "$2")/client.cert" --key "$(dirname "$2")/client.key")
 			shift 2
 			;;
 		--htpasswd)
@@ -117,7 +132,7 @@ EOF
 	REG_DATA=$dir/data
 	local scheme=http
 	[ -n "$tls" ] && scheme=https
-	reg_wait_http "$scheme://$REG_HOST/v2/" || {
+	reg_wait_http "$scheme://$REG_HOST/v2/" "${wait_args[@]}" || {
 		cat "$dir/log" >&2
 		return 1
 	}

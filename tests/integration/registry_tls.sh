@@ -43,4 +43,17 @@ mkdir -p "$T/skopeo-certs" && cp "$T/pki/ca.crt" "$T/skopeo-certs/"
 sk_digest=$(skopeo inspect --cert-dir "$T/skopeo-certs" --format '{{.Digest}}' "docker://$REG_HOST/tls/busybox:1" 2>/dev/null || true)
 expect_eq "skopeo reads it over TLS" "$sk_digest" "$local_digest"
 
+# A registry that wants a client certificate gets the NAME.cert/NAME.key from certs.d.
+reg_start mtls --tls "$T/pki" --client-ca "$T/pki/ca.crt"
+mkdir -p "$KILN_CERTS_D/$REG_HOST"
+cp "$T/pki/ca.crt" "$KILN_CERTS_D/$REG_HOST/ca.crt"
+run_kiln push tls-test/busybox:1 "$REG_HOST/mtls/busybox:1"
+expect_eq "push without a client certificate fails" "$rc" "1"
+cp "$T/pki/client.cert" "$T/pki/client.key" "$KILN_CERTS_D/$REG_HOST/"
+run_kiln push tls-test/busybox:1 "$REG_HOST/mtls/busybox:1"
+expect_eq "push with a client certificate ($err)" "$rc" "0"
+run_kiln --root "$T/store5" pull "$REG_HOST/mtls/busybox:1"
+expect_eq "pull with a client certificate ($err)" "$rc" "0"
+expect_eq "mtls pulled digest" "$(echo "$out" | head -1)" "$local_digest"
+
 finish
