@@ -454,13 +454,13 @@ struct reg_client_opts {
 	const char *docker_config; /* NULL = reg_dockercfg_default_path() */
 	const char *username;      /* with password: use these instead of config.json */
 	const char *password;
-	unsigned max_attempts;   /* tries per request */
+	unsigned max_attempts; /* tries per request */
 	unsigned backoff_base_ms;
 	unsigned backoff_cap_ms;
-	unsigned parallel;       /* concurrent blob transfers */
-	int64_t chunk_size;      /* blobs larger than this are uploaded in PATCH chunks */
+	unsigned parallel;  /* concurrent blob transfers */
+	int64_t chunk_size; /* blobs larger than this are uploaded in PATCH chunks */
 	long connect_timeout_s;
-	long low_speed_time_s;   /* abort (and retry) a transfer stalled this long */
+	long low_speed_time_s; /* abort (and retry) a transfer stalled this long */
 };
 #define REG_CLIENT_OPTS_INIT                                                                       \
 	{                                                                                          \
@@ -518,7 +518,8 @@ int reg_pull(struct reg_client *c, struct reg_store *st, const struct reg_ref *r
  * source repository when src names one on the same host), then the manifest (and the index
  * when src names an index whose manifests are all in the store). Writes the pushed top
  * digest. */
-int reg_push(struct reg_client *c, struct reg_store *st, const char *src, const struct reg_ref *dest,
-             char ret_digest[KILN_DIGEST_HEX_LEN + 1], struct kiln_err *err);
+int reg_push(struct reg_client *c, struct reg_store *st, const char *src,
+             const struct reg_ref *dest, char ret_digest[KILN_DIGEST_HEX_LEN + 1],
+             struct kiln_err *err);
 
 #endif
