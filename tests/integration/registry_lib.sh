@@ -16,6 +16,8 @@
 # Run directly (not sourced), this file tests itself: a registry starts, answers, stops.
 
 REG_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# Never the machine's credentials or CAs: each test has its own.
+export DOCKER_CONFIG="$T/docker" KILN_CERTS_D="$T/certs.d"
 REG_PIDS=()
 
 reg_cleanup() {
