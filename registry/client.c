@@ -816,8 +816,9 @@ do_request(struct reg_client *c, const struct req *req, struct resp *resp, struc
 		attempt++;
 		unsigned ms = reg_backoff_ms(attempt, c->o.backoff_base_ms, c->o.backoff_cap_ms);
 		uint64_t ra;
+		/* Retry-After in seconds (the HTTP-date form is ignored), within our cap. */
 		if (resp->retry_after && kiln_parse_u64(resp->retry_after, &ra) == 0 &&
-		    ra * 1000 > ms)
+		    (ra = ra > 3600 ? 3600 : ra) * 1000 > ms)
 			ms = ra * 1000 > c->o.backoff_cap_ms ? c->o.backoff_cap_ms
 			                                     : (unsigned)(ra * 1000);
 		sleep_ms(ms);
