@@ -780,9 +780,12 @@ do_onbuild(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_e
 
 /* ---- WORKDIR ---- */
 
+/* A path as the stage sees it: absolute as written, else below the working directory. */
 static char *
 resolve_dir(struct cv_stage *st, const char *p)
 {
+	if (p[0] == '/')
+		return kiln_path_clean(p);
 	return kiln_path_join(st->img.workdir ? st->img.workdir : "/", p);
 }
 
@@ -884,7 +887,7 @@ run_mount(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, const st
 	json_array_append_new(mounts, m);
 	_cleanup_free_ char *target = NULL;
 	if (mt->target)
-		target = kiln_path_join(st->img.workdir ? st->img.workdir : "/", mt->target);
+		target = resolve_dir(st, mt->target);
 
 	switch (mt->type) {
 	case FE_MOUNT_BIND:
@@ -1323,7 +1326,7 @@ do_copy(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err 
 			if (checksum)
 				json_object_set_new(def, "checksum", json_string(checksum));
 			struct sv_vertex *hv =
-			        add_vertex(cv, st, cmd, SV_OP_SOURCE, def, NULL, 0, NULL);
+			        add_vertex(cv, st, cmd, SV_OP_SOURCE, def, NULL, 0, s);
 			input = inputs_add(&in, hv);
 			src = kiln_path_join("/", fname);
 		} else {
@@ -1440,6 +1443,8 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 	struct cv_stage *parent = stage_by_name(cv, base, st->index);
 	struct fe_cmd **triggers = NULL;
 	size_t ntriggers = 0;
+	st->nsteps = st->ncmds + 1;
+	st->step = 1;
 	if (parent) {
 		if (parent->state == ST_VISITING)
 			return cmd_err(cv, from, err,
@@ -1469,8 +1474,7 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 		st->vertex = image_vertex(cv, st, from, ref, st->platform_str);
 		st->img.base = TAKE_PTR(ref);
 	}
-	st->nsteps = st->ncmds + 1 + ntriggers;
-	st->step = 1;
+	st->nsteps += ntriggers;
 
 	/* The parent's ONBUILD triggers run first, at the line of their ONBUILD. */
 	for (size_t i = 0; i < ntriggers; i++) {

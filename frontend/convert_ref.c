@@ -230,7 +230,9 @@ fe_platform_host(struct fe_platform *ret)
 	*ret = (struct fe_platform){.os = "linux", .arch = "amd64"};
 	if (uname(&u) < 0)
 		return;
-	snprintf(ret->arch, sizeof(ret->arch), "%s", u.machine);
+	size_t n = strnlen(u.machine, sizeof(ret->arch) - 1);
+	memcpy(ret->arch, u.machine, n);
+	ret->arch[n] = '\0';
 	if (kiln_str_eq(u.machine, "armv7l"))
 		strcpy(ret->arch, "arm"), strcpy(ret->variant, "v7");
 	else if (kiln_str_eq(u.machine, "armv6l"))
