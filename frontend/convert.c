@@ -58,6 +58,32 @@ in_list(const char *const *list, size_t n, const char *s)
 
 #define _cleanup_json_ _cleanup_(json_decrefp) /* jansson's own helper */
 
+/* Members set directly: json_pack parses its format on every call, and plans of long
+ * Dockerfiles build thousands of these objects. */
+static void
+jset_str(json_t *o, const char *key, const char *value)
+{
+	json_object_set_new(o, key, json_string(value));
+}
+
+static json_t *
+jobj_str(const char *key, const char *value)
+{
+	json_t *o = json_object();
+	jset_str(o, key, value);
+	return o;
+}
+
+static json_t *
+jactions(json_t *action)
+{
+	json_t *a = json_array();
+	json_array_append_new(a, action);
+	json_t *o = json_object();
+	json_object_set_new(o, "actions", a);
+	return o;
+}
+
 /* What a stage carries forward and a stage built FROM it inherits. */
 struct cv_image {
 	struct fe_vars env;     /* BuildKit's LLB state env: ENV and ARG values */
@@ -71,6 +97,8 @@ struct cv_image {
 	char *author;
 	char *base; /* normalised image reference the stage descends from, NULL for scratch */
 	bool cmd_set;
+	json_t *env_json; /* RUN's "env", built once per change of `env` (NULL: stale) */
+	bool env_default_path;
 	struct fe_cmd **triggers; /* this stage's ONBUILD triggers, run by stages FROM it */
 	size_t ntriggers, atriggers;
 };
@@ -99,6 +127,8 @@ struct cv {
 	struct fe_ast *ast;
 	struct cv_stage *stages;
 	size_t nstages;
+	struct cv_stage **buckets; /* stage names, see stage_name_insert */
+	size_t nbuckets;
 	struct fe_vars global;            /* global ARGs with a value, and the platform ARGs */
 	struct kiln_strv global_declared; /* every global ARG name */
 	struct fe_vars build_args;        /* --build-arg */
@@ -107,6 +137,7 @@ struct cv {
 	struct fe_ignore *ignore;
 	struct sv_graph *g;
 	struct sv_vertex *scratch;
+	json_t *exclude; /* the .dockerignore patterns, shared by every local source */
 };
 
 static void
@@ -123,7 +154,37 @@ image_release(struct cv_image *img)
 	free(img->author);
 	free(img->base);
 	free(img->triggers);
+	json_decref(img->env_json);
 	*img = (struct cv_image){0};
+}
+
+static void
+image_env_changed(struct cv_image *img)
+{
+	json_decref(img->env_json);
+	img->env_json = NULL;
+}
+
+/* Append strings up to a NULL: history and description texts are built for every
+ * instruction, where printf's format parsing shows in profiles. */
+static void __attribute__((sentinel)) buf_cat(struct kiln_buf *b, const char *s, ...)
+{
+	va_list ap;
+	va_start(ap, s);
+	for (; s; s = va_arg(ap, const char *))
+		kiln_buf_addstr(b, s);
+	va_end(ap);
+}
+
+static void
+buf_num(struct kiln_buf *b, size_t n)
+{
+	char tmp[24], *p = tmp + sizeof(tmp);
+	*--p = '\0';
+	do
+		*--p = (char)('0' + n % 10);
+	while (n /= 10);
+	kiln_buf_addstr(b, p);
 }
 
 static char *
@@ -254,20 +315,31 @@ expand_heredoc(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, con
 
 /* ---- vertices ---- */
 
+/* "[build 3/7] RUN make", as BuildKit names its steps. */
+static char *
+step_text(struct cv_stage *st, size_t step, const char *text)
+{
+	struct kiln_buf b = KILN_BUF_INIT;
+	buf_cat(&b, "[", st->label, " ", NULL);
+	buf_num(&b, step);
+	kiln_buf_addch(&b, '/');
+	buf_num(&b, st->nsteps);
+	buf_cat(&b, "] ", text, NULL);
+	return kiln_buf_detach(&b, NULL);
+}
+
 static struct sv_vertex *
 add_vertex(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, enum sv_op op, json_t *def,
            struct sv_vertex *const *inputs, size_t ninputs, const char *what)
 {
 	_cleanup_free_ char *desc = NULL;
-	if (what)
-		desc = kiln_xstrdup(what);
-	else if (st && cmd)
-		desc = kiln_xasprintf("[%s %zu/%zu] %s", st->label, st->step, st->nsteps,
-		                      cmd->node && cmd->node->original ? cmd->node->original
-		                                                       : cmd_name(cmd));
+	if (!what && st && cmd)
+		desc = step_text(st, st->step,
+		                 cmd->node && cmd->node->original ? cmd->node->original
+		                                                  : cmd_name(cmd));
 	struct sv_vertex_meta meta = {
 	        .stage = st ? st->meta : NULL,
-	        .description = desc,
+	        .description = what ? what : desc,
 	        .line = cmd ? cmd->start_line : 0,
 	};
 	return sv_graph_add(cv->g, op, def, inputs, ninputs, &meta);
@@ -287,24 +359,29 @@ static struct sv_vertex *
 image_vertex(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, const char *ref,
              const char *platform)
 {
-	json_t *def =
-	        json_pack("{s:s, s:s, s:s}", "type", "image", "ref", ref, "platform", platform);
+	json_t *def = jobj_str("type", "image");
+	jset_str(def, "ref", ref);
+	jset_str(def, "platform", platform);
 	_cleanup_free_ char *desc = NULL;
+	_cleanup_free_ char *from_text = kiln_xasprintf("FROM %s", ref);
 	if (st && cmd && cmd->kind == FE_CMD_FROM)
-		desc = kiln_xasprintf("[%s 1/%zu] FROM %s", st->label, st->nsteps, ref);
+		desc = step_text(st, 1, from_text);
 	else
-		desc = kiln_xasprintf("FROM %s", ref);
+		desc = kiln_xstrdup(from_text);
 	return add_vertex(cv, st, cmd, SV_OP_SOURCE, def, NULL, 0, desc);
 }
 
 static json_t *
 exclude_patterns(struct cv *cv)
 {
-	json_t *a = json_array();
-	size_t n = fe_ignore_count(cv->ignore);
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, json_string(fe_ignore_pattern(cv->ignore, i)));
-	return a;
+	if (!cv->exclude) {
+		cv->exclude = json_array();
+		size_t n = fe_ignore_count(cv->ignore);
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(cv->exclude,
+			                      json_string(fe_ignore_pattern(cv->ignore, i)));
+	}
+	return json_incref(cv->exclude);
 }
 
 /* The context as one instruction reads it: only the paths it names are transferred. */
@@ -312,7 +389,8 @@ static struct sv_vertex *
 context_vertex(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, char *const *paths,
                size_t npaths)
 {
-	json_t *def = json_pack("{s:s, s:s}", "type", "local", "name", "context");
+	json_t *def = jobj_str("type", "local");
+	jset_str(def, "name", "context");
 	bool whole = false;
 	json_t *inc = json_array();
 	for (size_t i = 0; i < npaths; i++) {
@@ -360,7 +438,7 @@ inputs_add(struct inputs *in, struct sv_vertex *v)
 static void
 history_add(struct cv_image *img, const char *created_by, bool empty_layer)
 {
-	json_t *h = json_pack("{s:s}", "created_by", created_by);
+	json_t *h = jobj_str("created_by", created_by);
 	if (empty_layer)
 		json_object_set_new(h, "empty_layer", json_true());
 	json_array_append_new(img->history, h);
@@ -370,13 +448,40 @@ history_add(struct cv_image *img, const char *created_by, bool empty_layer)
 
 static int dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err);
 
+static size_t
+name_hash(const char *s)
+{
+	size_t h = 14695981039346656037ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)tolower((unsigned char)*s)) * 1099511628211ULL;
+	return h;
+}
+
 static struct cv_stage *
 stage_by_name(struct cv *cv, const char *name, size_t limit)
 {
-	for (size_t i = 0; i < limit; i++)
-		if (cv->stages[i].name && strcasecmp(cv->stages[i].name, name) == 0)
-			return &cv->stages[i];
-	return NULL;
+	if (!cv->nbuckets)
+		return NULL;
+	size_t mask = cv->nbuckets - 1;
+	for (size_t b = name_hash(name) & mask;; b = (b + 1) & mask) {
+		struct cv_stage *st = cv->buckets[b];
+		if (!st)
+			return NULL;
+		if (strcasecmp(st->name, name) == 0)
+			return st->index < limit ? st : NULL;
+	}
+}
+
+/* Stage names go in an open-addressing table: a Dockerfile of thousands of stages must
+ * not cost a scan of every earlier stage per FROM or --from. */
+static void
+stage_name_insert(struct cv *cv, struct cv_stage *st)
+{
+	size_t mask = cv->nbuckets - 1;
+	size_t b = name_hash(st->name) & mask;
+	while (cv->buckets[b])
+		b = (b + 1) & mask;
+	cv->buckets[b] = st;
 }
 
 static bool
@@ -438,7 +543,7 @@ join_history(struct kiln_buf *sb, const char *word, char *const *kv, size_t n)
 {
 	kiln_buf_addstr(sb, word);
 	for (size_t i = 0; i < n; i++)
-		kiln_buf_addf(sb, " %s", kv[i]);
+		buf_cat(sb, " ", kv[i], NULL);
 }
 
 static int
@@ -464,6 +569,7 @@ do_env(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 			if (!*kv.v[i])
 				return cmd_err(cv, cmd, err, "ENV names can not be blank");
 			fe_vars_set(&st->img.env, kv.v[i], kv.v[i + 1]);
+			image_env_changed(&st->img);
 			fe_vars_set(&st->img.cfg_env, kv.v[i], kv.v[i + 1]);
 		} else {
 			if (!*kv.v[i])
@@ -474,7 +580,7 @@ do_env(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 				                    labels = json_object());
 			json_object_set_new(labels, kv.v[i], json_string(kv.v[i + 1]));
 		}
-		kiln_buf_addf(&h, " %s=%s", kv.v[i], kv.v[i + 1]);
+		buf_cat(&h, " ", kv.v[i], "=", kv.v[i + 1], NULL);
 	}
 	history_add(&st->img, h.buf, true);
 	return 0;
@@ -508,6 +614,7 @@ do_arg(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 		}
 		if (value) {
 			fe_vars_set(&st->img.env, a->key, value);
+			image_env_changed(&st->img);
 			fe_vars_set(&st->img.args, a->key, value);
 			kiln_strv_pushf(&hist, "%s=%s", a->key, value);
 		} else {
@@ -816,14 +923,17 @@ do_workdir(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_e
 	free(st->img.workdir);
 	st->img.workdir = wd;
 	/* WORKDIR creates the directory (owned by USER), as BuildKit does. */
-	json_t *mk = json_pack("{s:s, s:s, s:i, s:b}", "action", "mkdir", "path", wd, "mode", 0755,
-	                       "parents", 1);
+	json_t *mk = jobj_str("action", "mkdir");
+	jset_str(mk, "path", wd);
+	json_object_set_new(mk, "mode", json_integer(0755));
+	json_object_set_new(mk, "parents", json_true());
 	if (st->img.user)
 		json_object_set_new(mk, "chown", chown_json(st->img.user));
-	json_t *def = json_pack("{s:[o]}", "actions", mk);
+	json_t *def = jactions(mk);
 	st->vertex = add_vertex(cv, st, cmd, SV_OP_FILE, def, &st->vertex, 1, NULL);
-	_cleanup_free_ char *h = kiln_xasprintf("WORKDIR %s", wd);
-	history_add(&st->img, h, false);
+	_cleanup_buf_ struct kiln_buf h = KILN_BUF_INIT;
+	buf_cat(&h, "WORKDIR ", wd, NULL);
+	history_add(&st->img, h.buf, false);
 	return 0;
 }
 
@@ -1074,18 +1184,26 @@ do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 		return cmd_err(cv, cmd, err, "RUN: unsupported security mode \"%s\"", security);
 
 	/* The environment: ENV and ARG values in order (BuildKit's state env). */
-	json_t *env = json_array();
-	for (size_t i = 0; i < st->img.env.kv.n; i++)
-		json_array_append_new(env, json_string(st->img.env.kv.v[i]));
-	bool default_path = false;
-	if (!fe_vars_get(&st->img.env, "PATH")) {
-		json_array_append_new(env, json_string("PATH=" DEFAULT_PATH));
-		default_path = st->img.base != NULL;
+	if (!st->img.env_json) {
+		json_t *env = json_array();
+		for (size_t i = 0; i < st->img.env.kv.n; i++)
+			json_array_append_new(env, json_string(st->img.env.kv.v[i]));
+		st->img.env_default_path = false;
+		if (!fe_vars_get(&st->img.env, "PATH")) {
+			json_array_append_new(env, json_string("PATH=" DEFAULT_PATH));
+			st->img.env_default_path = st->img.base != NULL;
+		}
+		st->img.env_json = env;
 	}
-	json_t *def = json_pack("{s:O, s:o, s:s, s:s, s:s, s:s, s:O}", "args", args, "env", env,
-	                        "cwd", st->img.workdir ? st->img.workdir : "/", "user",
-	                        st->img.user ? st->img.user : "", "network", network, "security",
-	                        security, "mounts", mounts);
+	bool default_path = st->img.env_default_path;
+	json_t *def = json_object();
+	json_object_set(def, "args", args);
+	json_object_set(def, "env", st->img.env_json); /* shared, never changed once built */
+	jset_str(def, "cwd", st->img.workdir ? st->img.workdir : "/");
+	jset_str(def, "user", st->img.user ? st->img.user : "");
+	jset_str(def, "network", network);
+	jset_str(def, "security", security);
+	json_object_set(def, "mounts", mounts);
 	if (st->img.base)
 		json_object_set_new(def, "base_env", json_string(st->img.base));
 	if (default_path)
@@ -1111,11 +1229,11 @@ do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 	if (st->img.args.kv.n) {
 		kiln_buf_addf(&h, "|%zu", st->img.args.kv.n);
 		for (size_t i = 0; i < st->img.args.kv.n; i++)
-			kiln_buf_addf(&h, " %s", st->img.args.kv.v[i]);
+			buf_cat(&h, " ", st->img.args.kv.v[i], NULL);
 		kiln_buf_addch(&h, ' ');
 	}
 	for (size_t i = 0; i < flat.n; i++)
-		kiln_buf_addf(&h, "%s%s", i ? " " : "", flat.v[i]);
+		buf_cat(&h, i ? " " : "", flat.v[i], NULL);
 	kiln_buf_addstr(&h, " # buildkit");
 	history_add(&st->img, h.buf, false);
 	return 0;
@@ -1187,8 +1305,10 @@ struct copy_opts {
 static json_t *
 copy_action(const struct copy_opts *co, int input, const char *src, bool wildcard, bool url)
 {
-	json_t *a = json_pack("{s:s, s:i, s:s, s:s}", "action", "copy", "input", input, "src", src,
-	                      "dest", co->dest);
+	json_t *a = jobj_str("action", "copy");
+	json_object_set_new(a, "input", json_integer(input));
+	jset_str(a, "src", src);
+	jset_str(a, "dest", co->dest);
 	json_object_set_new(a, "follow_symlinks", json_true());
 	json_object_set_new(a, "dir_contents_only", json_true());
 	json_object_set_new(a, "allow_wildcard", json_boolean(wildcard));
@@ -1334,7 +1454,7 @@ do_copy(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err 
 			src = kiln_path_join("/", s);
 		}
 		json_array_append_new(actions, copy_action(&co, input, src, !url, url));
-		kiln_buf_addf(&h, " %s", s);
+		buf_cat(&h, " ", s, NULL);
 	}
 	for (size_t i = 0; i < cmd->copy.nheredocs; i++) {
 		/* An inline file: made on scratch, then copied like any source. */
@@ -1357,8 +1477,9 @@ do_copy(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err 
 		                      copy_action(&co, inputs_add(&in, f), src, false, false));
 		kiln_buf_addf(&h, " <<%s", hd->name);
 	}
-	kiln_buf_addf(&h, " %s # buildkit", dest);
-	json_t *def = json_pack("{s:O}", "actions", actions);
+	buf_cat(&h, " ", dest, " # buildkit", NULL);
+	json_t *def = json_object();
+	json_object_set(def, "actions", actions);
 	st->vertex = add_vertex(cv, st, cmd, SV_OP_FILE, def, in.v, in.n, NULL);
 	history_add(&st->img, h.buf, false);
 	return 0;
@@ -1621,6 +1742,9 @@ split_stages(struct cv *cv, struct kiln_err *err)
 	for (size_t i = 0; i < ast->nnodes; i++)
 		nfrom += strcasecmp(ast->nodes[i].name, "from") == 0;
 	cv->stages = kiln_xcalloc(nfrom ? nfrom : 1, sizeof(*cv->stages));
+	for (cv->nbuckets = 16; cv->nbuckets < 2 * nfrom; cv->nbuckets *= 2)
+		;
+	cv->buckets = kiln_xcalloc(cv->nbuckets, sizeof(*cv->buckets));
 	struct cv_stage *cur = NULL;
 	for (size_t i = 0; i < ast->nnodes; i++) {
 		struct fe_cmd *cmd;
@@ -1647,6 +1771,7 @@ split_stages(struct cv *cv, struct kiln_err *err)
 					return cmd_err(cv, cmd, err, "duplicate stage name \"%s\"",
 					               n);
 				cur->name = cur->meta = cur->label = n;
+				stage_name_insert(cv, cur);
 			}
 			continue;
 		}
@@ -1751,11 +1876,13 @@ out:
 		free(cv.stages[i].cmds);
 	}
 	free(cv.stages);
+	free(cv.buckets);
 	fe_vars_release(&cv.global);
 	kiln_strv_release(&cv.global_declared);
 	fe_vars_release(&cv.build_args);
 	fe_vars_release(&cv.proxy);
 	fe_ignore_free(cv.ignore);
+	json_decref(cv.exclude);
 	sv_graph_free(cv.g);
 	fe_ast_free(cv.ast);
 	return r;
