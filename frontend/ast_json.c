@@ -52,27 +52,27 @@ jsonp_release(json_t **j)
 }
 #define _cleanup_json_ _cleanup_(jsonp_release)
 
-/* A JSON string; bytes that are not UTF-8 become U+FFFD, which jansson needs. */
+/* A JSON string of `len` bytes; bytes that are not UTF-8 become U+FFFD, which jansson
+ * needs. NUL bytes are kept (printed as \u0000). */
 static json_t *
-jstr(const char *s)
+jstrn(const char *s, size_t len)
 {
-	if (!s)
-		return json_null();
-	json_t *j = json_string(s);
+	json_t *j = json_stringn(s, len);
 	if (j)
 		return j;
 	_cleanup_buf_ struct kiln_buf b = KILN_BUF_INIT;
-	const unsigned char *p = (const unsigned char *)s;
-	while (*p) {
+	const unsigned char *p = (const unsigned char *)s, *end = p + len;
+	while (p < end) {
 		int n = *p < 0x80             ? 1
 		        : (*p & 0xe0) == 0xc0 ? 2
 		        : (*p & 0xf0) == 0xe0 ? 3
 		        : (*p & 0xf8) == 0xf0 ? 4
 		                              : 0;
-		int ok = n > 0;
+		bool ok = n > 0 && end - p >= n;
 		for (int i = 1; ok && i < n; i++)
 			ok = (p[i] & 0xc0) == 0x80;
 		if (ok) {
+			/* Let jansson judge overlong forms and surrogates. */
 			json_t *t = json_stringn((const char *)p, (size_t)n);
 			if (t) {
 				json_decref(t);
@@ -85,6 +85,23 @@ jstr(const char *s)
 		p++;
 	}
 	return json_stringn(b.buf, b.len);
+}
+
+static json_t *
+jstr(const char *s)
+{
+	return s ? jstrn(s, strlen(s)) : json_null();
+}
+
+/* A node's flags or args: with their byte lengths when the parser recorded them, so
+ * NUL bytes in the Dockerfile survive. */
+static json_t *
+jnode_strs(const char *const *v, const size_t *lens, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, lens ? jstrn(v[i], lens[i]) : jstr(v[i]));
+	return a;
 }
 
 static json_t *
@@ -156,8 +173,8 @@ cmd_json(const struct fe_cmd *c)
 	json_object_set_new(o, "instruction", json_string(fe_cmd_kind_name(c->kind)));
 	json_object_set_new(o, "start_line", json_integer(c->start_line));
 	json_object_set_new(o, "end_line", json_integer(c->end_line));
-	json_object_set_new(o, "flags", jstrs(n->flags, n->nflags));
-	json_object_set_new(o, "args", jstrs(n->args, n->nargs));
+	json_object_set_new(o, "flags", jnode_strs(n->flags, n->flag_lens, n->nflags));
+	json_object_set_new(o, "args", jnode_strs(n->args, n->arg_lens, n->nargs));
 	json_object_set_new(o, "heredocs", heredocs_json(n->heredocs, n->nheredocs));
 
 	switch (c->kind) {

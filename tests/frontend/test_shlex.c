@@ -444,6 +444,55 @@ test_shlex__names(void **state)
 }
 
 static void
+test_shlex__unicode_names_and_spaces(void **state)
+{
+	struct fx *f = *state;
+	/* names are Unicode letters, digits and '_' (Go's unicode.IsLetter/IsDigit) */
+	fe_vars_set(&f->vars, "한국", "x");
+	expect_word(f, "$한국.${한국}", "x.x");
+	expect_word(f, "$한국어", "");
+	/* ProcessWords splits at Unicode white space too (here U+00A0 and U+3000) */
+	struct kiln_strv w = KILN_STRV_INIT;
+	struct kiln_err err = KILN_ERR_INIT;
+	assert_int_equal(fe_expand_words(&f->lx,
+	                                 "a\xc2\xa0"
+	                                 "b\xe3\x80\x80"
+	                                 "c",
+	                                 &w, &err),
+	                 0);
+	assert_int_equal(w.n, 3);
+	assert_string_equal(w.v[2], "c");
+	kiln_strv_release(&w);
+}
+
+static void
+test_shlex__words_from_expansions_split_even_when_quoted_inside(void **state)
+{
+	struct fx *f = *state;
+	/* BuildKit splits the result of any ${...} at its white space, quotes inside or not */
+	struct kiln_strv w = KILN_STRV_INIT;
+	struct kiln_err err = KILN_ERR_INIT;
+	assert_int_equal(fe_expand_words(&f->lx, "${U:-'a b'} \"${U:-c d}\"", &w, &err), 0);
+	assert_int_equal(w.n, 3);
+	assert_string_equal(w.v[0], "a");
+	assert_string_equal(w.v[1], "b");
+	assert_string_equal(w.v[2], "c d");
+	kiln_strv_release(&w);
+}
+
+static void
+test_shlex__invalid_utf8_becomes_replacement_char(void **state)
+{
+	struct fx *f = *state;
+	/* Go's scanner reads runes: a stray byte comes out as U+FFFD */
+	expect_word(f,
+	            "a\xff"
+	            "b",
+	            "a\xef\xbf\xbd"
+	            "b");
+}
+
+static void
 test_shlex__syntax_errors(void **state)
 {
 	struct fx *f = *state;
@@ -546,6 +595,9 @@ main(void)
 	        T(test_shlex__dollar_before_non_name_is_literal),
 	        T(test_shlex__unset_is_empty),
 	        T(test_shlex__names),
+	        T(test_shlex__unicode_names_and_spaces),
+	        T(test_shlex__words_from_expansions_split_even_when_quoted_inside),
+	        T(test_shlex__invalid_utf8_becomes_replacement_char),
 	        T(test_shlex__syntax_errors),
 	        T(test_shlex__lookup_fallback),
 	        T(test_shlex__vars_keep_order_and_replace_in_place),
