@@ -1804,17 +1804,19 @@ fe_plan(const struct fe_plan_opts *opts, struct sv_graph **ret, struct kiln_err 
 	                                       : kiln_path_join(opts->context_dir, "Dockerfile");
 	_cleanup_buf_ struct kiln_buf text = KILN_BUF_INIT;
 	const char *data = opts->dockerfile_data;
+	size_t len = data ? strlen(data) : 0;
 	if (!data) {
 		if (kiln_buf_read_file(&text, df_path, err) < 0)
 			return kiln_err_wrap(err, "read Dockerfile");
 		data = text.buf;
+		len = text.len;
 	}
 
 	struct cv cv = {.opts = opts,
 	                .file = opts->dockerfile
 	                                ? opts->dockerfile
 	                                : (opts->dockerfile_data ? "Dockerfile" : df_path)};
-	int r = fe_parse(cv.file, data, strlen(data), &cv.ast, err);
+	int r = fe_parse(cv.file, data, len, &cv.ast, err);
 	if (r < 0)
 		return r;
 	if (opts->warnings) {
