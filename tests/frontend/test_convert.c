@@ -721,6 +721,110 @@ test_convert__ref_normalize(void **state)
 	(void)state;
 }
 
+static void
+test_convert__build_arg_overrides_global_in_from(void **state)
+{
+	char *args[] = {"TAG=1.36", NULL};
+	json_t *g = plan(*state, "ARG TAG=latest\nFROM busybox:$TAG\n", NULL, args);
+	json_t *src = json_object_get(vertex(g, "FROM"), "def");
+	assert_string_equal(json_string_value(json_object_get(src, "ref")),
+	                    "docker.io/library/busybox:1.36");
+	json_decref(g);
+}
+
+static void
+test_convert__arg_without_value_stays_unset(void **state)
+{
+	json_t *g = plan(*state, "FROM busybox\nARG NOVAL\nRUN echo\n", NULL, NULL);
+	json_t *env = run_env(g, "RUN echo");
+	size_t i;
+	json_t *e;
+	json_array_foreach(env, i, e)
+	{
+		assert_false(kiln_str_has_prefix(json_string_value(e), "NOVAL"));
+	}
+	json_t *h = json_object_get(json_object_get(result(g, "0"), "config"), "history");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(h, 0), "created_by")),
+	                    "ARG NOVAL");
+	json_decref(g);
+}
+
+static void
+test_convert__copy_heredoc_expands_keeping_quotes(void **state)
+{
+	json_t *g = plan(*state,
+	                 "FROM busybox\nENV NAME=world\nCOPY <<EOF <<'RAW' /etc/\n"
+	                 "echo \"hello $NAME\"\nEOF\nkeep $NAME\nRAW\n",
+	                 NULL, NULL);
+	json_t *copy = vertex(g, "[stage-0 3/3]");
+	assert_non_null(copy);
+	json_t *acts = json_object_get(json_object_get(copy, "def"), "actions");
+	assert_int_equal(json_array_size(acts), 2);
+	const char *want[] = {"echo \"hello world\"\n", "keep $NAME\n"};
+	for (size_t i = 0; i < 2; i++) {
+		json_t *a = json_array_get(acts, i);
+		assert_string_equal(json_string_value(json_object_get(a, "dest")), "/etc/");
+		json_t *in = vertex_by_digest(
+		        g, json_string_value(json_array_get(
+		                   json_object_get(copy, "inputs"),
+		                   json_integer_value(json_object_get(a, "input")))));
+		json_t *mk =
+		        json_array_get(json_object_get(json_object_get(in, "def"), "actions"), 0);
+		assert_string_equal(json_string_value(json_object_get(mk, "action")), "mkfile");
+		assert_string_equal(json_string_value(json_object_get(mk, "data")), want[i]);
+	}
+	json_decref(g);
+}
+
+static void
+test_convert__paths_resolve_against_workdir(void **state)
+{
+	json_t *g = plan(
+	        *state,
+	        "FROM busybox\nWORKDIR /a\nWORKDIR b\nWORKDIR /c\nCOPY f .\n"
+	        "COPY g h\nRUN --mount=type=cache,target=/abs --mount=type=cache,target=rel x\n",
+	        NULL, NULL);
+	json_t *c = config_of(g, "0");
+	assert_string_equal(json_string_value(json_object_get(c, "WorkingDir")), "/c");
+	json_t *a = json_array_get(
+	        json_object_get(json_object_get(vertex(g, "COPY f"), "def"), "actions"), 0);
+	assert_string_equal(json_string_value(json_object_get(a, "dest")), "/c/");
+	a = json_array_get(json_object_get(json_object_get(vertex(g, "COPY g"), "def"), "actions"),
+	                   0);
+	assert_string_equal(json_string_value(json_object_get(a, "dest")), "/c/h");
+	json_t *m = json_object_get(json_object_get(vertex(g, "target=rel"), "def"), "mounts");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(m, 0), "target")),
+	                    "/abs");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(m, 1), "target")),
+	                    "/c/rel");
+	json_decref(g);
+}
+
+static void
+test_convert__copy_errors(void **state)
+{
+	char *e = plan_err(*state, "FROM busybox\nCOPY a b /notadir\n", NULL, NULL);
+	assert_non_null(strstr(e, "Dockerfile:2: "));
+	assert_non_null(strstr(e, "must be a directory"));
+	free(e);
+	e = plan_err(*state, "FROM busybox\nADD --checksum=sha256:00 local /x\n", NULL, NULL);
+	assert_non_null(strstr(e, "Dockerfile:2: "));
+	free(e);
+	e = plan_err(*state, "FROM busybox\nENV X=${X:?must be set}\n", NULL, NULL);
+	assert_non_null(strstr(e, "Dockerfile:2: "));
+	free(e);
+}
+
+static void
+test_convert__bad_platform(void **state)
+{
+	struct kiln_err err = KILN_ERR_INIT;
+	assert_null(plan_full(*state, "FROM busybox\n", NULL, "linux", NULL, &err));
+	assert_err_contains(&err, "invalid platform");
+	assert_null(plan_full(*state, "FROM --platform=nope busybox\n", NULL, NULL, NULL, &err));
+	assert_err_contains(&err, "Dockerfile:1: ");
+}
+
 int
 main(void)
 {
@@ -753,6 +857,12 @@ main(void)
 	        T(test_convert__heredoc_run),
 	        T(test_convert__add_url_and_copy_flags),
 	        T(test_convert__ref_normalize),
+	        T(test_convert__build_arg_overrides_global_in_from),
+	        T(test_convert__arg_without_value_stays_unset),
+	        T(test_convert__copy_heredoc_expands_keeping_quotes),
+	        T(test_convert__paths_resolve_against_workdir),
+	        T(test_convert__copy_errors),
+	        T(test_convert__bad_platform),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
