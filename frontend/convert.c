@@ -345,13 +345,13 @@ add_vertex(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, enum sv
 	return sv_graph_add(cv->g, op, def, inputs, ninputs, &meta);
 }
 
+/* The empty filesystem; one vertex, labelled with the first stage that uses it. */
 static struct sv_vertex *
-scratch_vertex(struct cv *cv)
+scratch_vertex(struct cv *cv, struct cv_stage *st)
 {
 	if (!cv->scratch)
-		cv->scratch =
-		        sv_graph_add(cv->g, SV_OP_SOURCE, json_pack("{s:s}", "type", "scratch"),
-		                     NULL, 0, &(struct sv_vertex_meta){.description = "scratch"});
+		cv->scratch = add_vertex(cv, st, NULL, SV_OP_SOURCE, jobj_str("type", "scratch"),
+		                         NULL, 0, "scratch");
 	return cv->scratch;
 }
 
@@ -1112,7 +1112,7 @@ do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 				        json_pack("{s:s, s:s, s:i, s:s}", "action", "mkfile",
 				                  "path", path, "mode", 0755, "data", h->content);
 				json_t *fdef = json_pack("{s:[o]}", "actions", mk);
-				struct sv_vertex *scratch = scratch_vertex(cv);
+				struct sv_vertex *scratch = scratch_vertex(cv, st);
 				struct sv_vertex *script =
 				        add_vertex(cv, st, cmd, SV_OP_FILE, fdef, &scratch, 1,
 				                   "[internal] preparing inline document");
@@ -1469,7 +1469,7 @@ do_copy(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err 
 		_cleanup_free_ char *src = kiln_path_join("/", hd->name);
 		json_t *mk = json_pack("{s:s, s:s, s:i, s:s}", "action", "mkfile", "path", src,
 		                       "mode", 0644, "data", data);
-		struct sv_vertex *scratch = scratch_vertex(cv);
+		struct sv_vertex *scratch = scratch_vertex(cv, st);
 		struct sv_vertex *f =
 		        add_vertex(cv, st, cmd, SV_OP_FILE, json_pack("{s:[o]}", "actions", mk),
 		                   &scratch, 1, "[internal] preparing inline document");
@@ -1584,7 +1584,7 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 		/* BuildKit's empty image has a PATH. */
 		fe_vars_set(&st->img.env, "PATH", DEFAULT_PATH);
 		fe_vars_set(&st->img.cfg_env, "PATH", DEFAULT_PATH);
-		st->vertex = scratch_vertex(cv);
+		st->vertex = scratch_vertex(cv, st);
 	} else {
 		_cleanup_free_ char *ref = NULL;
 		if (fe_ref_normalize(base, &ref, err) < 0) {

@@ -92,6 +92,7 @@ rc=$?
 set -e
 out=$(cat "$T/stdout")
 expect_eq "-f - exit code" "$rc" 0
+expect_eq "-f - output: every vertex has its stage" "$(py "all('stage' in v for v in vs)")" True
 expect_eq "-f - plans the stdin Dockerfile" "$(py "[v['def'].get('include') for v in vs if v['def'].get('type') == 'local']")" "[['x']]"
 
 # --- errors ---

@@ -50,6 +50,15 @@ plan_full(struct fx *f, const char *df, const char *target, const char *platform
 	json_t *j = json_loads(out.buf, 0, &je);
 	kiln_buf_release(&out);
 	assert_non_null(j);
+	/* every vertex of every plan carries its metadata */
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(j, "vertices"), i, v)
+	{
+		assert_true(json_is_string(json_object_get(v, "stage")));
+		assert_true(json_is_string(json_object_get(v, "description")));
+		assert_true(json_is_array(json_object_get(v, "inputs")));
+	}
 	return j;
 }
 
