@@ -24,6 +24,23 @@
  *   source: {"type":"http","url":U,"filename":F,"checksum":C} for ADD <url>; a local
  *           source without "include" transfers the whole context.
  *
+ *   mounts: bind {"target","input","source","readonly"} (without from: a local source of
+ *           just that path), cache {"target","id" (default: target),"sharing","readonly",
+ *           "mode","uid","gid","input"/"source" with from}, tmpfs {"target","size"},
+ *           secret {"id","target" (default /run/secrets/<id> unless "env"),"env",
+ *           "required","mode","uid","gid"}, ssh {"id","target","required","mode",...}.
+ *
+ * Sharing: stages never share vertices except identical content: the same image source
+ * (FROM busybox twice), the scratch vertex, and a local source of the same paths. Each
+ * COPY/ADD gets its own local source listing only the paths it reads, so editing one
+ * COPY line changes no other instruction's digest.
+ *
+ * Variables: one ordered list per stage is BuildKit's LLB state env (ENV and ARG values,
+ * what words expand with and what RUN sees); the image config's Env gets ENV only. So an
+ * ARG declared after an ENV of the same name wins in RUN but not in the config, as in
+ * BuildKit. Base image ONBUILD triggers are unknown at plan time and do not run; a stage
+ * FROM another stage runs that stage's triggers first, expanded when they run.
+ *
  * A result's config is an OCI image config; "base": R says it is layered on image R's
  * config at build time: Env merges by key (ours win; PATH defaults when neither sets it),
  * Labels/ExposedPorts/Volumes merge by key, other members present here replace the base's
