@@ -52,6 +52,7 @@
 #include "shlex.h"
 
 #include <ctype.h>
+#include <sys/stat.h>
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -1816,6 +1817,12 @@ fe_plan(const struct fe_plan_opts *opts, struct sv_graph **ret, struct kiln_err 
 {
 	if (!opts->context_dir)
 		return kiln_err_invalid(err, "no build context given");
+	struct stat sb;
+	if (stat(opts->context_dir, &sb) < 0)
+		return kiln_err_set(err, errno, "build context `%s`", opts->context_dir);
+	if (!S_ISDIR(sb.st_mode))
+		return kiln_err_invalid(err, "build context `%s` is not a directory",
+		                        opts->context_dir);
 	_cleanup_free_ char *df_path = opts->dockerfile
 	                                       ? kiln_xstrdup(opts->dockerfile)
 	                                       : kiln_path_join(opts->context_dir, "Dockerfile");

@@ -112,7 +112,12 @@ expect_eq "unknown target exit code" "$rc" 1
 expect_contains "unknown target message" "$err" 'target stage "nope" could not be found'
 
 run_kiln plan "$T/no-such-dir"
+expect_eq "missing context exit code" "$rc" 1
+expect_contains "missing context message" "$err" "no-such-dir"
+mkdir -p "$T/empty"
+run_kiln plan "$T/empty"
 expect_eq "missing Dockerfile exit code" "$rc" 1
+expect_contains "missing Dockerfile message" "$err" "Dockerfile"
 
 run_kiln plan
 expect_eq "no context is a usage error" "$rc" 2
