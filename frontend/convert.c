@@ -137,6 +137,13 @@ struct cv_stage {
 	struct fe_platform platform;
 	char platform_str[100];
 	size_t step, nsteps;
+	/* Replay (see replay_ref): a stage rooted on an image or scratch records the vertex
+	 * each instruction leaves, so a later stage with the same root and the same leading
+	 * instructions reuses them instead of building definitions that would deduplicate. */
+	bool replayable;
+	struct fe_cmd **rel;      /* the instructions that lowering depends on, in order */
+	struct sv_vertex **after; /* after[0]: the root; after[k + 1]: after rel[k] */
+	size_t nafter;
 };
 
 struct cv {
@@ -155,6 +162,10 @@ struct cv {
 	struct fe_ignore *ignore;
 	struct sv_graph *g;
 	struct sv_vertex *scratch;
+	bool no_replay;
+	struct sv_vertex *replay; /* the vertex the current instruction is known to make */
+	struct cv_stage **roots;  /* replayable stages by root vertex (open addressing) */
+	size_t nroots;
 	json_t *exclude; /* the .dockerignore patterns, shared by every local source */
 };
 
@@ -940,6 +951,13 @@ do_workdir(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_e
 	char *wd = resolve_dir(st, v);
 	free(st->img.workdir);
 	st->img.workdir = wd;
+	_cleanup_buf_ struct kiln_buf h = KILN_BUF_INIT;
+	buf_cat(&h, "WORKDIR ", wd, NULL);
+	history_add(&st->img, h.buf, false);
+	if (cv->replay) {
+		st->vertex = cv->replay;
+		return 0;
+	}
 	/* WORKDIR creates the directory (owned by USER), as BuildKit does. */
 	json_t *mk = jobj_str("action", "mkdir");
 	jset_str(mk, "path", wd);
@@ -949,9 +967,6 @@ do_workdir(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_e
 		json_object_set_new(mk, "chown", chown_json(st->img.user));
 	json_t *def = jactions(mk);
 	st->vertex = add_vertex(cv, st, cmd, SV_OP_FILE, def, &st->vertex, 1, NULL);
-	_cleanup_buf_ struct kiln_buf h = KILN_BUF_INIT;
-	buf_cat(&h, "WORKDIR ", wd, NULL);
-	history_add(&st->img, h.buf, false);
 	return 0;
 }
 
@@ -1106,6 +1121,24 @@ str_in_vars(const struct fe_vars *v, const char *key)
 	return fe_vars_get(v, key) != NULL;
 }
 
+/* History as BuildKit writes it: "RUN |N k=v ... argv # buildkit". */
+static void
+run_history(struct cv_stage *st, const struct kiln_strv *flatp)
+{
+	_cleanup_buf_ struct kiln_buf h = KILN_BUF_INIT;
+	kiln_buf_addstr(&h, "RUN ");
+	if (st->img.args.kv.n) {
+		kiln_buf_addf(&h, "|%zu", st->img.args.kv.n);
+		for (size_t i = 0; i < st->img.args.kv.n; i++)
+			buf_cat(&h, " ", st->img.args.kv.v[i], NULL);
+		kiln_buf_addch(&h, ' ');
+	}
+	for (size_t i = 0; i < flatp->n; i++)
+		buf_cat(&h, i ? " " : "", flatp->v[i], NULL);
+	kiln_buf_addstr(&h, " # buildkit");
+	history_add(&st->img, h.buf, false);
+}
+
 static int
 do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *err)
 {
@@ -1123,7 +1156,10 @@ do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 			return cmd_err(cv, cmd, err, "RUN: heredocs need the shell form");
 		const struct fe_heredoc *h = &cmd->run.heredocs[0];
 		if (cmd->run.nheredocs == 1 && heredoc_marker_only(cl.argv[0], h->name)) {
-			if (kiln_str_has_prefix(h->content, "#!")) {
+			if (kiln_str_has_prefix(h->content, "#!") && cv->replay) {
+				one[0] =
+				        kiln_arena_printf(cv->ast->arena, "/dev/pipes/%s", h->name);
+			} else if (kiln_str_has_prefix(h->content, "#!")) {
 				/* A script with its interpreter: mount it and run the file. */
 				_cleanup_free_ char *path = kiln_path_join("/", h->name);
 				json_t *mk =
@@ -1158,6 +1194,11 @@ do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 		cl.argc = 1;
 	}
 	args = cmdline_json(st, &cl, &flat);
+	if (cv->replay) {
+		st->vertex = cv->replay;
+		run_history(st, &flat);
+		return 0;
+	}
 
 	/* --mount values expand (BuildKit expands each field); re-parse those that use $. */
 	const char **mount_specs = NULL;
@@ -1241,19 +1282,7 @@ do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 
 	st->vertex = add_vertex(cv, st, cmd, SV_OP_EXEC, def, in.v, in.n, NULL);
 
-	/* History as BuildKit writes it: "RUN |N k=v ... argv # buildkit". */
-	_cleanup_buf_ struct kiln_buf h = KILN_BUF_INIT;
-	kiln_buf_addstr(&h, "RUN ");
-	if (st->img.args.kv.n) {
-		kiln_buf_addf(&h, "|%zu", st->img.args.kv.n);
-		for (size_t i = 0; i < st->img.args.kv.n; i++)
-			buf_cat(&h, " ", st->img.args.kv.v[i], NULL);
-		kiln_buf_addch(&h, ' ');
-	}
-	for (size_t i = 0; i < flat.n; i++)
-		buf_cat(&h, i ? " " : "", flat.v[i], NULL);
-	kiln_buf_addstr(&h, " # buildkit");
-	history_add(&st->img, h.buf, false);
+	run_history(st, &flat);
 	return 0;
 }
 
@@ -1426,6 +1455,18 @@ do_copy(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err 
 	if (checksum && !kiln_digest_valid(checksum))
 		return cmd_err(cv, cmd, err, "ADD --checksum=%s: want sha256:<64 hex digits>",
 		               checksum);
+	if (cv->replay) {
+		_cleanup_buf_ struct kiln_buf h = KILN_BUF_INIT;
+		kiln_buf_addstr(&h, name);
+		for (size_t i = 0; i < srcs.n; i++)
+			buf_cat(&h, " ", srcs.v[i], NULL);
+		for (size_t i = 0; i < cmd->copy.nheredocs; i++)
+			buf_cat(&h, " <<", cmd->copy.heredocs[i].name, NULL);
+		buf_cat(&h, " ", dest, " # buildkit", NULL);
+		history_add(&st->img, h.buf, false);
+		st->vertex = cv->replay;
+		return 0;
+	}
 	struct sv_vertex *ctx_v = NULL;
 	if (ctx.n)
 		ctx_v = context_vertex(cv, st, cmd, ctx.v, ctx.n);
@@ -1544,6 +1585,99 @@ dispatch_cmd(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln
 	return cmd_err(cv, cmd, err, "%s: unexpected here", cmd_name(cmd));
 }
 
+/* ---- replay ---- */
+
+/* Can an instruction's vertex be taken from an identical earlier stage? Not when it names
+ * another stage or image (--from): what that resolves to, and whether it is a cycle,
+ * depends on the stage it is in. */
+static bool
+cmd_replayable(const struct fe_cmd *cmd)
+{
+	if (!cmd->node || !cmd->node->original)
+		return false;
+	if (cmd->kind == FE_CMD_COPY || cmd->kind == FE_CMD_ADD)
+		return !cmd->copy.from;
+	if (cmd->kind == FE_CMD_RUN) {
+		for (size_t i = 0; i < cmd->run.nmounts; i++)
+			if (cmd->run.mounts[i].from)
+				return false;
+		for (size_t i = 0; i < cmd->node->nflags; i++)
+			if (strchr(cmd->node->flags[i], '$'))
+				return false; /* an expanded --mount could name a stage */
+	}
+	return true;
+}
+
+/* Instructions that change what later instructions lower to (the vertex, the variables,
+ * WORKDIR, USER, SHELL). The others only touch the image config, so stages that differ in
+ * a LABEL or EXPOSE still replay each other. */
+static bool
+affects_lowering(const struct fe_cmd *cmd)
+{
+	switch (cmd->kind) {
+	case FE_CMD_RUN:
+	case FE_CMD_COPY:
+	case FE_CMD_ADD:
+	case FE_CMD_WORKDIR:
+	case FE_CMD_ENV:
+	case FE_CMD_ARG:
+	case FE_CMD_USER:
+	case FE_CMD_SHELL:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The same instruction text (flags, words and heredoc bodies): with the same state before
+ * it, it makes the same vertex. */
+static bool
+cmd_same(const struct fe_cmd *a, const struct fe_cmd *b)
+{
+	const struct fe_node *x = a->node, *y = b->node;
+	if (a->kind != b->kind || !kiln_str_eq(x->original, y->original) ||
+	    x->nheredocs != y->nheredocs)
+		return false;
+	for (size_t i = 0; i < x->nheredocs; i++) {
+		const struct fe_heredoc *p = &x->heredocs[i], *q = &y->heredocs[i];
+		if (p->expand != q->expand || p->content_len != q->content_len ||
+		    !kiln_str_eq(p->name, q->name) ||
+		    memcmp(p->content, q->content, p->content_len) != 0)
+			return false;
+	}
+	return true;
+}
+
+static size_t
+ptr_hash(const void *p)
+{
+	uintptr_t v = (uintptr_t)p;
+	return (size_t)((v >> 4) * 0x9E3779B97F4A7C15ULL);
+}
+
+/*
+ * The earlier stage this one can replay: same root vertex (image with platform, or
+ * scratch), same platform, and, as both start from a fresh state, the same variables.
+ * Registers `st` as the reference for the next stage with its root.
+ */
+static struct cv_stage *
+replay_ref(struct cv *cv, struct cv_stage *st, struct sv_vertex *root)
+{
+	if (cv->no_replay)
+		return NULL;
+	size_t mask = cv->nroots - 1;
+	size_t b = ptr_hash(root) & mask;
+	for (; cv->roots[b]; b = (b + 1) & mask) {
+		struct cv_stage *ref = cv->roots[b];
+		if (ref->after[0] == root) {
+			cv->roots[b] = st;
+			return kiln_str_eq(ref->platform_str, st->platform_str) ? ref : NULL;
+		}
+	}
+	cv->roots[b] = st;
+	return NULL;
+}
+
 static void
 image_init_empty(struct cv_image *img)
 {
@@ -1621,11 +1755,40 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 		if ((r = dispatch_cmd(cv, st, triggers[i], err)) < 0)
 			return r;
 	}
-	for (size_t i = 0; i < st->ncmds; i++) {
-		st->step++;
-		if ((r = dispatch_cmd(cv, st, st->cmds[i], err)) < 0)
-			return r;
+
+	struct cv_stage *ref = NULL;
+	st->replayable = !parent;
+	if (st->replayable) {
+		st->rel = kiln_xreallocarray(NULL, st->ncmds + 1, sizeof(*st->rel));
+		st->after = kiln_xreallocarray(NULL, st->ncmds + 1, sizeof(*st->after));
+		st->after[0] = st->vertex;
+		st->nafter = 1;
+		ref = replay_ref(cv, st, st->vertex);
 	}
+	struct sv_vertex *saved = cv->replay;
+	for (size_t i = 0; i < st->ncmds; i++) {
+		struct fe_cmd *cmd = st->cmds[i];
+		bool rel = affects_lowering(cmd);
+		size_t k = st->nafter - 1;
+		st->step++;
+		cv->replay = NULL;
+		if (rel && ref && k + 1 < ref->nafter && cmd_replayable(cmd) &&
+		    cmd_same(cmd, ref->rel[k]))
+			cv->replay = ref->after[k + 1];
+		else if (rel)
+			ref = NULL;
+		r = dispatch_cmd(cv, st, cmd, err);
+		cv->replay = NULL;
+		if (r < 0) {
+			cv->replay = saved;
+			return r;
+		}
+		if (rel && st->replayable) {
+			st->rel[k] = cmd;
+			st->after[st->nafter++] = st->vertex;
+		}
+	}
+	cv->replay = saved;
 	st->state = ST_DONE;
 	return 0;
 }
@@ -1763,6 +1926,8 @@ split_stages(struct cv *cv, struct kiln_err *err)
 	for (cv->nbuckets = 16; cv->nbuckets < 2 * nfrom; cv->nbuckets *= 2)
 		;
 	cv->buckets = kiln_xcalloc(cv->nbuckets, sizeof(*cv->buckets));
+	cv->nroots = cv->nbuckets;
+	cv->roots = kiln_xcalloc(cv->nroots, sizeof(*cv->roots));
 	struct cv_stage *cur = NULL;
 	for (size_t i = 0; i < ast->nnodes; i++) {
 		struct fe_cmd *cmd;
@@ -1815,6 +1980,13 @@ split_stages(struct cv *cv, struct kiln_err *err)
 int
 fe_plan(const struct fe_plan_opts *opts, struct sv_graph **ret, struct kiln_err *err)
 {
+	return fe_plan_replay(opts, true, ret, err);
+}
+
+int
+fe_plan_replay(const struct fe_plan_opts *opts, bool replay, struct sv_graph **ret,
+               struct kiln_err *err)
+{
 	if (!opts->context_dir)
 		return kiln_err_invalid(err, "no build context given");
 	struct stat sb;
@@ -1837,6 +2009,7 @@ fe_plan(const struct fe_plan_opts *opts, struct sv_graph **ret, struct kiln_err 
 	}
 
 	struct cv cv = {.opts = opts,
+	                .no_replay = !replay,
 	                .file = opts->dockerfile
 	                                ? opts->dockerfile
 	                                : (opts->dockerfile_data ? "Dockerfile" : df_path)};
@@ -1900,9 +2073,12 @@ out:
 	for (size_t i = 0; i < cv.nstages; i++) {
 		image_release(&cv.stages[i].img);
 		free(cv.stages[i].cmds);
+		free(cv.stages[i].after);
+		free(cv.stages[i].rel);
 	}
 	free(cv.stages);
 	free(cv.buckets);
+	free(cv.roots);
 	fe_vars_release(&cv.global);
 	kiln_strv_release(&cv.global_declared);
 	fe_vars_release(&cv.build_args);

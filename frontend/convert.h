@@ -15,6 +15,14 @@
  */
 int fe_ref_normalize(const char *ref, char **ret, struct kiln_err *err);
 
+/*
+ * fe_plan with replay switched on or off. Replay reuses the vertices of an earlier stage
+ * with the same root and the same leading instructions instead of building definitions
+ * that would deduplicate to them; the graph must be the same either way (tests check).
+ */
+int fe_plan_replay(const struct fe_plan_opts *opts, bool replay, struct sv_graph **ret,
+                   struct kiln_err *err);
+
 struct fe_platform {
 	char os[32];
 	char arch[32];

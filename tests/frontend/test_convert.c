@@ -834,6 +834,109 @@ test_convert__bad_platform(void **state)
 	assert_err_contains(&err, "Dockerfile:1: ");
 }
 
+/* Plan with and without replay; both must give the same JSON, or the same error. */
+static void
+assert_replay_same(struct fx *f, const char *df, char *const *args)
+{
+	test_write_file(f->dir, "Dockerfile", df);
+	struct kiln_buf out[2] = {KILN_BUF_INIT, KILN_BUF_INIT};
+	for (int i = 0; i < 2; i++) {
+		struct fe_plan_opts o = FE_PLAN_OPTS_INIT;
+		o.context_dir = f->dir;
+		o.build_args = args;
+		struct sv_graph *g = NULL;
+		struct kiln_err err = KILN_ERR_INIT;
+		if (fe_plan_replay(&o, i == 0, &g, &err) < 0) {
+			char *e = kiln_err_format(&err);
+			kiln_buf_addf(&out[i], "error: %s", e);
+			free(e);
+			kiln_err_release(&err);
+		} else {
+			sv_graph_to_json(g, &out[i]);
+			sv_graph_free(g);
+		}
+	}
+	assert_string_equal(out[0].buf, out[1].buf);
+	kiln_buf_release(&out[0]);
+	kiln_buf_release(&out[1]);
+}
+
+static void
+test_convert__replay_gives_the_same_graph(void **state)
+{
+	/* stages with shared prefixes that diverge in state, text, heredocs and --from */
+	assert_replay_same(
+	        *state,
+	        "ARG V=1\nFROM busybox AS a\nARG V\nENV X=$V\nWORKDIR /w\nRUN echo $X\n"
+	        "COPY f g/\nRUN <<EOF\n#!/bin/sh\necho hi\nEOF\nUSER u\nWORKDIR w2\n"
+	        "FROM busybox AS b\nARG V\nENV X=$V\nWORKDIR /w\nRUN echo $X\nCOPY f g/\n"
+	        "RUN <<EOF\n#!/bin/sh\necho bye\nEOF\nCOPY --from=a /w /a\n"
+	        "FROM busybox AS c\nARG V=2\nENV X=$V\nWORKDIR /w\nRUN echo $X\n"
+	        "FROM busybox:1 AS d\nARG V\nENV X=$V\nWORKDIR /w\nRUN echo $X\n"
+	        "FROM scratch AS e\nCOPY <<EOF /x\n$PATH\nEOF\nFROM scratch AS f\n"
+	        "COPY <<EOF /x\n$PATH\nEOF\nCOPY --from=c /w /c\nCOPY --from=d /w /d\n"
+	        "COPY --from=b /w /b\nCOPY --from=e /x /e\n",
+	        NULL);
+	/* a stage that would replay a stage copying from it: still a cycle */
+	assert_replay_same(*state,
+	                   "FROM busybox AS a\nRUN x\nCOPY --from=b /y /y\n"
+	                   "FROM busybox AS b\nRUN x\nCOPY --from=b /y /y\n",
+	                   NULL);
+	/* RUN --mount=from and ${} in flags end the replay */
+	char *args[] = {"M=a", NULL};
+	assert_replay_same(
+	        *state,
+	        "FROM busybox AS a\nRUN x\nFROM busybox AS b\nRUN x\n"
+	        "RUN --mount=type=bind,from=a,target=/a y\n"
+	        "FROM busybox AS c\nARG M\nRUN x\nRUN --mount=type=bind,from=$M,target=/a y\n",
+	        args);
+
+	/* random Dockerfiles from a pool of lines, with shared and diverging prefixes */
+	static const char *const pool[] = {
+	        "RUN echo a",
+	        "RUN echo $X",
+	        "ENV X=1",
+	        "ENV X=2 Y=$X",
+	        "ARG X=3",
+	        "ARG Y",
+	        "WORKDIR /w",
+	        "WORKDIR sub",
+	        "USER 1:1",
+	        "COPY a b/",
+	        "COPY --chown=$X a /c",
+	        "ADD https://example.com/f.tgz /d/",
+	        "LABEL l=$X",
+	        "SHELL [\"/bin/bash\", \"-c\"]",
+	        "RUN --mount=type=cache,target=/c make",
+	        "COPY --from=0 /a /a",
+	        "COPY --from=s1 /a /b",
+	        "ONBUILD RUN echo t",
+	        "RUN <<EOF\necho h\nEOF",
+	        "COPY <<EOF /h\n$X\nEOF",
+	};
+	static const char *const froms[] = {"FROM busybox", "FROM alpine", "FROM scratch",
+	                                    "FROM s0"};
+	uint32_t seed = 12345;
+	for (int iter = 0; iter < 150; iter++) {
+		struct kiln_buf df = KILN_BUF_INIT;
+		int nst = 1 + (int)((seed = seed * 1103515245 + 12345) >> 16) % 4;
+		for (int sidx = 0; sidx < nst; sidx++) {
+			seed = seed * 1103515245 + 12345;
+			kiln_buf_addf(&df, "%s AS s%d\n", froms[(seed >> 16) % 4], sidx);
+			int n = (int)((seed >> 8) % 7);
+			for (int k = 0; k < n; k++) {
+				/* mostly the same lines in every stage, sometimes different */
+				seed = seed * 1103515245 + 12345;
+				size_t pick =
+				        ((seed >> 16) % 5 == 0) ? (seed >> 4) % 20 : (size_t)k % 20;
+				kiln_buf_addf(&df, "%s\n", pool[pick]);
+			}
+		}
+		assert_replay_same(*state, df.buf, NULL);
+		kiln_buf_release(&df);
+	}
+}
+
 int
 main(void)
 {
@@ -872,6 +975,7 @@ main(void)
 	        T(test_convert__paths_resolve_against_workdir),
 	        T(test_convert__copy_errors),
 	        T(test_convert__bad_platform),
+	        T(test_convert__replay_gives_the_same_graph),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
