@@ -666,33 +666,37 @@ strv_json(char *const *v, size_t n)
 }
 
 /* CMD/ENTRYPOINT/RUN/HEALTHCHECK words: exec form as written, shell form via SHELL. */
-static json_t *
-cmdline_json(struct cv_stage *st, const struct fe_cmdline *cl, struct kiln_strv *flat)
+/* The argv a command line runs: exec form as written, shell form via the SHELL. */
+static void
+cmdline_argv(struct cv_stage *st, const struct fe_cmdline *cl, struct kiln_strv *argv)
 {
-	json_t *a = json_array();
-	if (cl->shell_form) {
-		_cleanup_buf_ struct kiln_buf joined = KILN_BUF_INIT;
-		for (size_t i = 0; i < cl->argc; i++) {
-			if (i)
-				kiln_buf_addch(&joined, ' ');
-			kiln_buf_addstr(&joined, cl->argv[i]);
-		}
-		if (st->img.shell.n) {
-			for (size_t i = 0; i < st->img.shell.n; i++)
-				json_array_append_new(a, json_string(st->img.shell.v[i]));
-		} else {
-			json_array_append_new(a, json_string("/bin/sh"));
-			json_array_append_new(a, json_string("-c"));
-		}
-		json_array_append_new(a, json_string(joined.buf));
-	} else {
+	if (!cl->shell_form) {
 		for (size_t i = 0; i < cl->argc; i++)
-			json_array_append_new(a, json_string(cl->argv[i]));
+			kiln_strv_push(argv, cl->argv[i]);
+		return;
 	}
-	if (flat)
-		for (size_t i = 0; i < json_array_size(a); i++)
-			kiln_strv_push(flat, json_string_value(json_array_get(a, i)));
-	return a;
+	if (st->img.shell.n) {
+		for (size_t i = 0; i < st->img.shell.n; i++)
+			kiln_strv_push(argv, st->img.shell.v[i]);
+	} else {
+		kiln_strv_push(argv, "/bin/sh");
+		kiln_strv_push(argv, "-c");
+	}
+	struct kiln_buf joined = KILN_BUF_INIT;
+	for (size_t i = 0; i < cl->argc; i++) {
+		if (i)
+			kiln_buf_addch(&joined, ' ');
+		kiln_buf_addstr(&joined, cl->argv[i]);
+	}
+	kiln_strv_push_take(argv, kiln_buf_detach(&joined, NULL));
+}
+
+static json_t *
+cmdline_json(struct cv_stage *st, const struct fe_cmdline *cl)
+{
+	_cleanup_strv_ struct kiln_strv argv = KILN_STRV_INIT;
+	cmdline_argv(st, cl, &argv);
+	return strv_json(argv.v, argv.n);
 }
 
 static void
@@ -707,7 +711,7 @@ history_json(struct cv_image *img, const char *word, json_t *v)
 static int
 do_cmd_entrypoint(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *err)
 {
-	json_t *v = cmdline_json(st, &cmd->cmdline, NULL);
+	json_t *v = cmdline_json(st, &cmd->cmdline);
 	if (cmd->kind == FE_CMD_CMD) {
 		json_object_set(st->img.config, "Cmd", v);
 		st->img.cmd_set = true;
@@ -1128,7 +1132,8 @@ run_history(struct cv_stage *st, const struct kiln_strv *flatp)
 	_cleanup_buf_ struct kiln_buf h = KILN_BUF_INIT;
 	kiln_buf_addstr(&h, "RUN ");
 	if (st->img.args.kv.n) {
-		kiln_buf_addf(&h, "|%zu", st->img.args.kv.n);
+		kiln_buf_addch(&h, '|');
+		buf_num(&h, st->img.args.kv.n);
 		for (size_t i = 0; i < st->img.args.kv.n; i++)
 			buf_cat(&h, " ", st->img.args.kv.v[i], NULL);
 		kiln_buf_addch(&h, ' ');
@@ -1193,12 +1198,13 @@ do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 		cl.argv = one;
 		cl.argc = 1;
 	}
-	args = cmdline_json(st, &cl, &flat);
+	cmdline_argv(st, &cl, &flat);
 	if (cv->replay) {
 		st->vertex = cv->replay;
 		run_history(st, &flat);
 		return 0;
 	}
+	args = strv_json(flat.v, flat.n);
 
 	/* --mount values expand (BuildKit expands each field); re-parse those that use $. */
 	const char **mount_specs = NULL;
