@@ -650,62 +650,85 @@ js_number(struct json *j)
 	return true;
 }
 
+/* An object key and its colon. */
+static bool
+js_key(struct json *j)
+{
+	js_ws(j);
+	if (j->i >= j->n || j->s[j->i] != '"' || !js_string(j, NULL))
+		return false;
+	js_ws(j);
+	if (j->i >= j->n || j->s[j->i] != ':')
+		return false;
+	j->i++;
+	return true;
+}
+
+/* Validate one JSON value nested `depth` levels deep. Iterative, with an explicit stack of
+ * open containers, so that 10,000 levels cost no C stack. */
 static bool
 js_value(struct json *j, int depth)
 {
-	js_ws(j);
-	if (j->i >= j->n)
-		return false;
-	char c = j->s[j->i];
-	if (c == '"')
-		return js_string(j, NULL);
-	if (c == '[' || c == '{') {
-		char close = c == '[' ? ']' : '}';
-		if (depth + 1 > JSON_MAXDEPTH)
-			return false;
-		j->i++;
+	char stack[JSON_MAXDEPTH];
+	int sp = 0;
+
+	for (;;) {
 		js_ws(j);
-		if (j->i < j->n && j->s[j->i] == close) {
-			j->i++;
-			return true;
-		}
-		for (;;) {
-			if (c == '{') {
-				js_ws(j);
-				if (j->i >= j->n || j->s[j->i] != '"' || !js_string(j, NULL))
-					return false;
-				js_ws(j);
-				if (j->i >= j->n || j->s[j->i] != ':')
-					return false;
-				j->i++;
-			}
-			if (!js_value(j, depth + 1))
+		if (j->i >= j->n)
+			return false;
+		char c = j->s[j->i];
+		if (c == '[' || c == '{') {
+			if (depth + sp + 1 > JSON_MAXDEPTH)
 				return false;
+			j->i++;
+			js_ws(j);
+			if (j->i < j->n && j->s[j->i] == (c == '[' ? ']' : '}')) {
+				j->i++;
+			} else {
+				stack[sp++] = c;
+				if (c == '{' && !js_key(j))
+					return false;
+				continue;
+			}
+		} else if (c == '"') {
+			if (!js_string(j, NULL))
+				return false;
+		} else if (c == '-' || (c >= '0' && c <= '9')) {
+			if (!js_number(j))
+				return false;
+		} else {
+			static const char *const lits[] = {"true", "false", "null"};
+			size_t k;
+			for (k = 0; k < 3; k++) {
+				size_t l = strlen(lits[k]);
+				if (j->n - j->i >= l && memcmp(j->s + j->i, lits[k], l) == 0) {
+					j->i += l;
+					break;
+				}
+			}
+			if (k == 3)
+				return false;
+		}
+		/* A value ended: close containers or move to the next element. */
+		for (;;) {
+			if (sp == 0)
+				return true;
 			js_ws(j);
 			if (j->i >= j->n)
 				return false;
+			char top = stack[sp - 1];
 			if (j->s[j->i] == ',') {
 				j->i++;
-				continue;
+				if (top == '{' && !js_key(j))
+					return false;
+				break;
 			}
-			if (j->s[j->i] == close) {
-				j->i++;
-				return true;
-			}
-			return false;
+			if (j->s[j->i] != (top == '[' ? ']' : '}'))
+				return false;
+			j->i++;
+			sp--;
 		}
 	}
-	if (c == '-' || (c >= '0' && c <= '9'))
-		return js_number(j);
-	static const char *const lits[] = {"true", "false", "null"};
-	for (size_t k = 0; k < 3; k++) {
-		size_t l = strlen(lits[k]);
-		if (j->n - j->i >= l && memcmp(j->s + j->i, lits[k], l) == 0) {
-			j->i += l;
-			return true;
-		}
-	}
-	return false;
 }
 
 /*

@@ -162,6 +162,26 @@ test_parser__heredoc_fields(void **state)
 	fe_ast_free(ast);
 }
 
+/* BuildKit decides `expand` by counting quotes with and without quote removal: an escaped
+ * quote counts on both sides, so only real quoting turns expansion off. */
+static void
+test_parser__heredoc_expand_rules(void **state)
+{
+	struct fe_ast *ast = parse_ok("RUN <<eo\\'f <<eo'f' <<'e'o\\'f <<E\\OF <<$V\n"
+	                              "eo'f\neof\neo'f\nEOF\n$V\n");
+	struct fe_node *n = &ast->nodes[0];
+	assert_int_equal(n->nheredocs, 5);
+	const char *names[] = {"eo'f", "eof", "eo'f", "EOF", "$V"};
+	bool expand[] = {true, false, false, true, true};
+	for (size_t i = 0; i < 5; i++) {
+		assert_string_equal(n->heredocs[i].name, names[i]);
+		assert_int_equal(n->heredocs[i].expand, expand[i]);
+		assert_string_equal(n->heredocs[i].content, "");
+	}
+	assert_int_equal(n->end_line, 6);
+	fe_ast_free(ast);
+}
+
 static void
 test_parser__heredoc_onbuild_and_crlf(void **state)
 {
@@ -334,8 +354,8 @@ test_parser__large_file(void **state)
 {
 	static const char *const lines[] = {
 	        "FROM alpine:3.19 AS build\n",
-	        "RUN --mount=type=cache,target=/var/cache apk add --no-cache curl git \\\n"
-	        "    make gcc\n",
+	        ("RUN --mount=type=cache,target=/var/cache apk add --no-cache curl git \\\n"
+	         "    make gcc\n"),
 	        "ENV PATH=/usr/local/bin:$PATH HOME=\"/root dir\"\n",
 	        "COPY --from=build --chown=1:1 [\"/src\", \"/dst\"]\n",
 	        "LABEL org.example.a=1 org.example.b=\"two words\"\n",
@@ -371,6 +391,7 @@ main(void)
 	        cmocka_unit_test(test_parser__json_empty_and_fallback),
 	        cmocka_unit_test(test_parser__onbuild_sub),
 	        cmocka_unit_test(test_parser__heredoc_fields),
+	        cmocka_unit_test(test_parser__heredoc_expand_rules),
 	        cmocka_unit_test(test_parser__heredoc_onbuild_and_crlf),
 	        cmocka_unit_test(test_parser__heredoc_not_for_json_or_other),
 	        cmocka_unit_test(test_parser__continuation_lines),

@@ -424,6 +424,69 @@ OK["heredocs"] = (
 (eof "")
 ''')
 
+# The heredoc Dockerfile of BuildKit's own parser tests (parser_heredoc_test.go).
+OK["heredoc_buildkit_tests"] = (
+    b'\nFROM alpine:3.6\n\nENV NAME=me\n\nRUN ls\n\nUSER <<INVALID\nINVALID\n\n'
+    b'RUN <<EMPTY\nEMPTY\n\nRUN 3<<EMPTY2\nEMPTY2\n\nRUN "<<NOHEREDOC"\n\n'
+    b'RUN <<INDENT\n\tfoo\n\tbar\nINDENT\n\nRUN <<-UNINDENT\n\tbaz\n\tquux\nUNINDENT\n\n'
+    b'RUN <<-UNINDENT2\n\tbaz\n\tquux\n\tUNINDENT2\n\n'
+    b'RUN <<-EXPAND\n\texpand $NAME\nEXPAND\n\n'
+    b"RUN <<-'NOEXPAND'\n\tdon't expand $NAME\nNOEXPAND\n\n"
+    b'RUN <<COPY\necho hello world\necho foo bar\nCOPY\n\n'
+    b'RUN <<COMMENT\n# internal comment\necho hello world\necho foo bar # trailing comment\nCOMMENT\n\n'
+    b'RUN --mount=type=cache,target=/foo <<MOUNT\necho hello\nMOUNT\n\n'
+    b'COPY <<FILE1 <<FILE2 /dest\ncontent 1\nFILE1\ncontent 2\nFILE2\n\n'
+    b'COPY <<X <<Y /dest\nY\nX\nX\nY\n\t',
+    r'''(from "alpine:3.6")
+(env "NAME" "me" "=")
+(run "ls")
+(user "<<INVALID")
+(invalid "")
+(run "<<EMPTY")
+(run "3<<EMPTY2")
+(run "\"<<NOHEREDOC\"")
+(run "<<INDENT")
+(run "<<-UNINDENT")
+(run "<<-UNINDENT2")
+(run "<<-EXPAND")
+(run "<<-'NOEXPAND'")
+(run "<<COPY")
+(run "<<COMMENT")
+(run ["--mount=type=cache,target=/foo"] "<<MOUNT")
+(copy "<<FILE1" "<<FILE2" "/dest")
+(copy "<<X" "<<Y" "/dest")
+''')
+
+# BuildKit's testfiles/health Dockerfile and its result file.
+OK["buildkit_health"] = (
+    b'FROM debian\nADD check.sh main.sh /app/\nCMD /app/main.sh\nHEALTHCHECK\n'
+    b'HEALTHCHECK --interval=5s --timeout=3s --retries=3 \\\n  CMD /app/check.sh --quiet\n'
+    b'HEALTHCHECK CMD\nHEALTHCHECK   CMD   a b\nHEALTHCHECK --timeout=3s CMD ["foo"]\n'
+    b'HEALTHCHECK CONNECT TCP 7000\n'
+    b'HEALTHCHECK --start-period=0s --interval=5s --timeout=0s --retries=0 CMD ["foo"]\n',
+    r'''(from "debian")
+(add "check.sh" "main.sh" "/app/")
+(cmd "/app/main.sh")
+(healthcheck)
+(healthcheck ["--interval=5s" "--timeout=3s" "--retries=3"] "CMD" "/app/check.sh --quiet")
+(healthcheck "CMD")
+(healthcheck "CMD" "a b")
+(healthcheck ["--timeout=3s"] "CMD" "foo")
+(healthcheck "CONNECT" "TCP 7000")
+(healthcheck ["--start-period=0s" "--interval=5s" "--timeout=0s" "--retries=0"] "CMD" "foo")
+''')
+
+# JSON nesting: Go's decoder accepts 10,000 levels and rejects deeper ones (then: fallback).
+OK["json_depth"] = (
+    b'CMD ["b", ' + b'[' * 10000 + b']' * 10000 + b']\n'
+    b'CMD ["c", {"k" 1}]\n',
+    '(cmd "[\\"b\\", ' + '[' * 10000 + ']' * 10000 + ']")\n'
+    '(cmd "[\\"c\\", {\\"k\\" 1}]")\n')
+ERR["err_json_depth_ok"] = (b'CMD ["a", ' + b'[' * 9999 + b']' * 9999 + b']\n',
+                            'err_json_depth_ok.dockerfile:1: JSON array in CMD: element 2 is not a string')
+ERR["err_json_object_ok"] = (b'FROM x\nCMD ["c", {"k": [1, {"z": null}], "q": "s"}]\n',
+                             'err_json_object_ok.dockerfile:2: JSON array in CMD: element 2 is not a string')
+
 OK["empty_args_unknown"] = (
     b'FROM x\nFOO\n',
     '(from "x")\n(foo "")\n')
