@@ -6,6 +6,12 @@
  * stages the target does not need never reach the graph, and vertices are added in
  * topological order. A stage being dispatched is "visiting"; meeting it again is a cycle.
  *
+ * Replay: a stage rooted on the same image (or scratch) as an earlier one, whose RUN, COPY,
+ * ADD, WORKDIR, ENV, ARG, USER and SHELL lines repeat the earlier stage's, would only make
+ * vertices that deduplicate to the earlier ones; it takes them from that stage instead
+ * (metadata instructions still apply; the first difference or --from ends the replay).
+ * The graph is the same with replay off (fe_plan_replay; tests compare both).
+ *
  * What the ops get beyond sv.h's contract (all of it in the defs, nothing needs the
  * Dockerfile at build time):
  *
