@@ -10,6 +10,7 @@
 
 int cmd_parse(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 /* The store root: global `--root DIR`, else $KILN_ROOT, else /var/lib/kiln for root and
  * $XDG_DATA_HOME/kiln (or ~/.local/share/kiln) otherwise. Never NULL. */

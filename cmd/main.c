@@ -12,6 +12,7 @@ struct command {
 static const struct command commands[] = {
 	{"parse", cmd_parse, "Parse a Dockerfile (--dump: BuildKit's tree; --format=json)"},
 	{"plan", cmd_plan, "Print the build graph of a Dockerfile (--format json|dot)"},
+	{"run", cmd_run, "Run a command in a throwaway container (--rootfs DIR)"},
 };
 
 static const char *root_option;
