@@ -93,7 +93,10 @@ ex_cache_dir_name(const char *id)
 	 * the name unique. Everything but [A-Za-z0-9._-] becomes '_', and a leading '.' too,
 	 * so the name is never ".", ".." or hidden. */
 	struct kiln_buf b = KILN_BUF_INIT;
-	for (const char *p = id; *p && b.len < 48; p++) {
+	const char *p = id;
+	while (*p == '/')
+		p++; /* the default id is the target: "/root/.cache" reads as "root_.cache" */
+	for (; *p && b.len < 48; p++) {
 		char c = *p;
 		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		          (c >= '0' && c <= '9') || c == '-' || c == '_' || (c == '.' && b.len > 0);
