@@ -292,6 +292,62 @@ setup_dev(struct child *c, struct kiln_err *err)
 	return 0;
 }
 
+/*
+ * Docker's (and BuildKit's) masked and read-only kernel paths: host information and knobs
+ * a build step has no business with. Both /proc and /sys are fresh kernel filesystems
+ * here, so nothing in them was planted by the image.
+ */
+static int
+mask_kernel_paths(struct child *c, struct kiln_err *err)
+{
+	static const char *const masked[] = {
+	        "/proc/asound",
+	        "/proc/acpi",
+	        "/proc/kcore",
+	        "/proc/keys",
+	        "/proc/latency_stats",
+	        "/proc/timer_list",
+	        "/proc/timer_stats",
+	        "/proc/sched_debug",
+	        "/proc/scsi",
+	        "/sys/firmware",
+	        "/sys/devices/virtual/powercap",
+	};
+	static const char *const readonly[] = {
+	        "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+	};
+	struct kiln_err e = KILN_ERR_INIT;
+	for (size_t i = 0; i < KILN_ARRAY_SIZE(masked); i++) {
+		_cleanup_close_ int fd =
+		        kiln_path_openat_in_root(c->rootfd, masked[i], O_PATH | O_NOFOLLOW, 0, &e);
+		kiln_err_release(&e);
+		if (fd < 0)
+			continue; /* not on this kernel */
+		struct stat st;
+		if (fstat(fd, &st) < 0)
+			return kiln_err_set(err, errno, "stat %s", masked[i]);
+		int r = S_ISDIR(st.st_mode) ? mount_fs("tmpfs", fd, "tmpfs", MS_RDONLY, "size=0",
+		                                       masked[i], err)
+		                            : bind_path("/dev/null", fd, MOUNT_ATTR_RDONLY, err);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < KILN_ARRAY_SIZE(readonly); i++) {
+		_cleanup_close_ int fd = kiln_path_openat_in_root(c->rootfd, readonly[i],
+		                                                  O_PATH | O_NOFOLLOW, 0, &e);
+		kiln_err_release(&e);
+		if (fd < 0)
+			continue;
+		int r = bind_fd(fd, fd, true,
+		                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+		                        MOUNT_ATTR_NOEXEC,
+		                readonly[i], err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int
 setup_etc(struct child *c, struct kiln_err *err)
 {
@@ -560,7 +616,7 @@ setup(struct child *c, struct kiln_err *err)
 		                   err)) < 0)
 			return r;
 	}
-	if ((r = setup_etc(c, err)) < 0)
+	if ((r = mask_kernel_paths(c, err)) < 0 || (r = setup_etc(c, err)) < 0)
 		return r;
 	if ((r = setup_mounts(c, err)) < 0)
 		return r;
