@@ -187,6 +187,8 @@ parse_mount(struct mount_specs *ms, const char *spec, struct kiln_err *err)
 			return kiln_err_invalid(err, "--mount %s: no src= and no $SSH_AUTH_SOCK",
 			                        spec);
 	}
+	if (ex_mount_check(&m, err) < 0)
+		return -EINVAL;
 	KILN_GROW(ms->v, ms->alloc, ms->n + 1);
 	ms->v[ms->n++] = m;
 	return 0;

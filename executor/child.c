@@ -221,12 +221,25 @@ mount_fs(const char *src, int mpfd, const char *type, unsigned long flags, const
 	return 0;
 }
 
-/* Mount a filesystem at a path in the rootfs. */
+/*
+ * The kernel filesystems' mount points must be real directories: a symlink there would
+ * have procfs or sysfs mounted somewhere else in the image (runc's CVE-2019-19921).
+ */
+static int
+kernel_mountpoint(struct child *c, const char *path, struct kiln_err *err)
+{
+	struct stat st;
+	if (fstatat(c->rootfd, path + 1, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode))
+		return kiln_err_set(err, ENOTDIR, "%s in the rootfs is not a directory", path);
+	return mountpoint(c, path, true, err);
+}
+
+/* Mount a kernel filesystem at /proc, /dev or /sys. */
 static int
 mount_at(struct child *c, const char *path, const char *type, unsigned long flags, const char *data,
          struct kiln_err *err)
 {
-	_cleanup_close_ int mp = mountpoint(c, path, true, err);
+	_cleanup_close_ int mp = kernel_mountpoint(c, path, err);
 	if (mp < 0)
 		return mp;
 	return mount_fs(type, mp, type, flags, data, path, err);
@@ -601,7 +614,7 @@ setup(struct child *c, struct kiln_err *err)
 		return r;
 	if ((r = setup_dev(c, err)) < 0)
 		return r;
-	_cleanup_close_ int sys = mountpoint(c, "/sys", true, err);
+	_cleanup_close_ int sys = kernel_mountpoint(c, "/sys", err);
 	if (sys < 0)
 		return sys;
 	unsigned long sysflags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;

@@ -29,7 +29,9 @@
  * directories on the way) are removed again after the run, without following symlinks.
  * When ex_run returns, every process of the container is dead and every mount it made
  * is gone. Needs root (rootless mode is planned). Thread-safe: no global state; the
- * calling thread must live until ex_run returns (it is the container's parent).
+ * calling thread must live until ex_run returns (it is the container's parent). Runs on
+ * the same rootfs must not overlap: removing a mount point one run created would detach
+ * it from the other (the solver gives every run its own snapshot).
  */
 #ifndef KILN_EX_H
 #define KILN_EX_H

@@ -156,6 +156,19 @@ python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[
 run_kiln run --rootfs "$R" --mount type=ssh,src="$sock" sh -c 'echo $SSH_AUTH_SOCK; test -S "$SSH_AUTH_SOCK" && echo socket'
 expect_eq "ssh agent socket forwarded" "$out" "$(printf '/run/buildkit/ssh_agent.0\nsocket')"
 
+# A setup failure after mount points were made still removes them.
+run_kiln run --rootfs "$R" --mount type=bind,source="$T/src",target=/etc/passwd true
+expect_eq "failed mount exit code" "$rc" "125"
+expect_contains "failed mount message" "$err" "mount point /etc/passwd: Not a directory"
+run_kiln run --rootfs "$R" --mount type=bind,source="$T/src",target=/x true
+ln -s etc "$R/proc"
+run_kiln run --rootfs "$R" true
+expect_contains "a symlink at /proc is refused" "$err" "/proc in the rootfs is not a directory"
+rm "$R/proc"
+run_kiln run --rootfs "$R" --mount type=tmpfs,target=/x,sharing=locked true
+expect_eq "bad mount option exit code" "$rc" "2"
+expect_contains "bad mount option message" "$err" "sharing is only for type=cache"
+
 expect_eq "rootfs unchanged by all the runs" "$(tree "$R")" "$rootfs_before"
 
 # ---- symlinks planted at mount points stay inside the rootfs ----
