@@ -54,20 +54,31 @@ fdpath(char buf[32], int fd)
 
 /* ---- mount points ---- */
 
+/* Where a directory fd is, as a path below the rootfs ("" for the rootfs itself). */
 static int
-report_created(struct child *c, int parentfd, const char *name, bool dir, struct kiln_err *err)
+rel_path(struct child *c, int dirfd, char **ret, struct kiln_err *err)
 {
 	char link[32], real[PATH_MAX];
-	fdpath(link, parentfd);
+	fdpath(link, dirfd);
 	ssize_t n = readlink(link, real, sizeof(real) - 1);
 	if (n < 0)
 		return kiln_err_set(err, errno, "readlink %s", link);
 	real[n] = '\0';
 	size_t rl = strlen(c->rootreal);
 	if (strncmp(real, c->rootreal, rl) || (real[rl] && real[rl] != '/'))
-		return kiln_err_set(err, EXDEV, "created %s outside the rootfs (%s)", name, real);
-	_cleanup_free_ char *rel =
-	        kiln_xasprintf("%c%s/%s", dir ? 'd' : 'f', real[rl] ? real + rl : "", name);
+		return kiln_err_set(err, EXDEV, "%s is outside the rootfs", real);
+	*ret = kiln_xstrdup(real + rl);
+	return 0;
+}
+
+static int
+report_created(struct child *c, int parentfd, const char *name, bool dir, struct kiln_err *err)
+{
+	_cleanup_free_ char *parent = NULL;
+	int r = rel_path(c, parentfd, &parent, err);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *rel = kiln_xasprintf("%c%s/%s", dir ? 'd' : 'f', parent, name);
 	if (strlen(rel) > EX_MSG_MAX)
 		return kiln_err_set(err, ENAMETOOLONG, "mount point %s", rel + 1);
 	ex_msg_send(c->p->sync_w, EX_MSG_CREATED, 0, false, rel);
@@ -151,9 +162,12 @@ mountpoint(struct child *c, const char *path, bool dir, struct kiln_err *err)
 			target[n] = '\0';
 			if (++links > 40)
 				return kiln_err_set(err, ELOOP, "mount point %s", path);
-			/* Resolve relative to the symlink's directory as a lexical path below
-			 * "/"; the next round resolves everything inside the root again. */
-			_cleanup_free_ char *dirpart = kiln_xstrndup(todo, (size_t)(slash - todo));
+			/* A relative target is relative to the directory really holding the
+			 * link; the next round resolves everything inside the root again. */
+			_cleanup_free_ char *dirpart = NULL;
+			int r = rel_path(c, parent, &dirpart, err);
+			if (r < 0)
+				return r;
 			_cleanup_free_ char *base =
 			        target[0] == '/' ? kiln_xstrdup(target)
 			                         : kiln_path_join(*dirpart ? dirpart : "/", target);
@@ -664,8 +678,12 @@ setup(struct child *c, struct kiln_err *err)
 	if ((r = drop_privileges(p, err)) < 0)
 		return r;
 	/* Every fd but 0-2 closes at exec, the sync pipe among them: EOF means success. */
-	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
-		return kiln_err_set(err, errno, "close_range");
+	if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+		/* Kernels before 5.11: mark them one by one. */
+		long max = sysconf(_SC_OPEN_MAX);
+		for (int fd = 3; fd < (max > 0 ? max : 65536); fd++)
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
 	return exec_command(p, err);
 }
 

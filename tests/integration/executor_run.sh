@@ -184,6 +184,16 @@ expect_eq "nothing created outside via /run" "$(ls -A "$T/outside2")" ""
 expect_eq "mount points created inside were removed" "$(tree "$R")" "$planted"
 rm "$R/etc/hosts" "$R/run"
 
+# A relative dangling symlink behind a symlinked directory resolves from where it really is.
+mkdir -p "$R/var/run"
+ln -s var/run "$R/run"
+ln -s ../sec2 "$R/var/run/secrets"
+planted=$(tree "$R")
+run_kiln run --rootfs "$R" --mount type=secret,id=s,src="$T/secret" sh -c 'cat /var/sec2/s'
+expect_eq "secret behind two symlinks" "$out" "s3cr3t-value"
+expect_eq "its mount points were removed" "$(tree "$R")" "$planted"
+rm -rf "$R/var" "$R/run"
+
 # The process swaps a directory kiln created for a symlink to the host: cleanup must not
 # follow it.
 run_kiln run --rootfs "$R" --mount type=secret,id=s,src="$T/secret" sh -c "mv /run /run.moved && ln -s $T/outside3 /run && echo swapped"
