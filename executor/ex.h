@@ -132,7 +132,9 @@ struct ex_run_opts {
 	const char *store_root; /* required with cache mounts */
 	const char *tmpdir;     /* for the run's host files; NULL: $TMPDIR or /tmp */
 	uint64_t timeout_ms;    /* 0: none; counts from the call, waiting for locks too */
-	int cancel_fd;          /* -1, or an fd that becomes readable to kill the run */
+	int cancel_fd;          /* -1, or an fd that becomes readable to kill the run; it is
+	                         * polled, never read, so one eventfd (or a signalfd for
+	                         * Ctrl-C) can cancel many sibling runs at once */
 	ex_output_fn output;    /* NULL: output is discarded */
 	void *output_data;
 };
