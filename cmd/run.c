@@ -187,8 +187,6 @@ parse_mount(struct mount_specs *ms, const char *spec, struct kiln_err *err)
 			return kiln_err_invalid(err, "--mount %s: no src= and no $SSH_AUTH_SOCK",
 			                        spec);
 	}
-	if (ex_mount_check(&m, err) < 0)
-		return -EINVAL;
 	KILN_GROW(ms->v, ms->alloc, ms->n + 1);
 	ms->v[ms->n++] = m;
 	return 0;
@@ -280,6 +278,19 @@ run(int argc, char **argv, struct mount_specs *ms, struct kiln_strv *env)
 	if (i >= argc) {
 		usage(stderr);
 		return KILN_EXIT_USAGE;
+	}
+	/* As in RUN --mount, a relative target is relative to the working directory. */
+	for (size_t k = 0; k < ms->n; k++) {
+		struct ex_mount *m = &ms->v[k];
+		if (m->target && m->target[0] != '/') {
+			char *abs = kiln_path_join(o.cwd, m->target);
+			kiln_strv_push_take(&ms->strings, abs);
+			m->target = abs;
+		}
+		if (ex_mount_check(m, &err) < 0) {
+			cmd_print_err(&err);
+			return KILN_EXIT_USAGE;
+		}
 	}
 	if (!o.rootfs) {
 		fprintf(stderr, "kiln run: running an image from the store is not available yet; "
