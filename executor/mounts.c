@@ -80,6 +80,12 @@ ex_mount_check(const struct ex_mount *m, struct kiln_err *err)
 		                        m->env);
 	if (m->id && (!*m->id || strlen(m->id) > 1024))
 		return kiln_err_invalid(err, "--mount type=%s: id must be 1 to 1024 bytes", t);
+	if (is_secret && m->id && !m->target &&
+	    (kiln_str_eq(m->id, ".") || kiln_str_eq(m->id, "..")))
+		return kiln_err_invalid(err,
+		                        "--mount type=secret: id %s is not a file name; give a "
+		                        "target",
+		                        m->id);
 	if (is_secret && m->id && !m->target && strchr(m->id, '/'))
 		return kiln_err_invalid(
 		        err, "--mount type=secret: id %s has a slash; give a target", m->id);

@@ -643,6 +643,12 @@ ex_run(const struct ex_run_opts *o, struct ex_result *ret, struct kiln_err *err)
 	const char *cwd = o->cwd ? o->cwd : "/";
 	if (cwd[0] != '/')
 		return kiln_err_invalid(err, "working directory %s is not absolute", cwd);
+	/* The hostname goes into /etc/hosts too: it must be one line of a DNS name. */
+	const char *hn = o->hostname ? o->hostname : "kiln";
+	if (!*hn || strlen(hn) > 63 ||
+	    strspn(hn, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	               "0123456789.-") != strlen(hn))
+		return kiln_err_invalid(err, "hostname \"%s\" is not a DNS name", hn);
 	uint64_t deadline = o->timeout_ms ? now_ms() + o->timeout_ms : 0;
 	struct ex_run_opts opts = *o;
 	opts.cwd = cwd;

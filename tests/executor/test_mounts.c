@@ -51,6 +51,8 @@ test_mounts__target_rules(void **state)
 	            "cannot mount over /");
 	check_fails(&(struct ex_mount){.type = EX_MOUNT_SECRET}, "id or target is required");
 	check_fails(&(struct ex_mount){.type = EX_MOUNT_SECRET, .id = "a/b"}, "has a slash");
+	check_fails(&(struct ex_mount){.type = EX_MOUNT_SECRET, .id = ".."}, "is not a file name");
+	check_ok(&(struct ex_mount){.type = EX_MOUNT_SECRET, .id = "a/b", .target = "/s"});
 }
 
 static void

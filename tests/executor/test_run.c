@@ -273,6 +273,9 @@ test_run__errors(void **state)
 	o = opts_for(f, argv, &c);
 	o.cwd = "rel";
 	expect_fail(&o, EINVAL, "working directory rel is not absolute");
+	o = opts_for(f, argv, &c);
+	o.hostname = "evil\n1.2.3.4 registry";
+	expect_fail(&o, EINVAL, "is not a DNS name");
 	char *badenv[] = {"NOEQUALS", NULL};
 	o = opts_for(f, argv, &c);
 	o.env = badenv;
