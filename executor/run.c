@@ -423,17 +423,22 @@ emit_lines(const struct ex_run_opts *o, struct stream *s, bool eof)
 {
 	size_t start = 0;
 	for (;;) {
-		char *nl = memchr(s->buf.buf + start, '\n', s->buf.len - start);
-		size_t end;
+		size_t avail = s->buf.len - start;
+		/* A newline right after 64 KiB still ends that line, not an empty next one. */
+		size_t look = avail <= LINE_MAX_BYTES ? avail : LINE_MAX_BYTES + 1;
+		char *nl = memchr(s->buf.buf + start, '\n', look);
+		size_t len;
 		if (nl)
-			end = (size_t)(nl - s->buf.buf);
-		else if (s->buf.len - start >= LINE_MAX_BYTES || (eof && s->buf.len > start))
-			end = s->buf.len;
+			len = (size_t)(nl - (s->buf.buf + start));
+		else if (avail > LINE_MAX_BYTES)
+			len = LINE_MAX_BYTES; /* a piece of an overlong line */
+		else if (eof && avail)
+			len = avail;
 		else
 			break;
 		if (o->output)
-			o->output(o->output_data, s->id, s->buf.buf + start, end - start);
-		start = nl ? end + 1 : end;
+			o->output(o->output_data, s->id, s->buf.buf + start, len);
+		start += len + (nl ? 1 : 0);
 	}
 	if (start) {
 		memmove(s->buf.buf, s->buf.buf + start, s->buf.len - start);

@@ -147,6 +147,15 @@ test_run__long_line_comes_in_pieces(void **state)
 	assert_int_equal(strlen(c.out.v[1]), 100000 - 65536);
 	assert_string_equal(c.out.v[2], "end");
 	captured_release(&c);
+
+	/* exactly 64 KiB and its newline: one line, no empty one after it */
+	char *exact[] = {"sh", "-c", "head -c 65536 /dev/zero | tr '\\0' y; echo; echo end", NULL};
+	o.argv = exact;
+	run_ok(&o, &res);
+	assert_int_equal(c.out.n, 2);
+	assert_int_equal(strlen(c.out.v[0]), 65536);
+	assert_string_equal(c.out.v[1], "end");
+	captured_release(&c);
 }
 
 static void
