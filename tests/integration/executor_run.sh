@@ -131,9 +131,12 @@ expect_eq "cache id ../../etc stays in the cache area" \
 expect_eq "nothing written next to the store" "$(ls -A "$T/etc")" ""
 
 # locked: a second run waits; private: a second run gets a fresh directory
-"$KILN" run --rootfs "$R" --mount type=cache,id=lk,target=/c,sharing=locked sh -c 'echo a >/c/f; sleep 2; echo b >>/c/f' &
+"$KILN" run --rootfs "$R" --mount type=cache,id=lk,target=/c,sharing=locked sh -c 'echo a >/c/f; sleep 3; echo b >>/c/f' &
 lk_pid=$!
-sleep 0.7
+for _ in $(seq 100); do # until the holder runs
+	! ls "$KILN_ROOT"/cache-mounts/lk-*/f >/dev/null 2>&1 || break
+	sleep 0.1
+done
 run_kiln run --rootfs "$R" --mount type=cache,id=lk,target=/c,sharing=private sh -c 'ls -A /c'
 expect_eq "private cache is fresh while another run holds it" "$out" ""
 run_kiln run --rootfs "$R" --mount type=cache,id=lk,target=/c,sharing=locked cat /c/f
