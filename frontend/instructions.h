@@ -123,7 +123,9 @@ struct fe_cmd {
  * argument count, bad --mount. */
 int fe_cmd_parse(struct kiln_arena *arena, const char *file, const struct fe_node *node,
 		 struct fe_cmd **ret, struct kiln_err *err);
-/* Parse a --mount value ("type=cache,target=/x,..."). */
+/* Parse a --mount value ("type=cache,target=/x,..."), already expanded: every value is
+ * checked. (fe_cmd_parse checks the raw value and leaves values holding `$` to this second
+ * pass.) Strings are allocated in `arena`; the error has no line: the caller adds it. */
 int fe_mount_parse(struct kiln_arena *arena, const char *spec, struct fe_mount *ret,
 		   struct kiln_err *err);
 /* Parse a Go duration ("30s", "1m30s", "1.5h") into nanoseconds. */

@@ -17,6 +17,8 @@ struct fe_heredoc {
 	bool expand;         /* the delimiter was unquoted: the body expands variables */
 	bool chomp;          /* <<- : leading tabs were stripped from the body */
 	int fd;              /* the digits before << (3<<EOF), -1 when absent */
+	/* Byte lengths of name and content (a Dockerfile may hold NUL bytes). */
+	size_t name_len, content_len;
 };
 
 struct fe_node {
@@ -31,6 +33,11 @@ struct fe_node {
 	struct fe_heredoc *heredocs;
 	size_t nheredocs;
 	int start_line, end_line; /* 1-based physical lines, inclusive */
+	/* Byte lengths of name, flags[i] and args[i]: a Dockerfile may hold NUL bytes, which
+	 * the dump must print (\x00); everyone else can use the strings as C strings. */
+	size_t name_len;
+	size_t *flag_lens;
+	size_t *arg_lens;
 };
 
 struct fe_ast {

@@ -1,0 +1,27 @@
+FROM a AS b
+FROM   a	b
+EXPOSE 80/tcp  443
+ADD a b c
+ADD ["a b", "c"]
+VOLUME /a /b
+VOLUME ["/v"]
+MAINTAINER  me <me@x>  
+USER  a b
+WORKDIR /a  b
+STOPSIGNAL SIGKILL
+SHELL ["/bin/sh", "-c"]
+ENTRYPOINT exec a
+CMD []
+CMD [""]
+RUN
+ENV
+LABEL
+ARG
+EXPOSE
+FROM
+VOLUME
+ADD
+USER
+SHELL
+COPY
+WORKDIR

@@ -1,0 +1,4 @@
+#!/bin/sh
+# escape=`
+RUN a \
+ b

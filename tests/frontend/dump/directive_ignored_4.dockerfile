@@ -1,0 +1,4 @@
+# a comment
+# escape=`
+RUN a \
+ b

@@ -1,0 +1,4 @@
+FROM x
+# escape=`
+RUN a \
+ b

@@ -1,0 +1,3 @@
+FROM x
+# escape=x
+# escape=y

@@ -1,0 +1,3 @@
+# check=a
+# check=b
+FROM x

@@ -1,0 +1,4 @@
+FROM x
+ENV \
+  a=b \
+  c

@@ -1,0 +1,3 @@
+FROM x
+ONBUILD COPY <<A /a
+body

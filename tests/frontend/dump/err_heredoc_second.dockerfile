@@ -1,0 +1,4 @@
+FROM x
+COPY <<A <<B /
+A
+B-not

@@ -1,0 +1,2 @@
+FROM x
+ENTRYPOINT ["a", {"b": 1}]

@@ -1,0 +1,2 @@
+FROM x
+HEALTHCHECK CMD ["a", true]

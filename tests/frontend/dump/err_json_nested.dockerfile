@@ -1,0 +1,2 @@
+FROM x
+CMD [ "echo", [ "nested json" ] ]

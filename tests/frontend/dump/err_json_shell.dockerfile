@@ -1,0 +1,2 @@
+FROM x
+SHELL ["a", -1.5e3]

@@ -1,0 +1,1 @@
+ONBUILD ENV a

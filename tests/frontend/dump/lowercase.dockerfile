@@ -1,0 +1,3 @@
+fRoM a
+Run  echo   hi
+wOrKdIr /X
