@@ -1,8 +1,14 @@
 /*
  * kiln run: run a command in a throwaway container.
  *
- *	kiln run --rootfs DIR [--network none|host] [--mount SPEC]... [-e K[=V]]... [-u USER]
- *		 [-w DIR] [--hostname NAME] [--timeout SECONDS] CMD [ARG]...
+ *	kiln run [--network none|host] [--mount SPEC]... [-e K[=V]]... [-u USER] [-w DIR]
+ *		 [--hostname NAME] [--timeout SECONDS] IMAGE [CMD [ARG]...]
+ *	kiln run --rootfs DIR [OPTIONS] CMD [ARG]...
+ *
+ * IMAGE is an image in the store: its layers are unpacked into snapshots (once; they are
+ * shared), and the container runs on a fresh read-write snapshot that is thrown away
+ * afterwards. The image's Env, WorkingDir, User, Entrypoint and Cmd are the defaults, as
+ * with docker run. With --rootfs, a plain directory is the root filesystem.
  *
  * SPEC is RUN --mount's syntax (type=cache,target=/x,...). A secret's src= is a host file
  * whose content is handed over; an ssh mount's src= is an agent socket ($SSH_AUTH_SOCK by
@@ -11,6 +17,8 @@
  */
 #include "cmd.h"
 #include "executor/ex.h"
+#include "registry/reg.h"
+#include "snapshot/snap.h"
 
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -202,6 +210,94 @@ mount_specs_release(struct mount_specs *ms)
 	free(ms->secrets);
 }
 
+/* An image's root filesystem on a throwaway snapshot, and its defaults. */
+struct image_root {
+	struct reg_store *reg;
+	struct snap_store *snaps;
+	struct snap_mount *mount;
+	struct reg_image img;
+	struct kiln_strv env, argv;
+	char *cwd, *user;
+};
+
+static void
+image_root_release(struct image_root *ir)
+{
+	snap_mount_release(ir->mount); /* unmounts and discards the container's writes */
+	snap_store_free(ir->snaps);
+	reg_image_release(&ir->img);
+	reg_store_free(ir->reg);
+	kiln_strv_release(&ir->env);
+	kiln_strv_release(&ir->argv);
+	free(ir->cwd);
+	free(ir->user);
+}
+
+static void
+json_strings(json_t *arr, struct kiln_strv *out)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v)
+	{
+		if (json_is_string(v))
+			kiln_strv_push(out, json_string_value(v));
+	}
+}
+
+static int
+image_root_open(struct image_root *ir, const char *ref, const char *entrypoint, char **cmd,
+                struct kiln_err *err)
+{
+	if (reg_store_open(cmd_root(), &ir->reg, err) < 0)
+		return -1;
+	if (reg_image_open(ir->reg, ref, NULL, &ir->img, err) < 0)
+		return kiln_err_wrap(err, "image %s (kiln load, import or build it first)", ref);
+	const struct reg_manifest *m = &ir->img.manifest;
+	const struct kiln_strv *diff_ids = &ir->img.config.diff_ids;
+	if (diff_ids->n != m->n_layers)
+		return kiln_err_invalid(err, "image %s: %zu layers but %zu diff_ids", ref,
+		                        m->n_layers, diff_ids->n);
+	if (snap_store_open(cmd_root(), NULL, &ir->snaps, err) < 0)
+		return -1;
+	_cleanup_free_ char *chain = NULL;
+	for (size_t i = 0; i < m->n_layers; i++) {
+		_cleanup_close_ int fd = reg_blob_open(ir->reg, m->layers[i].digest, err);
+		if (fd < 0)
+			return fd;
+		char *next = NULL;
+		if (snap_layer_apply(ir->snaps, chain, fd, m->layers[i].media_type, diff_ids->v[i],
+		                     &next, err) < 0)
+			return kiln_err_wrap(err, "layer %s", m->layers[i].digest);
+		free(chain);
+		chain = next;
+	}
+	if (snap_prepare(ir->snaps, chain, &ir->mount, err) < 0)
+		return -1;
+
+	json_t *cfg = ir->img.config.config;
+	json_strings(json_object_get(cfg, "Env"), &ir->env);
+	const char *wd = json_string_value(json_object_get(cfg, "WorkingDir"));
+	const char *user = json_string_value(json_object_get(cfg, "User"));
+	ir->cwd = wd && *wd ? kiln_xstrdup(wd) : NULL;
+	ir->user = user && *user ? kiln_xstrdup(user) : NULL;
+	/* docker run: the given command replaces Cmd; Entrypoint stays in front, and
+	 * --entrypoint replaces both. */
+	if (entrypoint && *entrypoint)
+		kiln_strv_push(&ir->argv, entrypoint);
+	else if (!entrypoint)
+		json_strings(json_object_get(cfg, "Entrypoint"), &ir->argv);
+	if ((cmd && *cmd) || entrypoint)
+		for (; *cmd; cmd++)
+			kiln_strv_push(&ir->argv, *cmd);
+	else
+		json_strings(json_object_get(cfg, "Cmd"), &ir->argv);
+	if (!ir->argv.n)
+		return kiln_err_invalid(err, "image %s has no Cmd or Entrypoint; give a command",
+		                        ref);
+	return 0;
+}
+
 static void
 print_line(void *data, int stream, const char *line, size_t len)
 {
@@ -212,9 +308,11 @@ print_line(void *data, int stream, const char *line, size_t len)
 }
 
 static int
-run(int argc, char **argv, struct mount_specs *ms, struct kiln_strv *env)
+run(int argc, char **argv, struct mount_specs *ms, struct kiln_strv *env, struct image_root *ir)
 {
 	struct ex_run_opts o = EX_RUN_OPTS_INIT;
+	bool cwd_set = false;
+	const char *entrypoint = NULL;
 	struct kiln_err err = KILN_ERR_INIT;
 	int i = 1;
 	for (; i < argc; i++) {
@@ -260,6 +358,9 @@ run(int argc, char **argv, struct mount_specs *ms, struct kiln_strv *env)
 			o.user = next;
 		} else if (kiln_str_eq(a, "-w") || kiln_str_eq(a, "--workdir")) {
 			o.cwd = next;
+			cwd_set = true;
+		} else if (kiln_str_eq(a, "--entrypoint")) {
+			entrypoint = next;
 		} else if (kiln_str_eq(a, "--hostname")) {
 			o.hostname = next;
 		} else if (kiln_str_eq(a, "--timeout")) {
@@ -279,6 +380,42 @@ run(int argc, char **argv, struct mount_specs *ms, struct kiln_strv *env)
 		usage(stderr);
 		return KILN_EXIT_USAGE;
 	}
+	/* Ctrl-C, SIGTERM and SIGHUP cancel the run: kiln kills the container and cleans up
+	 * instead of dying with mounts and processes behind. Blocked from here on, so a
+	 * Ctrl-C while layers unpack cancels the run as soon as it starts. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	_cleanup_close_ int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	o.cancel_fd = sfd;
+	if (o.rootfs && entrypoint) {
+		fprintf(stderr, "kiln run: --entrypoint is for images; with --rootfs give the "
+		                "command\n");
+		return KILN_EXIT_USAGE;
+	}
+	if (o.rootfs) {
+		o.argv = argv + i;
+		o.env = kiln_strv_get(env);
+	} else {
+		const char *image = argv[i++];
+		if (image_root_open(ir, image, entrypoint, argv + i, &err) < 0) {
+			cmd_print_err(&err);
+			return EXIT_SETUP;
+		}
+		o.rootfs = snap_mount_path(ir->mount);
+		o.argv = kiln_strv_get(&ir->argv);
+		/* The image's environment first: a later -e of the same key wins. */
+		for (size_t k = 0; k < env->n; k++)
+			kiln_strv_push(&ir->env, env->v[k]);
+		o.env = kiln_strv_get(&ir->env);
+		if (!cwd_set && ir->cwd)
+			o.cwd = ir->cwd;
+		if (!o.user)
+			o.user = ir->user;
+	}
 	/* As in RUN --mount, a relative target is relative to the working directory. */
 	for (size_t k = 0; k < ms->n; k++) {
 		struct ex_mount *m = &ms->v[k];
@@ -292,33 +429,13 @@ run(int argc, char **argv, struct mount_specs *ms, struct kiln_strv *env)
 			return KILN_EXIT_USAGE;
 		}
 	}
-	if (!o.rootfs) {
-		fprintf(stderr, "kiln run: running an image from the store is not available yet; "
-		                "give --rootfs DIR\n");
-		return KILN_EXIT_USAGE;
-	}
-	o.argv = argv + i;
-	o.env = kiln_strv_get(env);
 	o.mounts = ms->v;
 	o.nmounts = ms->n;
 	o.store_root = cmd_root();
 	o.output = print_line;
 
-	/* Ctrl-C, SIGTERM and SIGHUP cancel the run: kiln kills the container and cleans up
-	 * instead of dying with mounts and processes behind. */
-	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGHUP);
-	sigprocmask(SIG_BLOCK, &sigs, NULL);
-	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
-	o.cancel_fd = sfd;
-
 	struct ex_result res;
 	int r = ex_run(&o, &res, &err);
-	if (sfd >= 0)
-		close(sfd);
 	if (r < 0) {
 		int code = err.code;
 		bool exec = err.msg && kiln_str_has_prefix(err.msg, "exec ");
@@ -346,7 +463,9 @@ cmd_run(int argc, char **argv)
 {
 	struct mount_specs ms = {0};
 	struct kiln_strv env = KILN_STRV_INIT;
-	int r = run(argc, argv, &ms, &env);
+	struct image_root ir = {.img = REG_IMAGE_INIT};
+	int r = run(argc, argv, &ms, &env, &ir);
+	image_root_release(&ir);
 	mount_specs_release(&ms);
 	kiln_strv_release(&env);
 	return r;

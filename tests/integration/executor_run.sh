@@ -204,6 +204,56 @@ expect_eq "process swapped /run" "$out" "swapped"
 expect_eq "cleanup did not follow the planted symlink" "$(ls -A "$T/outside3")" "canary"
 rm -rf "$R/run" "$R/run.moved"
 
+# ---- kiln run IMAGE: a throwaway snapshot of an image in the store ----
+run_kiln import "$R" runtest
+expect_eq "import the rootfs as an image" "$rc" "0"
+run_kiln run runtest sh -c 'echo in-image >/written; cat /written; id -u'
+expect_eq "run an image" "$out" "$(printf 'in-image\n0')"
+run_kiln run runtest sh -c 'test -e /written && echo kept || echo gone'
+expect_eq "each run starts from the image, writes are thrown away" "$out" "gone"
+run_kiln run runtest
+expect_eq "no command and none in the image" "$rc" "125"
+expect_contains "no command message" "$err" "no Cmd or Entrypoint"
+run_kiln run no-such-image true
+expect_eq "unknown image" "$rc" "125"
+
+# An OCI layout whose config has Env, WorkingDir, User, Entrypoint and Cmd: the defaults.
+L="$T/layout"
+mkdir -p "$L/blobs/sha256"
+blob() { # blob FILE: store it in the layout, print its digest
+	local d
+	d=$(sha256sum "$1" | cut -d' ' -f1)
+	cp "$1" "$L/blobs/sha256/$d"
+	echo "sha256:$d"
+}
+tar -C "$R" -cf "$T/layer.tar" .
+layer=$(blob "$T/layer.tar")
+case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
+printf '{"architecture":"%s","os":"linux","config":{"Env":["PATH=/bin","FOO=img","BAR=img"],"WorkingDir":"/wd","User":"app","Entrypoint":["/bin/echo","ep"],"Cmd":["default"]},"rootfs":{"type":"layers","diff_ids":["%s"]}}' \
+	"$arch" "$layer" >"$T/config.json"
+config=$(blob "$T/config.json")
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%s}]}' \
+	"$config" "$(stat -c %s "$T/config.json")" "$layer" "$(stat -c %s "$T/layer.tar")" >"$T/manifest.json"
+manifest=$(blob "$T/manifest.json")
+printf '{"imageLayoutVersion":"1.0.0"}' >"$L/oci-layout"
+printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%s,"annotations":{"io.containerd.image.name":"docker.io/library/cfgtest:1","org.opencontainers.image.ref.name":"1"}}]}' \
+	"$manifest" "$(stat -c %s "$T/manifest.json")" >"$L/index.json"
+run_kiln load "$L"
+expect_eq "load the OCI layout" "$rc" "0"
+run_kiln run cfgtest:1
+expect_eq "Entrypoint + Cmd" "$out" "ep default"
+run_kiln run cfgtest:1 given args
+expect_eq "a command replaces Cmd, Entrypoint stays" "$out" "ep given args"
+printf '#!/bin/sh\necho "$FOO $BAR $(pwd) $(id -un)"\n' >"$T/show"
+chmod 755 "$T/show"
+run_kiln run -e BAR=cli --mount type=bind,source="$T/show",target=/show --entrypoint /show cfgtest:1
+expect_eq "image Env, WorkingDir and User; -e wins" "$out" "img cli /wd app"
+run_kiln run --mount type=bind,source="$T/show",target=/show --entrypoint /show -w / -u root cfgtest:1
+expect_eq "-w and -u override the image" "$out" "img img / root"
+run_kiln run cfgtest:1 '$FOO'
+expect_eq "Entrypoint gets its args without a shell" "$out" 'ep $FOO'
+expect_eq "no mounts after image runs" "$(grep -c "$KILN_ROOT" /proc/self/mountinfo || true)" "0"
+
 # ---- nothing left behind ----
 expect_eq "no mounts left" "$(cat /proc/self/mountinfo)" "$mounts_before"
 expect_eq "no run directories left" "$(ls -A "$TMPDIR")" ""
