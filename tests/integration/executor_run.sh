@@ -36,6 +36,17 @@ expect_eq "only the container's processes" "$(echo $out)" "PID COMMAND 1 sh 2 ps
 run_kiln run --rootfs "$R" ls /proc/self/fd
 expect_eq "fds 0-2 and ls's dir fd" "$(echo $out)" "0 1 2 3"
 
+run_kiln run --rootfs "$R" sh -c 'stat -c "%n %F %t:%T %a" /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty'
+expect_eq "minimal /dev" "$out" "$(printf '%s\n' '/dev/null character special file 1:3 666' '/dev/zero character special file 1:5 666' '/dev/full character special file 1:7 666' '/dev/random character special file 1:8 666' '/dev/urandom character special file 1:9 666' '/dev/tty character special file 5:0 666')"
+# A host /dev without most nodes (a minimal CI container): kiln makes its own.
+set +e
+out=$(unshare -m sh -c 'mount --make-rprivate / && mount -t tmpfs tmpfs /dev && mknod -m 666 /dev/null c 1 3 &&
+	"$0" run --rootfs "$1" stat -c "%n %t:%T %a" /dev/zero /dev/tty' "$KILN" "$R" 2>&1)
+set -e
+expect_eq "device nodes made where the host has none" "$out" "$(printf '/dev/zero 1:5 666\n/dev/tty 5:0 666')"
+run_kiln run --rootfs "$R" sh -c 'ls /dev/pts /dev/shm >/dev/null && for l in /dev/fd /dev/ptmx /dev/stdin; do readlink $l; done'
+expect_eq "pts, shm and fd links" "$out" "$(printf '/proc/self/fd\npts/ptmx\n/proc/self/fd/0')"
+
 run_kiln run --rootfs "$R" sh -c 'grep " /sys " /proc/self/mountinfo; touch /sys/kiln-x 2>&1; echo'
 expect_contains "sysfs mounted read-only" "$out" " /sys ro,"
 expect_contains "sysfs refuses writes" "$out" "Read-only file system"
