@@ -290,12 +290,13 @@ prepare_mounts(struct ex_plan *p, uint64_t deadline, struct kiln_err *err)
 	const struct ex_run_opts *o = p->o;
 	p->mounts = kiln_xcalloc(o->nmounts ? o->nmounts : 1, sizeof(*p->mounts));
 	p->nmounts = o->nmounts;
+	for (size_t i = 0; i < o->nmounts; i++)
+		p->mounts[i].lockfd = -1; /* plan_release closes it, even after a failure */
 	size_t nssh = 0;
 	for (size_t i = 0; i < o->nmounts; i++) {
 		struct ex_mnt_plan *mp = &p->mounts[i];
 		const struct ex_mount *m = &o->mounts[i];
 		mp->m = m;
-		mp->lockfd = -1;
 		mp->dir = true;
 		int r = ex_mount_check(m, err);
 		if (r < 0)

@@ -298,6 +298,21 @@ test_run__errors(void **state)
 	o.mounts = &cache;
 	o.nmounts = 1;
 	expect_fail(&o, EINVAL, "needs a store root");
+	/* A failing first mount: the later ones were never set up and must not close
+	 * anything (fd 0 stays open). */
+	struct ex_mount two[] = {
+	        {.type = EX_MOUNT_BIND, .target = "/a", .source = "/nonexistent/src"},
+	        {.type = EX_MOUNT_TMPFS, .target = "/b"},
+	};
+	int probe = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_true(probe >= 0);
+	int fd0 = fcntl(0, F_GETFD) >= 0 ? 0 : probe;
+	o = opts_for(f, argv, &c);
+	o.mounts = two;
+	o.nmounts = 2;
+	expect_fail(&o, ENOENT, "--mount source /nonexistent/src");
+	assert_true(fcntl(fd0, F_GETFD) >= 0);
+	close(probe);
 	o = opts_for(f, argv, &c);
 	o.rootfs = "/nonexistent/rootfs";
 	expect_fail(&o, ENOENT, "rootfs /nonexistent/rootfs");
