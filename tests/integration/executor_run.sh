@@ -26,6 +26,14 @@ nogroup:x:65534:
 EOF
 
 tree() { (cd "$1" && find . -printf '%p %y %l\n' | sort); }
+# procs PREFIX: the host processes whose command line starts with PREFIX (no procps needed).
+procs() {
+	local f c
+	for f in /proc/[0-9]*/cmdline; do
+		c=$(tr '\0' ' ' 2>/dev/null <"$f") || continue
+		case "$c" in "$1"*) echo "${f%/cmdline}: $c" ;; esac
+	done
+}
 mounts_before=$(cat /proc/self/mountinfo)
 rootfs_before=$(tree "$R")
 
@@ -106,7 +114,7 @@ run_kiln run --rootfs "$R" --timeout 2 sh -c 'sleep 1357 & (sleep 1357 &); sleep
 expect_eq "timeout exit code" "$rc" "124"
 expect_contains "timeout message" "$err" "timed out"
 expect_eq "timeout was prompt" "$(( $(date +%s) - start < 10 ))" "1"
-expect_eq "no sleep survives the timeout" "$(pgrep -f 'sleep 1357' || true)" ""
+expect_eq "no sleep survives the timeout" "$(procs 'sleep 1357')" ""
 
 "$KILN" run --rootfs "$R" sh -c 'sleep 2468 & sleep 2468' >/dev/null 2>&1 &
 kiln_pid=$!
@@ -117,7 +125,7 @@ wait "$kiln_pid"
 rc=$?
 set -e
 expect_eq "Ctrl-C exit code" "$rc" "130"
-expect_eq "no sleep survives Ctrl-C" "$(pgrep -f 'sleep 2468' || true)" ""
+expect_eq "no sleep survives Ctrl-C" "$(procs 'sleep 2468')" ""
 
 # ---- mounts ----
 printf 's3cr3t-value' >"$T/secret"
@@ -166,7 +174,7 @@ expect_eq "rw bind writes inside" "$out" "$(printf 'data\nmore\nf\nnew')"
 expect_eq "rw bind writes are thrown away" "$(ls "$T/src"; cat "$T/src/f")" "$(printf 'f\ndata')"
 
 sock="$T/agent.sock"
-python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$sock"
+perl -MIO::Socket::UNIX -e 'IO::Socket::UNIX->new(Local => $ARGV[0], Listen => 1) or die "$!"' "$sock"
 run_kiln run --rootfs "$R" --mount type=ssh,src="$sock" sh -c 'echo $SSH_AUTH_SOCK; test -S "$SSH_AUTH_SOCK" && echo socket'
 expect_eq "ssh agent socket forwarded" "$out" "$(printf '/run/buildkit/ssh_agent.0\nsocket')"
 
