@@ -59,7 +59,9 @@ enum ex_network { EX_NET_HOST, EX_NET_NONE };
  *           target is given, only) exported as that environment variable.
  * - ssh:    `source` is an agent socket on the host, bind-mounted at `target` or
  *           /run/buildkit/ssh_agent.<N> (N counts ssh mounts from 0); the first one sets
- *           SSH_AUTH_SOCK unless the environment has it.
+ *           SSH_AUTH_SOCK unless the environment has it. The socket keeps its host owner
+ *           and mode: mode/uid/gid are accepted (as BuildKit's syntax has them) but not
+ *           applied, since kiln forwards the socket itself rather than proxying it.
  */
 struct ex_mount {
 	enum ex_mount_type type;
