@@ -271,6 +271,19 @@ run_kiln run --mount type=bind,source="$T/show",target=/show --entrypoint /show 
 expect_eq "-w and -u override the image" "$out" "img img / root"
 run_kiln run cfgtest:1 '$FOO'
 expect_eq "Entrypoint gets its args without a shell" "$out" 'ep $FOO'
+"$KILN" run runtest sh -c 'sleep 3579' >/dev/null 2>&1 &
+kiln_pid=$!
+for _ in $(seq 100); do
+	[ -z "$(procs 'sleep 3579')" ] || break
+	sleep 0.1
+done
+expect_eq "the image's snapshot is mounted while it runs" "$(grep -c "$KILN_ROOT" /proc/self/mountinfo)" "1"
+kill -INT "$kiln_pid"
+set +e
+wait "$kiln_pid"
+rc=$?
+set -e
+expect_eq "Ctrl-C during an image run" "$rc" "130"
 expect_eq "no mounts after image runs" "$(grep -c "$KILN_ROOT" /proc/self/mountinfo || true)" "0"
 
 # ---- nothing left behind ----
