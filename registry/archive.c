@@ -78,14 +78,48 @@ read_tar(struct src *s, const char *path, struct kiln_err *err)
 	if (archive_read_open_filename(a, path, 65536) != ARCHIVE_OK)
 		return kiln_err_set(err, archive_errno(a) > 0 ? archive_errno(a) : EINVAL,
 		                    "open `%s`: %s", path, archive_error_string(a));
+	_cleanup_strv_ struct kiln_strv links = KILN_STRV_INIT; /* name, target, ... */
 	struct archive_entry *e;
 	int r;
 	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+		if (archive_entry_filetype(e) == AE_IFLNK) {
+			/* Older docker-save archives link <id>/layer.tar to another layer's
+			 * file; resolved against the directory once all files are read. */
+			_cleanup_free_ char *name = clean_name(archive_entry_pathname(e));
+			const char *target = archive_entry_symlink(e);
+			if (!name || !target || target[0] == '/')
+				continue;
+			const char *slash = strrchr(name, '/');
+			_cleanup_free_ char *dir =
+			        slash ? kiln_xstrndup(name, (size_t)(slash - name))
+			              : kiln_xstrdup("");
+			_cleanup_free_ char *joined = kiln_path_join(dir, target);
+			char *resolved = clean_name(joined);
+			if (!resolved)
+				continue;
+			kiln_strv_push_take(&links, TAKE_PTR(name));
+			kiln_strv_push_take(&links, resolved);
+			continue;
+		}
 		if (archive_entry_filetype(e) != AE_IFREG)
 			continue;
 		_cleanup_free_ char *name = clean_name(archive_entry_pathname(e));
 		if (!name)
 			continue;
+		if (archive_entry_hardlink(e)) {
+			/* A second name for a file already read: same blob. */
+			_cleanup_free_ char *target = clean_name(archive_entry_hardlink(e));
+			for (size_t i = 0; target && i < s->n_files; i++) {
+				if (!kiln_str_eq(s->files[i].path, target))
+					continue;
+				KILN_GROW(s->files, s->alloc_files, s->n_files + 1);
+				s->files[s->n_files] = s->files[i];
+				s->files[s->n_files].path = TAKE_PTR(name);
+				s->n_files++;
+				break;
+			}
+			continue;
+		}
 		struct kiln_buf *meta = NULL;
 		bool *flag = NULL;
 		if (kiln_str_eq(name, "index.json"))
@@ -144,6 +178,17 @@ read_tar(struct src *s, const char *path, struct kiln_err *err)
 	}
 	if (r != ARCHIVE_EOF)
 		return kiln_err_invalid(err, "read `%s`: %s", path, archive_error_string(a));
+	for (size_t l = 0; l + 1 < links.n; l += 2) {
+		for (size_t i = 0; i < s->n_files; i++) {
+			if (!kiln_str_eq(s->files[i].path, links.v[l + 1]))
+				continue;
+			KILN_GROW(s->files, s->alloc_files, s->n_files + 1);
+			s->files[s->n_files] = s->files[i];
+			s->files[s->n_files].path = kiln_xstrdup(links.v[l]);
+			s->n_files++;
+			break;
+		}
+	}
 	return 0;
 }
 
@@ -341,8 +386,14 @@ load_docker(struct src *s, struct reg_loaded **v, size_t *n, struct kiln_err *er
 			}
 			struct reg_descriptor *d = &m.layers[m.n_layers++];
 			r = src_blob(s, lp, NULL, d->digest, &d->size, err);
-			if (r >= 0)
-				d->media_type = kiln_xstrdup(sniff_layer(s->st, d->digest));
+			if (r < 0)
+				break;
+			d->media_type = kiln_xstrdup(sniff_layer(s->st, d->digest));
+			/* An uncompressed layer is its own diff_id: check it. */
+			if (kiln_str_eq(d->media_type, REG_MT_OCI_LAYER) &&
+			    !kiln_str_eq(d->digest, c.diff_ids.v[k]))
+				r = kiln_err_invalid(err, "layer `%s` is %s but the config says %s",
+				                     lp, d->digest, c.diff_ids.v[k]);
 		}
 		if (r >= 0)
 			r = reg_manifest_write(&m, &mb, err);
@@ -644,12 +695,12 @@ reg_archive_save(struct reg_store *st, const char *ref, enum reg_archive_format 
 		return r;
 	_cleanup_free_ char *tmp = kiln_xasprintf("%s.tmp-%d", path, getpid());
 	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	_cleanup_archive_write_ struct archive *a = archive_write_new();
+	struct sink k = {.a = a, .err = err};
 	if (fd < 0) {
 		r = kiln_err_set(err, errno, "create `%s`", tmp);
 		goto out;
 	}
-	_cleanup_archive_write_ struct archive *a = archive_write_new();
-	struct sink k = {.a = a, .err = err};
 	archive_write_set_format_pax_restricted(a);
 	if (archive_write_open_fd(a, fd) != ARCHIVE_OK) {
 		r = sink_fail(&k, "open archive");

@@ -195,6 +195,7 @@ struct reg_limits {
  * (-EINVAL) a document with both `layers` and `manifests`, a mediaType that disagrees with
  * its shape, a Content-Type that disagrees with the mediaType (a generic
  * application/json or octet-stream Content-Type is accepted), oversized or too deep JSON.
+ * `lim` NULL means REG_LIMITS_INIT.
  */
 int reg_media_detect(const void *data, size_t len, const char *content_type,
                      const struct reg_limits *lim, enum reg_kind *ret, struct kiln_err *err);
@@ -300,7 +301,7 @@ struct reg_image {
 int reg_image_open(struct reg_store *st, const char *ref, const struct reg_platform *platform,
                    struct reg_image *out, struct kiln_err *err);
 void reg_image_release(struct reg_image *img);
-/* Store a manifest/index document with its digest; it must parse as `kind`. */
+/* Store a manifest or index document (checked with reg_media_detect) under its digest. */
 int reg_store_put_manifest(struct reg_store *st, const void *data, size_t len,
                            char ret_digest[KILN_DIGEST_HEX_LEN + 1], struct kiln_err *err);
 
@@ -346,12 +347,15 @@ enum reg_archive_format {
 	REG_ARCHIVE_DOCKER,  /* `docker save` archive: manifest.json, repositories */
 };
 /* Load an OCI layout directory, an OCI layout tar, or a docker-save tar (detected) into the
- * store. Names are not set; the caller decides. Free the result with reg_loaded_free. */
+ * store. Names are not set; the caller decides. Free the result with reg_loaded_free.
+ * Every regular file of a tar is ingested as it streams past (blobs/sha256/<hex> checked
+ * against its name); files the archive turns out not to need stay until a prune. */
 int reg_archive_load(struct reg_store *st, const char *path, struct reg_loaded **ret, size_t *ret_n,
                      struct kiln_err *err);
 void reg_loaded_free(struct reg_loaded *v, size_t n);
-/* Write the image `ref` names (resolved for the host platform) as a tar file at `path`
- * (replaced atomically). `name` is the reference recorded in the archive (may be NULL). */
+/* Write the image `ref` names as a tar file at `path` (replaced atomically). OCI: the
+ * whole image (an index with the platforms the store has); docker: the host platform's
+ * manifest, layers uncompressed. The name `ref` resolved to is recorded in the archive. */
 int reg_archive_save(struct reg_store *st, const char *ref, enum reg_archive_format fmt,
                      const char *path, struct kiln_err *err);
 

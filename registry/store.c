@@ -74,6 +74,16 @@ int
 reg_store_open(const char *root, struct reg_store **ret, struct kiln_err *err)
 {
 	_cleanup_close_ int rootfd = -1, cfd = -1, bfd = -1, tfd = -1;
+	/* mkdir -p: the default root (~/.local/share/kiln) may lack parents. */
+	_cleanup_free_ char *path = kiln_xstrdup(root);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			return kiln_err_set(err, errno, "create `%s`", path);
+		*p = '/';
+	}
 	if (mkdir(root, 0700) < 0 && errno != EEXIST)
 		return kiln_err_set(err, errno, "create store root `%s`", root);
 	rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -298,7 +308,7 @@ reg_ingest_commit(struct reg_ingest *in, char ret_digest[KILN_DIGEST_HEX_LEN + 1
 		r = kiln_err_set(err, errno, "fsync blob %s", got);
 		goto out;
 	}
-	/* Mode 0644 whatever the umask: blobs are shared, read-only data. */
+	/* Read-only whatever the umask: blobs are shared and never change. */
 	fchmod(in->fd, 0444);
 	if (renameat(in->st->tmp_fd, in->tmp_name, in->st->blobs_fd, got + 7) < 0) {
 		r = kiln_err_set(err, errno, "store blob %s", got);
@@ -451,6 +461,18 @@ names_lock(struct reg_store *st, struct kiln_err *err)
 			close(fd);
 			return kiln_err_set(err, e, "lock names index");
 		}
+	}
+	/* Holding the lock, any temp file of the index belongs to a writer that died. */
+	int dfd = openat(st->content_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d)))
+			if (kiln_str_has_prefix(de->d_name, NAMES_FILE ".tmp-"))
+				unlinkat(st->content_fd, de->d_name, 0);
+		closedir(d);
+	} else if (dfd >= 0) {
+		close(dfd);
 	}
 	return fd;
 }

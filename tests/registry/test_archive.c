@@ -187,6 +187,67 @@ test_archive__unknown_archive_and_missing_blob(void **state)
 	free(tar);
 }
 
+static void
+write_symlink(struct archive *w, const char *name, const char *target)
+{
+	struct archive_entry *e = archive_entry_new();
+	archive_entry_set_pathname(e, name);
+	archive_entry_set_filetype(e, AE_IFLNK);
+	archive_entry_set_perm(e, 0777);
+	archive_entry_set_symlink(e, target);
+	assert_int_equal(archive_write_header(w, e), ARCHIVE_OK);
+	archive_entry_free(e);
+}
+
+static void
+write_docker_archive(const char *path, const char *layer, const char *diff_id)
+{
+	char *cfg = kiln_xasprintf("{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{"
+	                           "\"type\":\"layers\",\"diff_ids\":[\"%s\"]}}",
+	                           diff_id);
+	struct archive *w = archive_write_new();
+	archive_write_set_format_pax_restricted(w);
+	assert_int_equal(archive_write_open_filename(w, path), ARCHIVE_OK);
+	/* The link comes before its target, as it may in a real archive. */
+	write_symlink(w, "0123/layer.tar", "../layer0.tar");
+	write_entry(w, "0123/json", "{}");
+	write_entry(w, "layer0.tar", layer);
+	write_entry(w, "config.json", cfg);
+	write_entry(w, "manifest.json",
+	            "[{\"Config\":\"config.json\",\"RepoTags\":[\"busybox:x\"],"
+	            "\"Layers\":[\"0123/layer.tar\"]}]");
+	archive_write_close(w);
+	archive_write_free(w);
+	free(cfg);
+}
+
+static void
+test_archive__docker_archive_with_symlinked_layer(void **state)
+{
+	struct fixture *f = *state;
+	struct kiln_err err = KILN_ERR_INIT;
+	const char *layer = "pretend this is a layer tar";
+	struct kiln_digest dd;
+	char diff[KILN_DIGEST_HEX_LEN + 1], got[KILN_DIGEST_HEX_LEN + 1];
+	kiln_sha256_buf(layer, strlen(layer), &dd);
+	kiln_digest_format(&dd, diff);
+	char *tar = kiln_xasprintf("%s/docker.tar", f->dir);
+	write_docker_archive(tar, layer, diff);
+	load_one(f->st, tar, "docker.io/library/busybox:x", got);
+	struct reg_image img = REG_IMAGE_INIT;
+	assert_int_equal(reg_image_open(f->st, got, NULL, &img, &err), 0);
+	assert_string_equal(img.manifest.layers[0].digest, diff);
+	assert_int_equal(img.manifest.layers[0].size, (int64_t)strlen(layer));
+	reg_image_release(&img);
+	/* A layer that is not what the config says is refused. */
+	write_docker_archive(tar, "another layer", diff);
+	struct reg_loaded *v = NULL;
+	size_t n = 0;
+	assert_int_equal(reg_archive_load(f->st, tar, &v, &n, &err), -EINVAL);
+	assert_err_contains(&err, "but the config says");
+	free(tar);
+}
+
 int
 main(void)
 {
@@ -198,6 +259,8 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_archive__tampered_blob_rejected, fixture_setup,
 	                                        fixture_teardown),
 	        cmocka_unit_test_setup_teardown(test_archive__unknown_archive_and_missing_blob,
+	                                        fixture_setup, fixture_teardown),
+	        cmocka_unit_test_setup_teardown(test_archive__docker_archive_with_symlinked_layer,
 	                                        fixture_setup, fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -197,6 +197,28 @@ test_store__names_set_get_remove_list(void **state)
 	assert_int_equal(count_entries(f->dir, "content"), 4); /* blobs tmp names.json names.lock */
 }
 
+static void
+test_store__stale_index_temp_and_nested_root(void **state)
+{
+	struct fixture *f = *state;
+	struct kiln_err err = KILN_ERR_INIT;
+	/* A names index temp file left by a writer killed before its rename. */
+	test_write_file(f->dir, "content/names.json.tmp-99999", "{\"trunc");
+	char d[KILN_DIGEST_HEX_LEN + 1];
+	digest_of("x", d);
+	assert_int_equal(reg_name_set(f->st, "docker.io/library/x:1", d, &err), 0);
+	char *p = kiln_xasprintf("%s/content/names.json.tmp-99999", f->dir);
+	assert_int_equal(access(p, F_OK), -1);
+	free(p);
+	/* A root whose parents do not exist yet. */
+	struct reg_store *st;
+	p = kiln_xasprintf("%s/a/b/c", f->dir);
+	assert_int_equal(reg_store_open(p, &st, &err), 0);
+	assert_string_equal(reg_store_root(st), p);
+	reg_store_free(st);
+	free(p);
+}
+
 #define PER_CHILD 40
 
 static void
@@ -257,6 +279,8 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_store__concurrent_name_updates_from_two_processes, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_store__stale_index_temp_and_nested_root, setup,
+	                                        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
