@@ -19,6 +19,7 @@ static const struct command commands[] = {
 	{"import", cmd_import, "Make an image from a root filesystem (DIR or TAR) and name it"},
 	{"load", cmd_load, "Load an OCI layout or docker-save archive into the store"},
 	{"save", cmd_save, "Write an image as an OCI layout or docker-save tar (-o FILE)"},
+	{"run", cmd_run, "Run a command in a throwaway container of an image (or --rootfs DIR)"},
 };
 
 static const char *root_option;
