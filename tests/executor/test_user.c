@@ -31,7 +31,7 @@ resolve_ok(const char *spec)
 	struct ex_user u = {0};
 	int r = ex_user_resolve_text(spec, passwd, group, &u, &err);
 	if (r < 0)
-		fail_msg("resolve %s: %s", spec, err.msg);
+		fail_msg("resolve %s: %s", spec ? spec : "(null)", err.msg ? err.msg : "");
 	return u;
 }
 

@@ -90,6 +90,15 @@ expect_eq "USER uid:gid" "$out" "uid=1234 gid=2000(extra) groups=2000(extra)"
 run_kiln run --rootfs "$R" -u ghost true
 expect_eq "unknown USER fails" "$rc" "125"
 expect_contains "unknown USER message" "$err" 'no user "ghost" in /etc/passwd'
+for bad in 4294967296 4294967295 -1 1:4294967296 99999999999999999999; do
+	run_kiln run --rootfs "$R" -u "$bad" true
+	expect_eq "USER $bad is rejected" "$rc" "125"
+done
+
+# The runtime binary must not be writable from inside (CVE-2019-5736): every /proc/N/exe
+# the container can see is opened for writing and must fail.
+run_kiln run --rootfs "$R" sh -c 'for e in /proc/[0-9]*/exe; do if (echo x >>"$e") 2>/dev/null; then echo "WROTE $e"; fi; done; echo done'
+expect_eq "no /proc/*/exe is writable" "$out" "done"
 
 # ---- command, env, workdir, output ----
 run_kiln run --rootfs "$R" /bin/foo
