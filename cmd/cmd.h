@@ -21,6 +21,7 @@ int cmd_pull(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_login(int argc, char **argv);
 int cmd_logout(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 /* The store root: global `--root DIR`, else $KILN_ROOT, else /var/lib/kiln for root and
  * $XDG_DATA_HOME/kiln (or ~/.local/share/kiln) otherwise. Never NULL. */

@@ -23,6 +23,7 @@ static const struct command commands[] = {
 	{"push", cmd_push, "Push an image from the store to a registry (push REF [DEST])"},
 	{"login", cmd_login, "Log in to a registry (credentials in ~/.docker/config.json)"},
 	{"logout", cmd_logout, "Remove the stored credentials of a registry"},
+	{"run", cmd_run, "Run a command in a throwaway container of an image (or --rootfs DIR)"},
 };
 
 static const char *root_option;

@@ -44,6 +44,8 @@ struct fe_plan_opts {
 	const char *target;      /* stage name or NULL for the last stage */
 	char *const *build_args; /* "K=V" or "K" (take from the environment), NULL-terminated */
 	const char *platform;    /* "os/arch[/variant]" or NULL for the host */
+	struct kiln_strv *warnings; /* if not NULL, notes for the user (parser, unused
+				     * build args) are appended, even when fe_plan fails */
 };
 #define FE_PLAN_OPTS_INIT {0}
 

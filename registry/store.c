@@ -142,7 +142,7 @@ blob_name(const char *digest, const char **ret, struct kiln_err *err)
 bool
 reg_blob_exists(struct reg_store *st, const char *digest)
 {
-	const char *hex;
+	const char *hex = NULL;
 	if (blob_name(digest, &hex, NULL) < 0)
 		return false;
 	return faccessat(st->blobs_fd, hex, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
@@ -151,7 +151,7 @@ reg_blob_exists(struct reg_store *st, const char *digest)
 int64_t
 reg_blob_size(struct reg_store *st, const char *digest, struct kiln_err *err)
 {
-	const char *hex;
+	const char *hex = NULL;
 	int r = blob_name(digest, &hex, err);
 	if (r < 0)
 		return r;
@@ -164,7 +164,7 @@ reg_blob_size(struct reg_store *st, const char *digest, struct kiln_err *err)
 int
 reg_blob_open(struct reg_store *st, const char *digest, struct kiln_err *err)
 {
-	const char *hex;
+	const char *hex = NULL;
 	int r = blob_name(digest, &hex, err);
 	if (r < 0)
 		return r;
