@@ -7,7 +7,7 @@
 #             [--token REALM ISSUER CERT]
 #                                   start Debian's docker-registry on 127.0.0.1:random;
 #                                   sets REG_PORT, REG_HOST (127.0.0.1:PORT), REG_DATA
-#   reg_token_server_start DIR USER PASS
+#   reg_token_server_start DIR USER PASS [token_server.py options]
 #                                   HTTPS token server (certs from reg_make_ca DIR); sets
 #                                   TOKEN_PORT, TOKEN_REALM, TOKEN_ISSUER, TOKEN_CERT, TOKEN_LOG
 #   reg_proxy_start UPSTREAM LOG [fault_proxy.py options]  sets PROXY_PORT
@@ -153,7 +153,7 @@ reg_token_server_start() {
 	python3 "$REG_LIB_DIR/token_server.py" --port "$TOKEN_PORT" \
 		--tls-cert "$d/server.crt" --tls-key "$d/server.key" \
 		--sign-key "$d/sign.key" --sign-cert "$d/sign.crt" --issuer "$TOKEN_ISSUER" \
-		--user "$2" --password "$3" --log "$TOKEN_LOG" >"$T/token-server.out" 2>&1 &
+		--user "$2" --password "$3" --log "$TOKEN_LOG" "${@:4}" >"$T/token-server.out" 2>&1 &
 	REG_PIDS+=($!)
 	TOKEN_REALM="https://127.0.0.1:$TOKEN_PORT/token"
 	reg_wait_http "$TOKEN_REALM" || {
