@@ -1188,10 +1188,19 @@ reg_client_blob_exists(struct reg_client *c, const char *repo, const char *diges
 	return status_error(c, &resp, what, err);
 }
 
+/* Did a request fail in a way worth starting the upload over? */
+static bool
+upload_retryable(int r, const struct resp *resp)
+{
+	if (r < 0)
+		return resp->cc != CURLE_OK && cc_retryable(resp->cc);
+	return reg_http_status_retryable(resp->status);
+}
+
 /* POST to start an upload (or mount); writes the upload Location, or NULL when mounted. */
 static int
 upload_start(struct reg_client *c, const char *repo, const char *digest, const char *mount_from,
-             const char *scope, char **ret_location, struct kiln_err *err)
+             const char *scope, char **ret_location, bool *retryable, struct kiln_err *err)
 {
 	_cleanup_free_ char *url = api_url(c, repo, "blobs/uploads", "", err);
 	if (!url)
@@ -1202,23 +1211,113 @@ upload_start(struct reg_client *c, const char *repo, const char *digest, const c
 		url = reg_url_add_query(u, "from", mount_from);
 		free(u);
 	}
-	struct req req = {
-	        .method = "POST", .url = url, .scope = scope, .fd = -1, .no_redirect = true};
+	struct req req = {.method = "POST",
+	                  .url = url,
+	                  .scope = scope,
+	                  .fd = -1,
+	                  .no_redirect = true,
+	                  .no_retry = true};
 	_cleanup_resp_ struct resp resp = RESP_INIT;
 	int r = do_request(c, &req, &resp, err);
-	if (r < 0)
+	if (r < 0) {
+		*retryable = upload_retryable(r, &resp);
 		return r;
+	}
 	if (resp.status == 201 && mount_from) {
 		*ret_location = NULL;
 		return 0;
 	}
-	if (resp.status != 202 || !resp.location)
+	if (resp.status != 202 || !resp.location) {
+		*retryable = upload_retryable(0, &resp);
 		return status_error(c, &resp, "start blob upload", err);
+	}
 	*ret_location = reg_url_resolve(url, resp.location);
 	if (!*ret_location)
 		return regc_err(err, EPROTO, "%s: bad upload location \"%s\"", c->host,
 		                resp.location);
 	return 0;
+}
+
+/*
+ * One upload session: POST (or mount), PATCH chunks, PUT. Its requests are not retried
+ * one by one: after a failure the session's state on the server is unknown (a PUT whose
+ * body broke off may have been half appended), so the caller starts a new session.
+ */
+static int
+upload_once(struct reg_client *c, const char *repo, const char *digest, int fd, int64_t size,
+            const char **mount_from, char **scope, bool *retryable, struct kiln_err *err)
+{
+	_cleanup_free_ char *loc = NULL;
+	int r = upload_start(c, repo, digest, *mount_from, *scope, &loc, retryable, err);
+	if (r < 0 && *mount_from && !*retryable) {
+		/* A mount the token server or registry refuses is only a missed shortcut. */
+		kiln_err_release(err);
+		free(*scope);
+		*scope = scope_for(repo, "pull,push");
+		*mount_from = NULL;
+		r = upload_start(c, repo, digest, NULL, *scope, &loc, retryable, err);
+	}
+	if (r < 0)
+		return r;
+	if (!loc)
+		return 0; /* mounted */
+
+	int64_t off = 0;
+	_cleanup_resp_ struct resp resp = RESP_INIT;
+	if (size > c->o.chunk_size) {
+		while (off < size) {
+			int64_t n = size - off > c->o.chunk_size ? c->o.chunk_size : size - off;
+			_cleanup_free_ char *range = kiln_xasprintf("%lld-%lld", (long long)off,
+			                                            (long long)(off + n - 1));
+			struct req req = {.method = "PATCH",
+			                  .url = loc,
+			                  .scope = *scope,
+			                  .content_type = "application/octet-stream",
+			                  .content_range = range,
+			                  .fd = fd,
+			                  .off = off,
+			                  .flen = n,
+			                  .no_redirect = true,
+			                  .no_retry = true};
+			r = do_request(c, &req, &resp, err);
+			if (r < 0 || resp.status != 202) {
+				*retryable = upload_retryable(r, &resp);
+				return r < 0 ? r : status_error(c, &resp, "upload blob chunk", err);
+			}
+			if (resp.location) {
+				char *next = reg_url_resolve(loc, resp.location);
+				if (!next)
+					return regc_err(err, EPROTO,
+					                "%s: bad upload location \"%s\"", c->host,
+					                resp.location);
+				free(loc);
+				loc = next;
+			}
+			off += n;
+		}
+	}
+	_cleanup_free_ char *put_url = reg_url_add_query(loc, "digest", digest);
+	struct req req = {.method = "PUT",
+	                  .url = put_url,
+	                  .scope = *scope,
+	                  .content_type = "application/octet-stream",
+	                  .fd = fd,
+	                  .off = off,
+	                  .flen = size - off,
+	                  .no_redirect = true,
+	                  .no_retry = true};
+	r = do_request(c, &req, &resp, err);
+	if (r < 0 || resp.status != 201) {
+		*retryable = upload_retryable(r, &resp);
+		if (r < 0)
+			return r;
+		_cleanup_free_ char *what = kiln_xasprintf("upload blob %s", digest);
+		return status_error(c, &resp, what, err);
+	}
+	if (resp.digest && !kiln_str_eq(resp.digest, digest))
+		return regc_err(err, EBADMSG, "%s: upload blob %s: the registry stored %s", c->host,
+		                digest, resp.digest);
+	return 1;
 }
 
 int
@@ -1238,72 +1337,12 @@ reg_client_push_blob(struct reg_client *c, struct reg_store *st, const char *rep
 	        mount_from ? kiln_xasprintf("repository:%s:pull,push repository:%s:pull", repo,
 	                                    mount_from)
 	                   : scope_for(repo, "pull,push");
-	_cleanup_free_ char *loc = NULL;
-	r = upload_start(c, repo, digest, mount_from, scope, &loc, err);
-	if (r < 0 && mount_from) {
-		/* A mount the token server or registry refuses is only a missed shortcut. */
+	for (unsigned attempt = 1;; attempt++) {
+		bool retryable = false;
+		r = upload_once(c, repo, digest, fd, size, &mount_from, &scope, &retryable, err);
+		if (r >= 0 || !retryable || attempt >= c->o.max_attempts)
+			return r;
 		kiln_err_release(err);
-		free(scope);
-		scope = scope_for(repo, "pull,push");
-		mount_from = NULL;
-		r = upload_start(c, repo, digest, NULL, scope, &loc, err);
+		sleep_ms(reg_backoff_ms(attempt, c->o.backoff_base_ms, c->o.backoff_cap_ms));
 	}
-	if (r < 0)
-		return r;
-	if (!loc)
-		return 0; /* mounted */
-
-	int64_t off = 0;
-	_cleanup_resp_ struct resp resp = RESP_INIT;
-	if (size > c->o.chunk_size) {
-		while (off < size) {
-			int64_t n = size - off > c->o.chunk_size ? c->o.chunk_size : size - off;
-			_cleanup_free_ char *range = kiln_xasprintf("%lld-%lld", (long long)off,
-			                                            (long long)(off + n - 1));
-			struct req req = {.method = "PATCH",
-			                  .url = loc,
-			                  .scope = scope,
-			                  .content_type = "application/octet-stream",
-			                  .content_range = range,
-			                  .fd = fd,
-			                  .off = off,
-			                  .flen = n,
-			                  .no_redirect = true};
-			r = do_request(c, &req, &resp, err);
-			if (r < 0)
-				return r;
-			if (resp.status != 202)
-				return status_error(c, &resp, "upload blob chunk", err);
-			if (resp.location) {
-				char *next = reg_url_resolve(loc, resp.location);
-				if (!next)
-					return regc_err(err, EPROTO,
-					                "%s: bad upload location \"%s\"", c->host,
-					                resp.location);
-				free(loc);
-				loc = next;
-			}
-			off += n;
-		}
-	}
-	_cleanup_free_ char *put_url = reg_url_add_query(loc, "digest", digest);
-	struct req req = {.method = "PUT",
-	                  .url = put_url,
-	                  .scope = scope,
-	                  .content_type = "application/octet-stream",
-	                  .fd = fd,
-	                  .off = off,
-	                  .flen = size - off,
-	                  .no_redirect = true};
-	r = do_request(c, &req, &resp, err);
-	if (r < 0)
-		return r;
-	if (resp.status != 201) {
-		_cleanup_free_ char *what = kiln_xasprintf("upload blob %s", digest);
-		return status_error(c, &resp, what, err);
-	}
-	if (resp.digest && !kiln_str_eq(resp.digest, digest))
-		return regc_err(err, EBADMSG, "%s: upload blob %s: the registry stored %s", c->host,
-		                digest, resp.digest);
-	return 1;
 }

@@ -5,6 +5,8 @@ Binds 127.0.0.1 only. Faults (each applies to requests whose path contains --mat
   --fail500 N   answer the first N matching requests with 500 (or --fail-code)
   --cut         on the first matching GET whose answer is longer than 64 KiB, send the
                 headers and half of the body, then drop the connection
+  --drop-puts N          read the body of the first N matching PUTs, then hang up
+                         half-way through the headers (logged as "drop")
   --strip-range          forward without the Range header (a server that ignores it)
   --redirect-blobs BASE  answer blob GETs with 307 to BASE + path (a storage CDN)
   --serve-blobs DIR      be that CDN: serve blobs from a registry's storage DIR
@@ -37,6 +39,7 @@ def main():
     ap.add_argument("--cut", action="store_true")
     ap.add_argument("--manifest-type")
     ap.add_argument("--strip-range", action="store_true")
+    ap.add_argument("--drop-puts", type=int, default=0)
     ap.add_argument("--delay-ms", type=int, default=0)
     ap.add_argument("--redirect-blobs")
     ap.add_argument("--serve-blobs")
@@ -47,7 +50,7 @@ def main():
     a = ap.parse_args()
 
     lock = threading.Lock()
-    state = {"failed": 0, "cut": False, "inflight": 0, "max": 0}
+    state = {"dropped": 0, "failed": 0, "cut": False, "inflight": 0, "max": 0}
 
     def log_line(line):
         with lock:
@@ -100,6 +103,19 @@ def main():
                 fail = matched and state["failed"] < a.fail500
                 if fail:
                     state["failed"] += 1
+            with lock:
+                drop = (matched and self.command == "PUT" and
+                        state["dropped"] < a.drop_puts)
+                if drop:
+                    state["dropped"] += 1
+            if drop:
+                # Half the headers: the client cannot take this for a closed idle
+                # connection and silently send the request again.
+                self.wfile.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Le")
+                self.wfile.flush()
+                log("%s %s drop %s" % (self.command, self.path, rng))
+                self.close_connection = True
+                return
             if fail:
                 msg = b'{"errors":[{"code":"UNKNOWN","message":"injected"}]}'
                 self.send_response(a.fail_code)

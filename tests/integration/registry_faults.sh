@@ -63,6 +63,19 @@ expect_eq "pull when Range is ignored ($err)" "$rc" "0"
 expect_eq "digest after the restart" "$(echo "$out" | head -1)" "$local_digest"
 expect_contains "asked for the rest, got it all" "$(cat "$T/pnorange.log")" " 200 bytes="
 
+# Uploads: a PUT that gets no answer, and a POST that fails, start a new upload session.
+reg_proxy_start "$REG_HOST" "$T/pup.log" --match /blobs/uploads/ --drop-puts 1
+run_kiln push faults-test/busybox:1 "127.0.0.1:$PROXY_PORT/up/busybox:1"
+expect_eq "push across a dropped PUT ($err)" "$rc" "0"
+expect_eq "one PUT dropped" "$(grep -c '^PUT .* drop ' "$T/pup.log")" "1"
+expect_eq "a new session per attempt" "$(grep -c '^POST .* 202 ' "$T/pup.log")" "3"
+reg_proxy_start "$REG_HOST" "$T/ppost.log" --match /blobs/uploads/ --fail500 2
+run_kiln push faults-test/busybox:1 "127.0.0.1:$PROXY_PORT/up2/busybox:1"
+expect_eq "push across failed POSTs ($err)" "$rc" "0"
+run_kiln --root "$T/s9" pull "$REG_HOST/up/busybox:1"
+expect_eq "pull what was pushed across faults ($err)" "$rc" "0"
+expect_eq "digest after upload faults" "$(echo "$out" | head -1)" "$local_digest"
+
 # A manifest served with a Content-Type that contradicts its mediaType is refused.
 reg_proxy_start "$REG_HOST" "$T/pct.log" --manifest-type application/vnd.docker.distribution.manifest.v2+json
 pull_through s7 "127.0.0.1:$PROXY_PORT"

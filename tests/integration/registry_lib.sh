@@ -30,7 +30,7 @@ reg_cleanup() {
 	done
 	REG_PIDS=()
 }
-trap 'reg_cleanup; rm -rf "$T"' EXIT
+trap 'reg_cleanup; [ -n "${KEEP_T:-}" ] || rm -rf "$T"' EXIT
 trap 'exit 1' INT TERM
 
 reg_free_port() {
