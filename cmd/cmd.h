@@ -22,6 +22,8 @@ int cmd_run(int argc, char **argv);
 /* The store root: global `--root DIR`, else $KILN_ROOT, else /var/lib/kiln for root and
  * $XDG_DATA_HOME/kiln (or ~/.local/share/kiln) otherwise. Never NULL. */
 const char *cmd_root(void);
+/* The snapshotter: global `--snapshotter`, else $KILN_SNAPSHOTTER, else "auto". */
+const char *cmd_snapshotter(void);
 
 /* Print "kiln: <error>" (or "FILE:LINE: msg") to stderr and release the error. */
 void cmd_print_err(struct kiln_err *err);

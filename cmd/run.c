@@ -170,8 +170,13 @@ image_root_open(struct image_root *ir, const char *ref, const char *entrypoint, 
 	if (diff_ids->n != m->n_layers)
 		return kiln_err_invalid(err, "image %s: %zu layers but %zu diff_ids", ref,
 		                        m->n_layers, diff_ids->n);
-	if (snap_store_open(cmd_root(), NULL, &ir->snaps, err) < 0)
+	struct snap_store_opts so = SNAP_STORE_OPTS_INIT;
+	if (snap_driver_parse(cmd_snapshotter(), &so.driver, err) < 0)
+		return -EINVAL;
+	if (snap_store_open(cmd_root(), &so, &ir->snaps, err) < 0)
 		return -1;
+	if (snap_store_notice(ir->snaps))
+		fprintf(stderr, "kiln: notice: %s\n", snap_store_notice(ir->snaps));
 	_cleanup_free_ char *chain = NULL;
 	for (size_t i = 0; i < m->n_layers; i++) {
 		_cleanup_close_ int fd = reg_blob_open(ir->reg, m->layers[i].digest, err);

@@ -246,6 +246,12 @@ run_kiln run runtest sh -c 'echo in-image >/written; cat /written; id -u'
 expect_eq "run an image" "$out" "$(printf 'in-image\n0')"
 run_kiln run runtest sh -c 'test -e /written && echo kept || echo gone'
 expect_eq "each run starts from the image, writes are thrown away" "$out" "gone"
+run_kiln --snapshotter native run runtest sh -c 'echo native >/w; cat /w'
+expect_eq "the native (copying) snapshotter runs an image too" "$out" "native"
+expect_eq "native snapshots live in their own store" "$(ls "$KILN_ROOT/snapshots" | sort | tr '\n' ' ')" "native overlayfs "
+run_kiln --snapshotter bogus run runtest true
+expect_eq "an unknown snapshotter is refused" "$rc" "125"
+expect_contains "unknown snapshotter message" "$err" "bogus"
 run_kiln run runtest
 expect_eq "no command and none in the image" "$rc" "125"
 expect_contains "no command message" "$err" "no Cmd or Entrypoint"
