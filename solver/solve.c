@@ -318,6 +318,15 @@ slot_take(struct sv_solver *s)
 	return r;
 }
 
+static bool
+solve_failed(struct sv_solver *s)
+{
+	pthread_mutex_lock(&s->mu);
+	bool failed = s->failed;
+	pthread_mutex_unlock(&s->mu);
+	return failed;
+}
+
 static void
 slot_give(struct sv_solver *s)
 {
@@ -423,7 +432,7 @@ vertex_process(struct sv_solver *s, struct vstate *vs, struct kiln_err *err)
 	bool heavy = vertex_heavy(s, v);
 	if (heavy && (r = slot_take(s)) < 0)
 		return r;
-	if (sv_op_ctx_cancelled(ctx)) {
+	if (sv_op_ctx_cancelled(ctx) || solve_failed(s)) {
 		if (heavy)
 			slot_give(s);
 		return -ECANCELED;
@@ -484,15 +493,24 @@ vertex_process(struct sv_solver *s, struct vstate *vs, struct kiln_err *err)
 	return 0;
 }
 
-/* With s->mu held: the first failure stops the solve and cancels the rest. */
+/* With s->mu held: the first failure stops the solve; nothing starts after this, and
+ * vertices waiting for a slot or an equal key give up. */
 static void
-fail_locked(struct sv_solver *s, struct vstate *self, struct kiln_err *err)
+fail_locked(struct sv_solver *s, struct kiln_err *err)
 {
 	s->failed = true;
 	s->first_err = *err;
 	*err = (struct kiln_err)KILN_ERR_INIT;
+	pthread_cond_broadcast(&s->cond);
+}
+
+/* Without s->mu: flag every other vertex and call the cancel callbacks of running ops.
+ * Outside the lock so a callback that blocks (killing a process) stalls no scheduling. */
+static void
+cancel_all(struct sv_solver *s, struct vstate *self)
+{
 	for (size_t i = 0; i < s->nvs; i++) {
-		if (&s->vs[i] != self && s->vs[i].state == V_RUNNING)
+		if (&s->vs[i] != self)
 			ctx_cancel(&s->vs[i].ctx);
 	}
 }
@@ -505,8 +523,7 @@ vertex_main(void *arg)
 	struct kiln_err err = KILN_ERR_INIT;
 	uint64_t t0 = now_ns();
 	int r = vertex_process(s, vs, &err);
-	bool cancelled = r < 0 && (r == -ECANCELED || sv_op_ctx_cancelled(&vs->ctx));
-	if (r < 0 && !cancelled) {
+	if (r < 0) {
 		if (!err.code)
 			kiln_err_set(&err, -r, "%s failed", sv_op_name(vs->v->op));
 		kiln_err_wrap(&err, "%s", vertex_desc(vs->v));
@@ -514,25 +531,32 @@ vertex_main(void *arg)
 			kiln_err_locate(&err,
 			                s->opts.source_file ? s->opts.source_file : "Dockerfile",
 			                vs->v->line, vs->v->line);
+	}
+	/* An error after the solve failed elsewhere is a consequence of the cancel (a killed
+	 * step), not a second failure; only the first one is reported. */
+	enum vstate_state end = V_DONE;
+	pthread_mutex_lock(&s->mu);
+	if (r < 0 && (s->failed || sv_op_ctx_cancelled(&vs->ctx))) {
+		end = V_CANCELLED;
+	} else if (r < 0) {
+		end = V_FAILED;
+		fail_locked(s, &err);
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (end == V_FAILED)
+		cancel_all(s, vs);
+	if (end == V_FAILED)
 		emit(s, &(struct sv_event){.type = SV_EVENT_FAILED,
 		                           .vertex = vs->v,
 		                           .cache_key = vs->keyed ? vs->key : NULL,
 		                           .duration_ns = now_ns() - t0,
-		                           .err = &err});
-	} else if (cancelled) {
+		                           .err = &s->first_err});
+	else if (end == V_CANCELLED)
 		emit(s, &(struct sv_event){.type = SV_EVENT_CANCELLED,
 		                           .vertex = vs->v,
 		                           .cache_key = vs->keyed ? vs->key : NULL});
-	}
 	pthread_mutex_lock(&s->mu);
-	if (r >= 0) {
-		vs->state = V_DONE;
-	} else if (cancelled || s->failed) {
-		vs->state = V_CANCELLED;
-	} else {
-		vs->state = V_FAILED;
-		fail_locked(s, vs, &err);
-	}
+	vs->state = end;
 	s->running--;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->mu);
@@ -594,7 +618,10 @@ sv_solve(struct sv_solver *s, const struct sv_graph *g, struct sv_vertex *const 
 				vs->state = V_FAILED;
 				struct kiln_err te = KILN_ERR_INIT;
 				kiln_err_set(&te, e, "start a thread for %s", vertex_desc(vs->v));
-				fail_locked(s, vs, &te);
+				fail_locked(s, &te);
+				pthread_mutex_unlock(&s->mu);
+				cancel_all(s, vs);
+				pthread_mutex_lock(&s->mu);
 				break;
 			}
 			vs->thread_started = true;
@@ -609,6 +636,13 @@ sv_solve(struct sv_solver *s, const struct sv_graph *g, struct sv_vertex *const 
 		if (s->vs[i].thread_started)
 			pthread_join(s->vs[i].thread, NULL);
 		s->vs[i].thread_started = false;
+	}
+	for (size_t i = 0; i < s->nvs && !s->failed; i++) {
+		/* Cannot happen in a DAG whose inputs precede their users; never report a
+		 * success with results missing. */
+		if (s->vs[i].needed && s->vs[i].state != V_DONE)
+			return kiln_err_set(err, EDEADLK, "solve: %s never became ready",
+			                    vertex_desc(s->vs[i].v));
 	}
 	if (s->failed) {
 		int code = s->first_err.code ? s->first_err.code : EIO;

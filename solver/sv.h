@@ -154,8 +154,9 @@ struct sv_ops {
 /* Whether the solve was cancelled (another vertex failed). Safe from any thread. */
 bool sv_op_ctx_cancelled(struct sv_op_ctx *ctx);
 /* Call fn(fn_data) once when the solve is cancelled (at once if it already is), e.g. to
- * kill the step's PID namespace. fn runs on the failing vertex's thread; NULL clears it.
- * Clear it before the data it uses goes away. */
+ * kill the step's PID namespace. fn runs on the failing vertex's thread and must not call
+ * the solver; NULL clears it. Once a call that clears it returns, fn is not running and
+ * will not run, so clear it before the data it uses goes away. */
 void sv_op_ctx_on_cancel(struct sv_op_ctx *ctx, void (*fn)(void *), void *fn_data);
 /* A log line (or chunk) from the op; `stream` is 1 (stdout) or 2 (stderr). */
 void sv_op_ctx_log(struct sv_op_ctx *ctx, int stream, const char *data, size_t len);
