@@ -32,6 +32,7 @@ struct vstate {
 	bool thread_started;
 	pthread_t thread;
 	bool keyed, claimed; /* the key is known; this vertex owns it in this solve */
+	bool has_slot;
 	char key[KILN_DIGEST_HEX_LEN + 1];
 	char *result;
 	struct sv_op_ctx ctx;
@@ -302,9 +303,11 @@ claim_key(struct sv_solver *s, struct vstate *vs, char **ret_result)
 	return r;
 }
 
-/* Wait for a job slot; -ECANCELED if the solve fails meanwhile. */
+/* Wait for a job slot; -ECANCELED if the solve fails meanwhile. The slot is given back
+ * by vertex_main once the vertex's outcome is recorded, so a failing step's slot never
+ * goes to a new step before the failure stops the solve. */
 static int
-slot_take(struct sv_solver *s)
+slot_take(struct sv_solver *s, struct vstate *vs)
 {
 	int r = 0;
 	pthread_mutex_lock(&s->mu);
@@ -314,6 +317,7 @@ slot_take(struct sv_solver *s)
 		r = -ECANCELED;
 	else
 		s->heavy_running++;
+	vs->has_slot = r == 0;
 	pthread_mutex_unlock(&s->mu);
 	return r;
 }
@@ -325,15 +329,6 @@ solve_failed(struct sv_solver *s)
 	bool failed = s->failed;
 	pthread_mutex_unlock(&s->mu);
 	return failed;
-}
-
-static void
-slot_give(struct sv_solver *s)
-{
-	pthread_mutex_lock(&s->mu);
-	s->heavy_running--;
-	pthread_cond_broadcast(&s->cond);
-	pthread_mutex_unlock(&s->mu);
 }
 
 static void
@@ -430,13 +425,10 @@ vertex_process(struct sv_solver *s, struct vstate *vs, struct kiln_err *err)
 	if (s->opts.explain)
 		explain_miss(s, vs, identity, recipe, use_cache, gone, &why);
 	bool heavy = vertex_heavy(s, v);
-	if (heavy && (r = slot_take(s)) < 0)
+	if (heavy && (r = slot_take(s, vs)) < 0)
 		return r;
-	if (sv_op_ctx_cancelled(ctx) || solve_failed(s)) {
-		if (heavy)
-			slot_give(s);
+	if (sv_op_ctx_cancelled(ctx) || solve_failed(s))
 		return -ECANCELED;
-	}
 	emit(s, &(struct sv_event){.type = SV_EVENT_STARTED,
 	                           .vertex = v,
 	                           .cache_key = vs->key,
@@ -444,8 +436,6 @@ vertex_process(struct sv_solver *s, struct vstate *vs, struct kiln_err *err)
 	uint64_t t0 = now_ns();
 	_cleanup_free_ char *result = NULL;
 	r = s->ops.run(s->ops_data, ctx, v, in_results, &result, err);
-	if (heavy)
-		slot_give(s);
 	if (r < 0)
 		return r;
 	if (!result)
@@ -558,6 +548,9 @@ vertex_main(void *arg)
 	pthread_mutex_lock(&s->mu);
 	vs->state = end;
 	s->running--;
+	if (vs->has_slot)
+		s->heavy_running--;
+	vs->has_slot = false;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->mu);
 	kiln_err_release(&err);

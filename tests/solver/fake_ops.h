@@ -1,7 +1,8 @@
 /* Fake ops for the solver tests: results are files under <dir>/results, content keys
  * read files under <dir>/ctx, and each vertex's def says how it behaves:
  *   {"name":N, "heavy":bool, "fail":bool, "block":bool, "barrier":bool,
- *    "wait_for":M, "reads":FILE, "args":{K:V}, "commit_fail":bool, "log":TEXT}
+ *    "wait_for":M, "reads":FILE, "args":{K:V}, "commit_fail":bool, "log":TEXT,
+ *    "finish_anyway":bool (with block: succeed once cancelled)}
  * Header-only (static) so each test binary stays one source file. */
 #ifndef KILN_TEST_FAKE_OPS_H
 #define KILN_TEST_FAKE_OPS_H
@@ -206,8 +207,10 @@ fake_run(void *data, struct sv_op_ctx *ctx, const struct sv_vertex *v, const cha
 			fake_count(f->cancels, name);
 		pthread_mutex_unlock(&f->mu);
 		sv_op_ctx_on_cancel(ctx, NULL, NULL);
-		r = seen ? kiln_err_set(err, ECANCELED, "killed")
-		         : kiln_err_invalid(err, "no cancel");
+		if (!seen)
+			r = kiln_err_invalid(err, "no cancel");
+		else if (!fake_flag(v, "finish_anyway"))
+			r = kiln_err_set(err, ECANCELED, "killed");
 	}
 	if (!r && fake_flag(v, "fail"))
 		r = kiln_err_invalid(err, "process \"%s\" exited with status 1", name);

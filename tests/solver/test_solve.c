@@ -603,6 +603,47 @@ test_solve__equal_keys_run_once(void **state)
 	sv_graph_free(g);
 }
 
+static int
+count_lines(const char *text, const char *prefix)
+{
+	int n = 0;
+	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		n += kiln_str_has_prefix(p, prefix);
+	return n;
+}
+
+static void
+test_solve__results_finished_after_a_cancel_are_discarded(void **state)
+{
+	struct fixture *x = *state;
+	struct sv_graph *g = sv_graph_new();
+	/* B sees the cancel and still returns a result, which must not be kept. L (light)
+	 * lets W ask for a slot only once F runs: with B and F holding both slots, W must
+	 * give up when F fails rather than take F's slot. */
+	struct sv_vertex *b = fake_vertex(g, SV_OP_EXEC, "B",
+	                                  "{\"heavy\":true,\"block\":true,\"finish_anyway\":true}",
+	                                  NULL, 0, "0", 2);
+	struct sv_vertex *f =
+	        fake_vertex(g, SV_OP_EXEC, "F", "{\"heavy\":true,\"fail\":true,\"wait_for\":\"B\"}",
+	                    NULL, 0, "0", 3);
+	struct sv_vertex *l =
+	        fake_vertex(g, SV_OP_SOURCE, "L", "{\"wait_for\":\"F\"}", NULL, 0, "0", 4);
+	struct sv_vertex *w = fake_vertex(g, SV_OP_EXEC, "W", "{\"heavy\":true}", &l, 1, "0", 5);
+	struct sv_vertex *want[] = {b, f, w};
+	struct sv_solve_opts o = {.jobs = 2};
+	struct kiln_err err = KILN_ERR_INIT;
+	assert_int_equal(solve(x, g, want, 3, &o, NULL, &err), -EINVAL);
+	assert_err_contains(&err, "Dockerfile:3: RUN F: process \"F\" exited with status 1");
+	assert_int_equal(fake_runs(&x->f, "B"), 1);
+	assert_int_equal(fake_runs(&x->f, "W"), 0);
+	assert_true(has_event(x, "cancelled B"));
+	assert_true(x->f.discards >= 1); /* B's result, and L's if it ended after the cancel */
+	/* Records exist exactly for the vertices that finished. */
+	assert_int_equal(count_records(x->dir), count_lines(x->events.buf, "finished "));
+	assert_int_equal(count_lines(x->events.buf, "finished B"), 0);
+	sv_graph_free(g);
+}
+
 int
 main(void)
 {
@@ -646,6 +687,8 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_solve__without_a_cache_everything_runs, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_solve__equal_keys_run_once, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_solve__results_finished_after_a_cancel_are_discarded, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
