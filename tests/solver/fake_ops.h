@@ -180,7 +180,6 @@ fake_run(void *data, struct sv_op_ctx *ctx, const struct sv_vertex *v, const cha
 	bool heavy = fake_flag(v, "heavy");
 	int r = 0;
 	pthread_mutex_lock(&f->mu);
-	fake_count(f->runs, name);
 	if (heavy) {
 		f->cur++;
 		if (f->cur > f->max)
@@ -194,6 +193,9 @@ fake_run(void *data, struct sv_op_ctx *ctx, const struct sv_vertex *v, const cha
 	const char *wait_for = json_string_value(json_object_get(v->def, "wait_for"));
 	if (!r && wait_for && !FAKE_WAIT_UNTIL(f, json_object_get(f->runs, wait_for) != NULL))
 		r = kiln_err_invalid(err, "%s never ran", wait_for);
+	/* Counted once past wait_for, so waiting for M means M is past its own wait. */
+	fake_count(f->runs, name);
+	pthread_cond_broadcast(&f->cond);
 	pthread_mutex_unlock(&f->mu);
 	const char *log = json_string_value(json_object_get(v->def, "log"));
 	if (log)
