@@ -132,8 +132,10 @@ struct sv_ops {
 	/* Optional. The digest ("sha256:...") of exactly what the op reads beyond its
 	 * definition and inputs (COPY: content, mode, uid/gid, symlink targets of the files it
 	 * copies; never mtime, secrets or cache-mount contents) into *ret (caller frees; NULL
-	 * for none). May name components with sv_op_ctx_add_component. `inputs` are the
-	 * inputs' result ids. Runs on the vertex's thread without a job slot. */
+	 * for none). May name components with sv_op_ctx_add_component (they are stored in
+	 * every record, so name the few that explain a miss best: changed files, build args,
+	 * not thousands). `inputs` are the inputs' result ids. Runs on the vertex's thread
+	 * without a job slot. */
 	int (*content_key)(void *data, struct sv_op_ctx *ctx, const struct sv_vertex *v,
 	                   const char *const *inputs, char **ret, struct kiln_err *err);
 	/* Required. Run the vertex on its inputs' result ids; *ret_result gets a malloc'd,
@@ -190,7 +192,7 @@ struct sv_event {
 
 struct sv_solve_opts {
 	unsigned jobs; /* heavy vertices at once; 0 = the number of online CPUs */
-	bool no_cache; /* look nothing up (records are still written) */
+	bool no_cache; /* look nothing up; fresh results still replace the records */
 	/* Look nothing up for vertices of stages the predicate returns true for. */
 	bool (*no_cache_filter)(void *data, const char *stage);
 	void *no_cache_filter_data;
@@ -219,8 +221,8 @@ void sv_solver_free(struct sv_solver *s);
  */
 int sv_solve(struct sv_solver *s, const struct sv_graph *g, struct sv_vertex *const *want,
              size_t nwant, struct kiln_err *err);
-/* After a successful sv_solve: a vertex's result id and cache key (owned by the solver),
- * or NULL for a vertex that was not needed. */
+/* After a successful sv_solve: a vertex's result id and cache key (owned by the solver,
+ * valid until the next sv_solve or sv_solver_free), or NULL for a vertex not needed. */
 const char *sv_solver_result(const struct sv_solver *s, const struct sv_vertex *v);
 const char *sv_solver_cache_key(const struct sv_solver *s, const struct sv_vertex *v);
 
@@ -265,8 +267,9 @@ const char *sv_cache_path(const struct sv_cache *c);
 int sv_cache_list(struct sv_cache *c, int (*fn)(void *data, const struct sv_cache_entry *e),
                   void *data, struct kiln_err *err);
 /* Delete each record fn returns true for, unless a solver is using it. fn runs with the
- * record locked exclusively, so it may remove the result (a snapshot) first. The number
- * deleted goes to *ret_removed (may be NULL). */
+ * record locked exclusively, so it may remove the result (a snapshot) first. Unreadable
+ * records are deleted without asking fn. The number deleted goes to *ret_removed (may be
+ * NULL). Safe while solves run in this or other processes. */
 int sv_cache_prune(struct sv_cache *c, bool (*fn)(void *data, const struct sv_cache_entry *e),
                    void *data, size_t *ret_removed, struct kiln_err *err);
 
