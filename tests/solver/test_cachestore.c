@@ -6,6 +6,7 @@
 #include "solver/sv_int.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -399,10 +400,40 @@ test_cachestore__stale_temps_of_dead_writers_are_removed(void **state)
 	assert_string_equal(sv_cache_path(x->c), cdir);
 }
 
+static void
+test_cachestore__lookup_marks_last_use(void **state)
+{
+	struct fixture *x = *state;
+	close(put(x, K1, "snap-1", 0));
+	_cleanup_free_ char *p = record_path(x, K1);
+	struct timespec old[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+	assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
+	struct seen s = {0};
+	struct kiln_err err = KILN_ERR_INIT;
+	assert_int_equal(sv_cache_list(x->c, collect, &s, &err), 0);
+	assert_int_equal(s.e[0].last_used, 1000000000);
+	seen_release(&s);
+
+	time_t t0 = time(NULL);
+	char *res = NULL;
+	int fd = -1;
+	bool gone;
+	assert_int_equal(sv_cache_lookup(x->c, K1, exists_yes, NULL, &res, &fd, &gone, &err), 1);
+	free(res);
+	close(fd);
+	s = (struct seen){0};
+	assert_int_equal(sv_cache_list(x->c, collect, &s, &err), 0);
+	assert_true(s.e[0].last_used >= t0);
+	assert_true(s.e[0].created < s.e[0].last_used + 2);
+	seen_release(&s);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_cachestore__lookup_marks_last_use, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_cachestore__record_round_trip, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(

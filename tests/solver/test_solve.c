@@ -644,10 +644,54 @@ test_solve__results_finished_after_a_cancel_are_discarded(void **state)
 	sv_graph_free(g);
 }
 
+static void
+test_solve__vertex_outside_the_graph_is_refused(void **state)
+{
+	struct fixture *x = *state;
+	struct sv_graph *g = sv_graph_new(), *other = sv_graph_new();
+	fake_vertex(g, SV_OP_SOURCE, "A", NULL, NULL, 0, "0", 1);
+	struct sv_vertex *b = fake_vertex(other, SV_OP_SOURCE, "B", NULL, NULL, 0, "0", 1);
+	struct kiln_err err = KILN_ERR_INIT;
+	assert_int_equal(solve(x, g, &b, 1, NULL, NULL, &err), -EINVAL);
+	assert_err_contains(&err, "vertex not in the graph");
+	assert_int_equal(fake_total_runs(&x->f), 0);
+	sv_graph_free(g);
+	sv_graph_free(other);
+}
+
+static void
+test_solve__default_identity_is_stage_and_description(void **state)
+{
+	struct fixture *x = *state;
+	struct sv_ops ops = fake_ops;
+	ops.identity = NULL;
+	ops.heavy = NULL; /* exec is heavy by default */
+	struct kiln_err err = KILN_ERR_INIT;
+	for (int round = 0; round < 2; round++) {
+		struct sv_graph *g = sv_graph_new();
+		struct sv_vertex *v =
+		        fake_vertex(g, SV_OP_EXEC, "R",
+		                    round ? "{\"args\":{\"V\":\"2\"}}" : "{\"args\":{\"V\":\"1\"}}",
+		                    NULL, 0, "build", 4);
+		struct sv_solve_opts o = {
+		        .explain = true, .progress = on_event, .progress_data = x};
+		struct sv_solver *s = NULL;
+		assert_int_equal(sv_solver_new(&ops, &x->f, x->cache, &o, &s, &err), 0);
+		assert_int_equal(sv_solve(s, g, &v, 1, &err), 0);
+		sv_solver_free(s);
+		sv_graph_free(g);
+	}
+	assert_true(has_event(x, "started R why=RUN R: build arg V changed"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_solve__vertex_outside_the_graph_is_refused,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_solve__default_identity_is_stage_and_description, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_solve__diamond_runs_each_vertex_once, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(
