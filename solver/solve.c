@@ -463,8 +463,12 @@ vertex_process(struct sv_solver *s, struct vstate *vs, struct kiln_err *err)
 		int fd = -1;
 		r = sv_cache_put(s->cache, &p, s->ops.result_exists, s->ops_data, &winner, &fd,
 		                 err);
-		if (r < 0)
+		if (r < 0) {
+			/* The solve fails; an unrecorded result would only leak. */
+			if (s->ops.discard)
+				s->ops.discard(s->ops_data, result);
 			return r;
+		}
 		hold_fd(s, fd);
 		if (r > 0) {
 			/* Another build stored this key first; children use its result. */
