@@ -2,17 +2,36 @@
 #include "base.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 
 struct kiln_sha256 {
 	EVP_MD_CTX *md;
 };
+
+/* EVP_sha256() makes OpenSSL 3 look the implementation up again on every init; fetch it
+ * once. The method is immutable and shared by every thread after this. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void
+sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static const EVP_MD *
+sha256(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	return sha256_md ? sha256_md : EVP_sha256();
+}
 
 struct kiln_sha256 *
 kiln_sha256_new(void)
 {
 	struct kiln_sha256 *ctx = kiln_xmalloc(sizeof(*ctx));
 	ctx->md = EVP_MD_CTX_new();
-	if (!ctx->md || EVP_DigestInit_ex(ctx->md, EVP_sha256(), NULL) != 1) {
+	if (!ctx->md || EVP_DigestInit_ex(ctx->md, sha256(), NULL) != 1) {
 		fprintf(stderr, "kiln: OpenSSL cannot provide SHA-256\n");
 		abort();
 	}
@@ -47,7 +66,7 @@ void
 kiln_sha256_buf(const void *data, size_t len, struct kiln_digest *out)
 {
 	unsigned int n = 0;
-	EVP_Digest(data, len, out->bytes, &n, EVP_sha256(), NULL);
+	EVP_Digest(data, len, out->bytes, &n, sha256(), NULL);
 }
 
 void

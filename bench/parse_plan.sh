@@ -53,7 +53,7 @@ median_ms() {
 	for _ in $(seq "$RUNS"); do
 		local s e
 		s=$(date +%s%N)
-		"$@" >/dev/null
+		"$@" >/dev/null 2>&1
 		e=$(date +%s%N)
 		t+=($(((e - s) / 1000)))
 	done

@@ -12,6 +12,14 @@ struct command {
 static const struct command commands[] = {
 	{"parse", cmd_parse, "Parse a Dockerfile (--dump: BuildKit's tree; --format=json)"},
 	{"plan", cmd_plan, "Print the build graph of a Dockerfile (--format json|dot)"},
+	{"images", cmd_images, "List the images in the store"},
+	{"inspect", cmd_inspect, "Show an image's digests, manifest and config as JSON"},
+	{"tag", cmd_tag, "Give an image another name (tag SOURCE TARGET)"},
+	{"rmi", cmd_rmi, "Remove image names (content stays until pruned)"},
+	{"import", cmd_import, "Make an image from a root filesystem (DIR or TAR) and name it"},
+	{"load", cmd_load, "Load an OCI layout or docker-save archive into the store"},
+	{"save", cmd_save, "Write an image as an OCI layout or docker-save tar (-o FILE)"},
+	{"run", cmd_run, "Run a command in a throwaway container of an image (or --rootfs DIR)"},
 };
 
 static const char *root_option;

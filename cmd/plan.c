@@ -1,8 +1,119 @@
+/* kiln plan: print the build graph of a Dockerfile without building anything. */
 #include "cmd.h"
+#include "frontend/fe.h"
+
+#include <getopt.h>
+
+static void
+plan_usage(FILE *f)
+{
+	fprintf(f,
+	        "Usage: kiln plan [-f Dockerfile] [--target T] [--build-arg K=V]... "
+	        "[--platform P] [--format json|dot] CONTEXT\n"
+	        "\n"
+	        "Print the build graph (DAG) the solver runs for CONTEXT's Dockerfile.\n"
+	        "\n"
+	        "  -f, --file PATH      the Dockerfile (default CONTEXT/Dockerfile; - for stdin)\n"
+	        "  --target STAGE       build this stage; stages it does not need are left out\n"
+	        "  --build-arg K[=V]    set a build argument (K alone: from the environment)\n"
+	        "  --platform P         target platform, os/arch[/variant] (default: host)\n"
+	        "  --format json|dot    output format (default json)\n");
+}
 
 int
 cmd_plan(int argc, char **argv)
 {
-	fprintf(stderr, "kiln plan: not built yet\n");
-	return KILN_EXIT_FAIL;
+	static const struct option longopts[] = {
+	        {"file", required_argument, NULL, 'f'},
+	        {"target", required_argument, NULL, 't'},
+	        {"build-arg", required_argument, NULL, 'a'},
+	        {"platform", required_argument, NULL, 'p'},
+	        {"format", required_argument, NULL, 'F'},
+	        {"help", no_argument, NULL, 'h'},
+	        {0},
+	};
+	struct fe_plan_opts o = FE_PLAN_OPTS_INIT;
+	_cleanup_strv_ struct kiln_strv build_args = KILN_STRV_INIT;
+	_cleanup_strv_ struct kiln_strv warnings = KILN_STRV_INIT;
+	const char *format = "json", *file = NULL;
+	int c;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+f:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			file = optarg;
+			break;
+		case 't':
+			o.target = optarg;
+			break;
+		case 'a':
+			kiln_strv_push(&build_args, optarg);
+			break;
+		case 'p':
+			o.platform = optarg;
+			break;
+		case 'F':
+			format = optarg;
+			break;
+		case 'h':
+			plan_usage(stdout);
+			return 0;
+		default:
+			if (optopt && strchr("ftapF", optopt))
+				fprintf(stderr, "kiln plan: option needs a value\n");
+			else
+				fprintf(stderr, "kiln plan: unknown option \"%s\"\n",
+				        argv[optind - 1]);
+			plan_usage(stderr);
+			return KILN_EXIT_USAGE;
+		}
+	}
+	if (!kiln_str_eq(format, "json") && !kiln_str_eq(format, "dot")) {
+		fprintf(stderr, "kiln plan: unknown format \"%s\" (json or dot)\n", format);
+		return KILN_EXIT_USAGE;
+	}
+	if (argc - optind != 1) {
+		fprintf(stderr, "kiln plan: %s\n",
+		        argc - optind == 0 ? "a build context is required" : "too many arguments");
+		plan_usage(stderr);
+		return KILN_EXIT_USAGE;
+	}
+	o.context_dir = argv[optind];
+	o.build_args = kiln_strv_get(&build_args);
+	o.warnings = &warnings;
+
+	struct kiln_err err = KILN_ERR_INIT;
+	_cleanup_buf_ struct kiln_buf text = KILN_BUF_INIT;
+	if (file && kiln_str_eq(file, "-")) {
+		if (cmd_read_input("-", &text, &err) < 0) {
+			cmd_print_err(&err);
+			return KILN_EXIT_FAIL;
+		}
+		o.dockerfile_data = text.buf;
+	} else {
+		o.dockerfile = file;
+	}
+
+	struct sv_graph *g = NULL;
+	int r = fe_plan(&o, &g, &err);
+	for (size_t i = 0; i < warnings.n; i++)
+		fprintf(stderr, "warning: %s\n", warnings.v[i]);
+	if (r < 0) {
+		cmd_print_err(&err);
+		return KILN_EXIT_FAIL;
+	}
+	_cleanup_buf_ struct kiln_buf out = KILN_BUF_INIT;
+	if (kiln_str_eq(format, "dot"))
+		sv_graph_to_dot(g, &out);
+	else
+		sv_graph_to_json(g, &out);
+	sv_graph_free(g);
+	if (fwrite(out.buf, 1, out.len, stdout) != out.len || fflush(stdout) != 0) {
+		kiln_err_set(&err, errno, "write output");
+		cmd_print_err(&err);
+		return KILN_EXIT_FAIL;
+	}
+	return 0;
 }

@@ -96,31 +96,6 @@ fe_ignore_pattern(const struct fe_ignore *ig, size_t i)
 	return ig->p[i].text;
 }
 
-/* ---- Go's strings.TrimSpace ---- */
-
-static bool
-is_space(int32_t r)
-{
-	switch (r) {
-	case '\t':
-	case '\n':
-	case '\v':
-	case '\f':
-	case '\r':
-	case ' ':
-	case 0x85:
-	case 0xA0:
-	case 0x1680:
-	case 0x2028:
-	case 0x2029:
-	case 0x202F:
-	case 0x205F:
-	case 0x3000:
-		return true;
-	}
-	return r >= 0x2000 && r <= 0x200A;
-}
-
 /* Trim s[0..*len) in place of Unicode white space; returns the new start. */
 static const char *
 trim_space(const char *s, size_t *len)
@@ -128,7 +103,7 @@ trim_space(const char *s, size_t *len)
 	size_t n = *len;
 	while (n) {
 		size_t w;
-		if (!is_space(fe_utf8_decode(s, n, &w)))
+		if (!fe_is_space(fe_utf8_rune(s, n, &w)))
 			break;
 		s += w;
 		n -= w;
@@ -138,8 +113,8 @@ trim_space(const char *s, size_t *len)
 		size_t k = n - 1, w;
 		while (k > 0 && n - k < 4 && ((unsigned char)s[k] & 0xC0) == 0x80)
 			k--;
-		int32_t r = fe_utf8_decode(s + k, n - k, &w);
-		if (k + w != n || !is_space(r))
+		int32_t r = fe_utf8_rune(s + k, n - k, &w);
+		if (k + w != n || !fe_is_space(r))
 			break;
 		n = k;
 	}
@@ -161,7 +136,7 @@ get_esc(const char **pp, const char *end)
 			return false;
 	}
 	size_t w;
-	int32_t r = fe_utf8_decode(p, (size_t)(end - p), &w);
+	int32_t r = fe_utf8_rune(p, (size_t)(end - p), &w);
 	if (r == FE_RUNE_ERROR && w == 1)
 		return false;
 	p += w;
@@ -402,7 +377,7 @@ static int32_t
 next_rune(struct re *re)
 {
 	size_t w;
-	int32_t r = fe_utf8_decode(re->s, (size_t)(re->end - re->s), &w);
+	int32_t r = fe_utf8_rune(re->s, (size_t)(re->end - re->s), &w);
 	re->s += w;
 	return r;
 }
@@ -698,7 +673,7 @@ nfa_run(struct nfa *n, uint32_t *clist, uint32_t *nlist)
 {
 	size_t nc = 0, nn = 0, pos = 0, w = 0;
 	int32_t prev = -1;
-	int32_t cur = n->len ? fe_utf8_decode(n->s, n->len, &w) : -1;
+	int32_t cur = n->len ? fe_utf8_rune(n->s, n->len, &w) : -1;
 	n->gen++;
 	add_thread(n, clist, &nc, 0, 0, prev, cur);
 	for (;;) {
@@ -708,7 +683,7 @@ nfa_run(struct nfa *n, uint32_t *clist, uint32_t *nlist)
 		if (pos >= n->len || !nc)
 			return false;
 		size_t npos = pos + w, nw = 0;
-		int32_t nxt = npos < n->len ? fe_utf8_decode(n->s + npos, n->len - npos, &nw) : -1;
+		int32_t nxt = npos < n->len ? fe_utf8_rune(n->s + npos, n->len - npos, &nw) : -1;
 		n->gen++;
 		nn = 0;
 		for (size_t i = 0; i < nc; i++) {
@@ -812,7 +787,7 @@ pattern_compile(struct pattern *p)
 		s += 3;
 	for (int i = 0; s < end; i++) {
 		size_t w;
-		int32_t ch = fe_utf8_decode(s, (size_t)(end - s), &w);
+		int32_t ch = fe_utf8_rune(s, (size_t)(end - s), &w);
 		s += w;
 		if (ch == '*') {
 			if (s < end && *s == '*') {
@@ -845,7 +820,7 @@ pattern_compile(struct pattern *p)
 		} else if (ch == '\\') {
 			kiln_buf_addch(&re, '\\');
 			if (s < end) {
-				ch = fe_utf8_decode(s, (size_t)(end - s), &w);
+				ch = fe_utf8_rune(s, (size_t)(end - s), &w);
 				s += w;
 				kiln_buf_add_rune(&re, (uint32_t)ch);
 				type = M_REGEXP;

@@ -37,6 +37,31 @@ void fe_ast_dump(const struct fe_ast *ast, struct kiln_buf *out);
  * unknown instruction or a bad flag, with the line. */
 int fe_ast_to_json(const struct fe_ast *ast, struct kiln_buf *out, struct kiln_err *err);
 
+/* A --mount spec, as RUN --mount and `kiln run --mount` write it. */
+enum fe_mount_type { FE_MOUNT_BIND, FE_MOUNT_CACHE, FE_MOUNT_TMPFS, FE_MOUNT_SECRET, FE_MOUNT_SSH };
+enum fe_mount_sharing { FE_SHARING_SHARED, FE_SHARING_PRIVATE, FE_SHARING_LOCKED };
+
+struct fe_mount {
+	enum fe_mount_type type;
+	const char *target; /* NULL when not given (secret/ssh have defaults) */
+	const char *source;
+	const char *from;
+	const char *id;
+	const char *env;    /* secret: expose as this environment variable */
+	bool readonly;      /* bind defaults to read-only, cache to read-write */
+	bool required;
+	enum fe_mount_sharing sharing;
+	bool has_mode, has_uid, has_gid;
+	uint32_t mode, uid, gid;
+	uint64_t size; /* tmpfs size in bytes, 0 = unset */
+};
+
+/* Parse a --mount value ("type=cache,target=/x,..."), already expanded: every value is
+ * checked. (fe_cmd_parse checks the raw value and leaves values holding `$` to this second
+ * pass.) Strings are allocated in `arena`; the error has no line: the caller adds it. */
+int fe_mount_parse(struct kiln_arena *arena, const char *spec, struct fe_mount *ret,
+		   struct kiln_err *err);
+
 struct fe_plan_opts {
 	const char *context_dir; /* the build context directory */
 	const char *dockerfile;  /* path of the Dockerfile; NULL: CONTEXT/Dockerfile */
@@ -44,6 +69,8 @@ struct fe_plan_opts {
 	const char *target;      /* stage name or NULL for the last stage */
 	char *const *build_args; /* "K=V" or "K" (take from the environment), NULL-terminated */
 	const char *platform;    /* "os/arch[/variant]" or NULL for the host */
+	struct kiln_strv *warnings; /* if not NULL, notes for the user (parser, unused
+				     * build args) are appended, even when fe_plan fails */
 };
 #define FE_PLAN_OPTS_INIT {0}
 

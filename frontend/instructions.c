@@ -421,8 +421,8 @@ static int
 mount_parse(struct kiln_arena *arena, const char *spec, bool raw, struct fe_mount *ret,
             struct kiln_err *err)
 {
-	const char **fields;
-	size_t nfields;
+	const char **fields = NULL;
+	size_t nfields = 0;
 	int r = csv_split(arena, spec, &fields, &nfields, err);
 	if (r < 0)
 		return r;

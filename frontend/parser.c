@@ -1460,9 +1460,9 @@ read_heredocs(struct parser *p, struct fe_node *target)
 		bool terminated = false;
 		kiln_buf_reset(&body);
 		for (;;) {
-			const char *s;
-			size_t n;
-			bool had_nl;
+			const char *s = NULL;
+			size_t n = 0;
+			bool had_nl = false;
 			r = next_line(p, &s, &n, &had_nl);
 			if (r < 0)
 				goto out;
@@ -1514,8 +1514,8 @@ heredoc_kind(const struct fe_node *n)
 static int
 parse_all(struct parser *p)
 {
-	const char *s;
-	size_t n;
+	const char *s = NULL;
+	size_t n = 0;
 	int r;
 
 	for (;;) {

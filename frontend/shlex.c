@@ -90,29 +90,6 @@ is_name_rune(int32_t r, bool *digit)
 }
 
 static bool
-is_space(int32_t r)
-{
-	switch (r) {
-	case '\t':
-	case '\n':
-	case '\v':
-	case '\f':
-	case '\r':
-	case ' ':
-	case 0x85:
-	case 0xA0:
-	case 0x1680:
-	case 0x2028:
-	case 0x2029:
-	case 0x202F:
-	case 0x205F:
-	case 0x3000:
-		return true;
-	}
-	return r >= 0x2000 && r <= 0x200A;
-}
-
-static bool
 is_special_param(int32_t r)
 {
 	return r && strchr("@*#?-$!0", r);
@@ -127,7 +104,7 @@ add_go_quoted(struct kiln_buf *b, const char *s, size_t len)
 	kiln_buf_addch(b, '"');
 	for (size_t i = 0; i < len;) {
 		size_t w;
-		int32_t r = fe_utf8_decode(s + i, len - i, &w);
+		int32_t r = fe_utf8_rune(s + i, len - i, &w);
 		if (r == FE_RUNE_ERROR && w == 1) {
 			kiln_buf_addf(b, "\\x%02x", (unsigned char)s[i]);
 		} else if (r == '"' || r == '\\') {
@@ -165,7 +142,7 @@ runes_decode(struct runes *rs, const char *s, size_t len)
 	for (size_t i = 0; i < len;) {
 		size_t w;
 		rs->off[rs->n] = i;
-		rs->r[rs->n++] = fe_utf8_decode(s + i, len - i, &w);
+		rs->r[rs->n++] = fe_utf8_rune(s + i, len - i, &w);
 		i += w;
 	}
 	rs->off[rs->n] = len;
@@ -302,7 +279,7 @@ sc_peek(struct sw *sw)
 	if (sw->pos >= sw->len)
 		return SC_EOF;
 	size_t w;
-	return fe_utf8_decode(sw->s + sw->pos, sw->len - sw->pos, &w);
+	return fe_utf8_rune(sw->s + sw->pos, sw->len - sw->pos, &w);
 }
 
 static int32_t
@@ -311,7 +288,7 @@ sc_next(struct sw *sw)
 	if (sw->pos >= sw->len)
 		return SC_EOF;
 	size_t w;
-	int32_t r = fe_utf8_decode(sw->s + sw->pos, sw->len - sw->pos, &w);
+	int32_t r = fe_utf8_rune(sw->s + sw->pos, sw->len - sw->pos, &w);
 	sw->pos += w;
 	return r;
 }
@@ -357,7 +334,7 @@ words_add_char(struct words *w, int32_t r)
 {
 	if (!w)
 		return;
-	if (is_space(r)) {
+	if (fe_is_space(r)) {
 		if (w->in_word && w->word.len) {
 			kiln_strv_push(w->out, w->word.buf);
 			kiln_buf_reset(&w->word);
@@ -385,7 +362,7 @@ words_add_string(struct words *w, const char *s, size_t len)
 		return;
 	for (size_t i = 0; i < len;) {
 		size_t n;
-		words_add_char(w, fe_utf8_decode(s + i, len - i, &n));
+		words_add_char(w, fe_utf8_rune(s + i, len - i, &n));
 		i += n;
 	}
 }
@@ -644,7 +621,7 @@ expand_template(struct kiln_buf *out, const char *t, const char *m, size_t mlen)
 		while (i < tlen) {
 			size_t w;
 			bool digit;
-			int32_t r = fe_utf8_decode(name + i, tlen - i, &w);
+			int32_t r = fe_utf8_rune(name + i, tlen - i, &w);
 			if (!is_name_rune(r, &digit) && r != '_')
 				break;
 			i += w;

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fe_utf8.h"
+
 struct fe_urange {
 	uint32_t lo, hi;
 };
@@ -21,76 +23,6 @@ extern const struct fe_urange fe_print_ranges[];
 extern const size_t fe_print_nranges;
 extern const struct fe_upair fe_lower_pairs[];
 extern const size_t fe_lower_npairs;
-
-#define FE_RUNE_ERROR 0xFFFDu
-
-/* Decode one rune at s (n > 0 bytes left) as Go's utf8.DecodeRune: an invalid, truncated,
- * overlong or surrogate sequence gives U+FFFD with width 1. Returns the width. */
-static inline size_t
-fe_utf8_decode(const char *str, size_t n, uint32_t *r)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	unsigned char c = s[0];
-	if (c < 0x80) {
-		*r = c;
-		return 1;
-	}
-	*r = FE_RUNE_ERROR;
-	if (c < 0xC2 || c > 0xF4)
-		return 1;
-	if (c < 0xE0) {
-		if (n < 2 || (s[1] & 0xC0) != 0x80)
-			return 1;
-		*r = ((uint32_t)(c & 0x1F) << 6) | (s[1] & 0x3F);
-		return 2;
-	}
-	if (c < 0xF0) {
-		unsigned char lo = 0x80, hi = 0xBF;
-		if (c == 0xE0)
-			lo = 0xA0;
-		else if (c == 0xED)
-			hi = 0x9F;
-		if (n < 3 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80)
-			return 1;
-		*r = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)(s[1] & 0x3F) << 6) | (s[2] & 0x3F);
-		return 3;
-	}
-	unsigned char lo = 0x80, hi = 0xBF;
-	if (c == 0xF0)
-		lo = 0x90;
-	else if (c == 0xF4)
-		hi = 0x8F;
-	if (n < 4 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80 || (s[3] & 0xC0) != 0x80)
-		return 1;
-	*r = ((uint32_t)(c & 0x07) << 18) | ((uint32_t)(s[1] & 0x3F) << 12) |
-	     ((uint32_t)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
-	return 4;
-}
-
-/* Go unicode.IsSpace. */
-static inline bool
-fe_is_space(uint32_t r)
-{
-	switch (r) {
-	case '\t':
-	case '\n':
-	case '\v':
-	case '\f':
-	case '\r':
-	case ' ':
-	case 0x85:
-	case 0xA0:
-	case 0x1680:
-	case 0x2028:
-	case 0x2029:
-	case 0x202F:
-	case 0x205F:
-	case 0x3000:
-		return true;
-	default:
-		return r >= 0x2000 && r <= 0x200A;
-	}
-}
 
 /* Go unicode.IsPrint: categories L, M, N, P, S and U+0020. */
 bool fe_is_print(uint32_t r);

@@ -25,6 +25,7 @@ sv_graph_free(struct sv_graph *g)
 	for (size_t i = 0; i < g->nvertices; i++)
 		vertex_free(g->vertices[i]);
 	free(g->vertices);
+	free(g->by_digest);
 	for (size_t i = 0; i < g->nresults; i++) {
 		free(g->results[i].name);
 		json_decref(g->results[i].config);
@@ -62,6 +63,38 @@ vertex_identity(enum sv_op op, json_t *def, struct sv_vertex *const *inputs, siz
 	return s;
 }
 
+static size_t
+digest_bucket(const struct kiln_digest *d, size_t size)
+{
+	size_t h;
+	memcpy(&h, d->bytes, sizeof(h)); /* a SHA-256 prefix is already uniformly spread */
+	return h & (size - 1);
+}
+
+/* The table slot holding digest d, or the empty slot where it belongs. The table is kept
+ * at most half full, so a 10,000-line Dockerfile's graph dedups in linear time. */
+static struct sv_vertex **
+digest_slot(struct sv_graph *g, const struct kiln_digest *d)
+{
+	if ((g->nvertices + 1) * 2 > g->by_digest_size) {
+		size_t size = g->by_digest_size ? g->by_digest_size * 2 : 256;
+		struct sv_vertex **t = kiln_xcalloc(size, sizeof(*t));
+		for (size_t i = 0; i < g->nvertices; i++) {
+			size_t b = digest_bucket(&g->vertices[i]->digest, size);
+			while (t[b])
+				b = (b + 1) & (size - 1);
+			t[b] = g->vertices[i];
+		}
+		free(g->by_digest);
+		g->by_digest = t;
+		g->by_digest_size = size;
+	}
+	size_t b = digest_bucket(d, g->by_digest_size);
+	while (g->by_digest[b] && memcmp(g->by_digest[b]->digest.bytes, d->bytes, sizeof(d->bytes)) != 0)
+		b = (b + 1) & (g->by_digest_size - 1);
+	return &g->by_digest[b];
+}
+
 struct sv_vertex *
 sv_graph_add(struct sv_graph *g, enum sv_op op, json_t *def, struct sv_vertex *const *inputs,
 	     size_t ninputs, const struct sv_vertex_meta *meta)
@@ -70,13 +103,10 @@ sv_graph_add(struct sv_graph *g, enum sv_op op, json_t *def, struct sv_vertex *c
 	struct kiln_digest d;
 	kiln_sha256_buf(id, strlen(id), &d);
 
-	/* Graphs are a few hundred vertices at most per thousand Dockerfile lines; a linear
-	 * scan keeps this simple and is far from the hot path. */
-	for (size_t i = 0; i < g->nvertices; i++) {
-		if (memcmp(g->vertices[i]->digest.bytes, d.bytes, sizeof(d.bytes)) == 0) {
-			json_decref(def);
-			return g->vertices[i];
-		}
+	struct sv_vertex **slot = digest_slot(g, &d);
+	if (*slot) {
+		json_decref(def);
+		return *slot;
 	}
 
 	struct sv_vertex *v = kiln_xcalloc(1, sizeof(*v));
@@ -97,6 +127,7 @@ sv_graph_add(struct sv_graph *g, enum sv_op op, json_t *def, struct sv_vertex *c
 	KILN_GROW(g->vertices, g->alloc, g->nvertices + 1);
 	v->index = g->nvertices;
 	g->vertices[g->nvertices++] = v;
+	*slot = v;
 	return v;
 }
 

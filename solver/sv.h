@@ -63,6 +63,8 @@ struct sv_result {
 struct sv_graph {
 	struct sv_vertex **vertices;
 	size_t nvertices, alloc;
+	struct sv_vertex **by_digest; /* open-addressing table for dedup, size a power of 2 */
+	size_t by_digest_size;
 	struct sv_result *results;
 	size_t nresults, results_alloc;
 };
