@@ -92,6 +92,26 @@ ctx_cancel(struct sv_op_ctx *ctx)
 	pthread_mutex_unlock(&ctx->mu);
 }
 
+const char *
+sv_event_name(enum sv_event_type type)
+{
+	switch (type) {
+	case SV_EVENT_STARTED:
+		return "started";
+	case SV_EVENT_CACHED:
+		return "cached";
+	case SV_EVENT_LOG:
+		return "log";
+	case SV_EVENT_FINISHED:
+		return "finished";
+	case SV_EVENT_FAILED:
+		return "failed";
+	case SV_EVENT_CANCELLED:
+		return "cancelled";
+	}
+	return "unknown";
+}
+
 static void
 emit(struct sv_solver *s, struct sv_event *ev)
 {

@@ -180,6 +180,9 @@ enum sv_event_type {
 	SV_EVENT_CANCELLED, /* stopped because another vertex failed */
 };
 
+/* "started", "cached", "log", "finished", "failed", "cancelled" (for --progress=rawjson). */
+const char *sv_event_name(enum sv_event_type type);
+
 struct sv_event {
 	enum sv_event_type type;
 	const struct sv_vertex *vertex;

@@ -42,15 +42,12 @@ teardown(void **state)
 	return 0;
 }
 
-static const char *const ev_names[] = {"started",  "cached", "log",
-                                       "finished", "failed", "cancelled"};
-
 static void
 on_event(void *data, const struct sv_event *ev)
 {
 	struct fixture *x = data;
 	pthread_mutex_lock(&x->ev_mu);
-	kiln_buf_addf(&x->events, "%s %s", ev_names[ev->type], fake_name(ev->vertex));
+	kiln_buf_addf(&x->events, "%s %s", sv_event_name(ev->type), fake_name(ev->vertex));
 	if (ev->explain)
 		kiln_buf_addf(&x->events, " why=%s", ev->explain);
 	if (ev->type == SV_EVENT_LOG)
