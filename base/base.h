@@ -39,6 +39,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #define KILN_PRINTF(fmt_idx, args_idx) __attribute__((format(printf, fmt_idx, args_idx)))
 #define KILN_ARRAY_SIZE(a)             (sizeof(a) / sizeof((a)[0]))
 
@@ -79,6 +81,13 @@ kiln_fclosep(FILE **f)
 		fclose(*f);
 }
 #define _cleanup_free_   _cleanup_(kiln_freep)
+static inline void
+kiln_json_decrefp(json_t **j)
+{
+	if (*j)
+		json_decref(*j);
+}
+#define _cleanup_json_ _cleanup_(kiln_json_decrefp)
 #define _cleanup_close_  _cleanup_(kiln_closep)
 #define _cleanup_fclose_ _cleanup_(kiln_fclosep)
 

@@ -4,15 +4,6 @@
 
 #include "sv.h"
 
-static inline void
-sv_json_decrefp(json_t **j)
-{
-	json_decref(*j);
-}
-#ifndef _cleanup_json_
-#define _cleanup_json_ _cleanup_(sv_json_decrefp)
-#endif
-
 /*
  * Look a key up. Returns 1 when a record exists whose result `exists` confirms (NULL:
  * always): *ret_result gets the result id (caller frees) and *ret_fd the record, locked
