@@ -34,7 +34,10 @@ procs() {
 		case "$c" in "$1"*) echo "${f%/cmdline}: $c" ;; esac
 	done
 }
-mounts_before=$(cat /proc/self/mountinfo)
+# Mounts kiln could leave behind are under this test's directory (rootfs, run dirs, store);
+# other tests running in parallel may mount elsewhere, so only those are compared.
+my_mounts() { grep -F "$T" /proc/self/mountinfo || true; }
+mounts_before=$(my_mounts)
 rootfs_before=$(tree "$R")
 
 # ---- isolation ----
@@ -309,7 +312,7 @@ expect_eq "Ctrl-C during an image run" "$rc" "130"
 expect_eq "no mounts after image runs" "$(grep -c "$KILN_ROOT" /proc/self/mountinfo || true)" "0"
 
 # ---- nothing left behind ----
-expect_eq "no mounts left" "$(cat /proc/self/mountinfo)" "$mounts_before"
+expect_eq "no mounts left" "$(my_mounts)" "$mounts_before"
 expect_eq "no run directories left" "$(ls -A "$TMPDIR")" ""
 
 # ---- without root ----
