@@ -18,6 +18,7 @@ int cmd_import(int argc, char **argv);
 int cmd_load(int argc, char **argv);
 int cmd_save(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_lint(int argc, char **argv);
 
 /* The store root: global `--root DIR`, else $KILN_ROOT, else /var/lib/kiln for root and
  * $XDG_DATA_HOME/kiln (or ~/.local/share/kiln) otherwise. Never NULL. */

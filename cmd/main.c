@@ -20,6 +20,7 @@ static const struct command commands[] = {
 	{"load", cmd_load, "Load an OCI layout or docker-save archive into the store"},
 	{"save", cmd_save, "Write an image as an OCI layout or docker-save tar (-o FILE)"},
 	{"run", cmd_run, "Run a command in a throwaway container of an image (or --rootfs DIR)"},
+	{"lint", cmd_lint, "Check a Dockerfile: BuildKit's rules and kiln's (--list)"},
 };
 
 static const char *root_option;
