@@ -445,6 +445,19 @@ cache_mounted(const struct fe_cmd *c, enum pm pm)
 	return false;
 }
 
+/* A cache or tmpfs mount whose target holds `path` (or is under it). */
+static bool
+mount_holds(const struct fe_cmd *c, const char *path)
+{
+	for (size_t m = 0; m < c->run.nmounts; m++) {
+		const struct fe_mount *mt = &c->run.mounts[m];
+		if ((mt->type == FE_MOUNT_CACHE || mt->type == FE_MOUNT_TMPFS) && mt->target &&
+		    kiln_str_has_prefix(mt->target, path))
+			return true;
+	}
+	return false;
+}
+
 static bool
 mount_covers(const struct fe_cmd *c, const char *path)
 {
@@ -666,7 +679,7 @@ rules_run_packages(struct lint *l, const struct lint_stage *s, struct run_info *
 			        a->argv[0]);
 	}
 	if (s->shipped) {
-		if (apt && !ri->apt_lists_removed && !cache_mounted(c, PM_APT))
+		if (apt && !ri->apt_lists_removed && !mount_holds(c, "/var/lib/apt"))
 			lint_report(l, R_APT_LISTS_NOT_REMOVED, c,
 			            "apt lists stay in this layer: end the RUN with "
 			            "'&& rm -rf /var/lib/apt/lists/*' (or mount a cache on "
@@ -696,12 +709,14 @@ rules_run_packages(struct lint *l, const struct lint_stage *s, struct run_info *
 	for (int pm = 0; pm < PM__COUNT; pm++) {
 		if (!ri->download[pm] || cache_mounted(c, (enum pm)pm))
 			continue;
+		/* An explicit no-cache flag chose a small layer; a cache mount would need it
+		 * dropped, which is the user's call, not a finding. */
+		if ((pm == PM_APK && ri->install[pm] && has_arg(ri->install[pm], "--no-cache")) ||
+		    (pm == PM_PIP && ri->install[pm] && has_arg(ri->install[pm], "--no-cache-dir")))
+			continue;
 		lint_report(l, R_PACKAGE_CACHE_MOUNT, c,
-		            "%s downloads on every rebuild of this step: add %s to the RUN%s",
-		            pms[pm].name, pms[pm].mount,
-		            pm == PM_APK   ? " (and drop --no-cache)"
-		            : pm == PM_PIP ? " (and drop --no-cache-dir)"
-		                           : "");
+		            "%s downloads on every rebuild of this step: add %s to the RUN",
+		            pms[pm].name, pms[pm].mount);
 	}
 }
 
