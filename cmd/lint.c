@@ -31,6 +31,50 @@ lint_usage(FILE *f)
 
 enum fmt { FMT_TEXT, FMT_JSON, FMT_SARIF };
 
+/* Valid UTF-8 of s for JSON (jansson refuses anything else): each bad byte becomes U+FFFD.
+ * The messages quote the Dockerfile, which may hold any bytes. */
+static json_t *
+jstr(const char *s)
+{
+	_cleanup_buf_ struct kiln_buf b = KILN_BUF_INIT;
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		size_t n = *p < 0x80         ? 1
+		           : (*p >> 5) == 6  ? 2
+		           : (*p >> 4) == 14 ? 3
+		           : (*p >> 3) == 30 ? 4
+		                             : 0;
+		uint32_t r = n == 1   ? *p
+		             : n == 2 ? (*p & 0x1f)
+		             : n == 3 ? (*p & 0x0f)
+		                      : (*p & 0x07);
+		size_t i = 1;
+		for (; n > 1 && i < n && (p[i] & 0xc0) == 0x80; i++)
+			r = (r << 6) | (p[i] & 0x3f);
+		static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+		if (n == 0 || i < n || r < min[n] || r > 0x10ffff || (r >= 0xd800 && r <= 0xdfff)) {
+			kiln_buf_add_rune(&b, 0xfffd);
+			p++;
+			continue;
+		}
+		kiln_buf_add(&b, p, n);
+		p += n;
+	}
+	return json_stringn(b.buf, b.len);
+}
+
+/* Append v to a. Every string is ASCII or passed through jstr, so a json_pack failure
+ * is a bug in this file: say so rather than print a silently shorter list. */
+static void
+push(json_t *a, json_t *v)
+{
+	if (!v) {
+		fprintf(stderr, "kiln lint: internal error: cannot build the JSON output\n");
+		abort();
+	}
+	json_array_append_new(a, v);
+}
+
 static const char *
 sarif_level(enum fe_lint_severity s)
 {
@@ -59,10 +103,10 @@ rules_json(void)
 	const struct fe_lint_rule *r = fe_lint_rules_list(&n);
 	json_t *a = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", r[i].name,
-		                                   "severity", fe_lint_severity_name(r[i].severity),
-		                                   "description", r[i].description, "url", r[i].url,
-		                                   "origin", r[i].buildkit ? "buildkit" : "kiln"));
+		push(a, json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", r[i].name, "severity",
+		                  fe_lint_severity_name(r[i].severity), "description",
+		                  r[i].description, "url", r[i].url, "origin",
+		                  r[i].buildkit ? "buildkit" : "kiln"));
 	return a;
 }
 
@@ -73,23 +117,20 @@ sarif_json(const struct fe_lint_finding *f, size_t nf)
 	const struct fe_lint_rule *r = fe_lint_rules_list(&n);
 	json_t *rules = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(
-		        rules, json_pack("{s:s, s:s, s:{s:s}, s:{s:s}, s:s}", "id", r[i].name,
-		                         "name", r[i].name, "shortDescription", "text",
-		                         r[i].description, "defaultConfiguration", "level",
-		                         sarif_level(r[i].severity), "helpUri", r[i].url));
+		push(rules, json_pack("{s:s, s:s, s:{s:s}, s:{s:s}, s:s}", "id", r[i].name, "name",
+		                      r[i].name, "shortDescription", "text", r[i].description,
+		                      "defaultConfiguration", "level", sarif_level(r[i].severity),
+		                      "helpUri", r[i].url));
 	json_t *results = json_array();
 	for (size_t i = 0; i < nf; i++) {
 		_cleanup_free_ char *uri = path_uri(f[i].file);
-		json_array_append_new(
-		        results,
-		        json_pack("{s:s, s:I, s:s, s:{s:s}, s:[{s:{s:{s:s}, s:{s:i, s:i}}}]}",
-		                  "ruleId", f[i].rule->name, "ruleIndex",
-		                  (json_int_t)(f[i].rule - r), "level", sarif_level(f[i].severity),
-		                  "message", "text", f[i].message, "locations", "physicalLocation",
-		                  "artifactLocation", "uri", uri, "region", "startLine", f[i].line,
-		                  "endLine",
-		                  f[i].end_line >= f[i].line ? f[i].end_line : f[i].line));
+		push(results,
+		     json_pack("{s:s, s:I, s:s, s:{s:o}, s:[{s:{s:{s:s}, s:{s:i, s:i}}}]}",
+		               "ruleId", f[i].rule->name, "ruleIndex", (json_int_t)(f[i].rule - r),
+		               "level", sarif_level(f[i].severity), "message", "text",
+		               jstr(f[i].message), "locations", "physicalLocation",
+		               "artifactLocation", "uri", uri, "region", "startLine", f[i].line,
+		               "endLine", f[i].end_line >= f[i].line ? f[i].end_line : f[i].line));
 	}
 	return json_pack("{s:s, s:s, s:[{s:{s:{s:s, s:s, s:o}}, s:o}]}", "$schema",
 	                 "https://docs.oasis-open.org/sarif/sarif/v2.1.0/os/schemas/"
@@ -267,12 +308,12 @@ cmd_lint(int argc, char **argv)
 	} else if (fmt == FMT_JSON) {
 		json_auto_t *a = json_array();
 		for (size_t i = 0; i < nf; i++)
-			json_array_append_new(a, json_pack("{s:s, s:i, s:i, s:s, s:s, s:s, s:s}",
-			                                   "file", f[i].file, "line", f[i].line,
-			                                   "end_line", f[i].end_line, "severity",
-			                                   fe_lint_severity_name(f[i].severity),
-			                                   "rule", f[i].rule->name, "message",
-			                                   f[i].message, "url", f[i].rule->url));
+			push(a, json_pack("{s:o, s:i, s:i, s:s, s:s, s:o, s:s}", "file",
+			                  jstr(f[i].file), "line", f[i].line, "end_line",
+			                  f[i].end_line, "severity",
+			                  fe_lint_severity_name(f[i].severity), "rule",
+			                  f[i].rule->name, "message", jstr(f[i].message), "url",
+			                  f[i].rule->url));
 		out = print_json(a);
 	} else {
 		json_auto_t *s = sarif_json(f, nf);

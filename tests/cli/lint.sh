@@ -142,6 +142,14 @@ expect_eq "sarif: rule description" \
 	"$(pyq '[r for r in d["runs"][0]["tool"]["driver"]["rules"] if r["id"] == "PackageCacheMount"][0]["defaultConfiguration"]')" \
 	'{"level": "note"}'
 
+# bytes that are not UTF-8 in a message still make valid JSON (U+FFFD)
+printf 'FROM alpine:3.20\nWORKDIR a\377\nUSER app\n' >utf8.Dockerfile
+run_kiln lint --format json -f utf8.Dockerfile
+expect_eq "bad UTF-8: exit" "$rc" 1
+expect_eq "bad UTF-8: message" "$(pyq 'd[0]["message"]')" '"Relative workdir \"a\ufffd\" can have unexpected results if the base image changes"'
+run_kiln lint --format sarif -f utf8.Dockerfile
+expect_eq "bad UTF-8: sarif result" "$(pyq 'len(d["runs"][0]["results"])')" 1
+
 # ---- --error-on ----
 cat >info.Dockerfile <<'XEOF'
 FROM alpine:3.20
