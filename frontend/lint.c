@@ -503,6 +503,19 @@ image_ref_valid(const char *ref)
 
 /* ---- the model ---- */
 
+/* Does the word use a global ARG declared without a default? */
+static bool
+refs_no_default(const struct lint *l, const char *word)
+{
+	struct var_ref refs[16];
+	size_t n = scan_vars(word, l->ast->escape, refs, KILN_ARRAY_SIZE(refs));
+	for (size_t k = 0; k < n; k++)
+		for (size_t i = 0; i < l->meta_no_default.n; i++)
+			if (kiln_str_eq(refs[k].name, l->meta_no_default.v[i]))
+				return true;
+	return false;
+}
+
 struct expand_ctx {
 	const struct fe_vars *vars;
 	bool unset; /* a variable was not found */
@@ -568,6 +581,8 @@ build_model(struct lint *l)
 		if (c->kind != FE_CMD_ARG)
 			continue;
 		for (size_t k = 0; k < c->kv.nkvs; k++) {
+			if (!c->kv.kvs[k].value)
+				kiln_strv_push(&l->meta_no_default, c->kv.kvs[k].key);
 			_cleanup_free_ char *v =
 			        c->kv.kvs[k].value ? expand_known(l, &l->meta, c->kv.kvs[k].value)
 			                           : NULL;
@@ -583,6 +598,10 @@ build_model(struct lint *l)
 			s->name = c->from.stage_name;
 			s->image = c->from.image;
 			s->image_expanded = expand_known(l, &l->meta, c->from.image);
+			if (s->image_expanded && refs_no_default(l, c->from.image)) {
+				free(s->image_expanded);
+				s->image_expanded = NULL; /* its value comes from --build-arg */
+			}
 			s->base = -1;
 			const char *img = s->image_expanded ? s->image_expanded : s->image;
 			s->base = lint_stage_ref(l, l->nstages, img);
@@ -1225,6 +1244,7 @@ out:
 		free(l.stages[i].image_expanded);
 	fe_ignore_free(l.ignore);
 	fe_vars_release(&l.meta);
+	kiln_strv_release(&l.meta_no_default);
 	kiln_arena_free(l.arena);
 	return r < 0 ? r : 0;
 }

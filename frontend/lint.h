@@ -77,8 +77,9 @@ struct lint {
 	size_t nmeta; /* commands before the first FROM (global ARGs) */
 	struct lint_stage *stages;
 	size_t nstages;
-	struct fe_vars meta;      /* global ARGs with their defaults and the automatic ones */
-	struct fe_ignore *ignore; /* NULL without a context */
+	struct fe_vars meta; /* global ARGs with their defaults and the automatic ones */
+	struct kiln_strv meta_no_default; /* global ARGs declared without a default */
+	struct fe_ignore *ignore;         /* NULL without a context */
 	bool skip[R__COUNT];
 	bool error; /* error=true */
 	struct fe_lint_finding *findings;

@@ -313,7 +313,8 @@ classify(struct run_info *ri, const struct sh_cmd *c)
 		install = download =
 		        sub && (kiln_str_eq(sub, "install") || kiln_str_eq(sub, "groupinstall") ||
 		                kiln_str_eq(sub, "update") || kiln_str_eq(sub, "upgrade"));
-	} else if (!strncmp(prog, "pip", 3) ||
+	} else if (kiln_str_eq(prog, "pip") || kiln_str_eq(prog, "pip2") ||
+	           kiln_str_has_prefix(prog, "pip3") ||
 	           (!strncmp(prog, "python", 6) && has_arg(c, "-m") && has_arg(c, "pip"))) {
 		pm = PM_PIP;
 		install = download = has_arg(c, "install");
@@ -720,6 +721,47 @@ rules_run_packages(struct lint *l, const struct lint_stage *s, struct run_info *
 	}
 }
 
+/*
+ * A RUN that starts with `cd DIR &&` wants WORKDIR DIR, unless the directory is a scratch
+ * place the RUN leaves again (cd back, rm it, /tmp): there WORKDIR would be wrong.
+ */
+static bool
+cd_wants_workdir(const struct run_info *ri)
+{
+	const char *dir = ri->sh.cmds[0].argv[1];
+	if (dir[0] == '-' || strchr(dir, '$') || kiln_str_has_prefix(dir, "/tmp") ||
+	    kiln_str_has_prefix(dir, "/var/tmp"))
+		return false;
+	for (size_t k = 1; k < ri->sh.n; k++) {
+		const struct sh_cmd *c = &ri->sh.cmds[k];
+		if (prog_is(c, "cd") || prog_is(c, "pushd") || prog_is(c, "popd"))
+			return false;
+		if (prog_is(c, "rm"))
+			for (size_t i = 1; i < c->argc; i++)
+				if (kiln_str_eq(c->argv[i], dir))
+					return false;
+	}
+	return true;
+}
+
+/* Is `p` a directory this RUN makes itself (mkdir), or under one? */
+static bool
+made_here(struct lint *l, const struct run_info *ri, const char *workdir, const char *p)
+{
+	for (size_t k = 0; k < ri->sh.n; k++) {
+		const struct sh_cmd *c = &ri->sh.cmds[k];
+		if (!prog_is(c, "mkdir"))
+			continue;
+		for (size_t i = 1; i < c->argc; i++) {
+			if (c->argv[i][0] == '-' || strchr(c->argv[i], '$'))
+				continue;
+			if (path_under(p, resolve(l->arena, workdir, c->argv[i])))
+				return true;
+		}
+	}
+	return false;
+}
+
 static void
 rule_stage(struct lint *l, size_t si)
 {
@@ -818,8 +860,7 @@ rule_stage(struct lint *l, size_t si)
 			}
 			if (c->run.cmd.shell_form && ri.sh.n >= 2 &&
 			    prog_is(&ri.sh.cmds[0], "cd") && ri.sh.cmds[0].argc == 2 &&
-			    ri.sh.cmds[0].argv[1][0] != '-' &&
-			    !strchr(ri.sh.cmds[0].argv[1], '$') && !c->run.nheredocs)
+			    cd_wants_workdir(&ri) && !c->run.nheredocs)
 				lint_report(l, R_RUN_CD_USE_WORKDIR, c,
 				            "RUN starts with 'cd %s': use 'WORKDIR %s' so the "
 				            "directory "
@@ -853,7 +894,8 @@ rule_stage(struct lint *l, size_t si)
 						if (!*g)
 							continue;
 						char *p = resolve(l->arena, workdir, g);
-						if (mount_covers(c, p))
+						if (mount_covers(c, p) ||
+						    made_here(l, &ri, workdir, p))
 							continue;
 						for (size_t q = 0; q < ncr; q++) {
 							const struct created *cp = &cr[q];
@@ -929,7 +971,7 @@ rule_stage(struct lint *l, size_t si)
 static void
 rule_from_tag(struct lint *l, const struct lint_stage *s)
 {
-	if (s->base >= 0 || s->scratch || !s->image_expanded)
+	if (s->base >= 0 || s->scratch || !s->image_expanded || !*s->image_expanded)
 		return;
 	const char *img = s->image_expanded;
 	if (strchr(img, '@'))

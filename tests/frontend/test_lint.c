@@ -125,7 +125,8 @@ static const struct lint_case cases[] = {
         {"PipWithoutNoCacheDir", "FROM python:3.12\nRUN pip install flask\nUSER app\n", 2,
          "add --no-cache-dir",
          "FROM python:3.12\nRUN pip install --no-cache-dir flask\nUSER app\n"
-         "RUN --mount=type=cache,target=/root/.cache/pip pip install flask\n",
+         "RUN --mount=type=cache,target=/root/.cache/pip pip install flask\n"
+         "RUN pipenv install --deploy\n",
          "skip=PackageCacheMount"},
         {"NpmInstallWithLockfile",
          "FROM node:22\nWORKDIR /app\nCOPY package*.json ./\nRUN "
@@ -143,7 +144,8 @@ static const struct lint_case cases[] = {
         {"ChownChmodAfterCopy",
          "FROM alpine:3.20\nCOPY app /app\nRUN chown -R app /app\nUSER app\n", 3,
          "use COPY --chown=... on line 2",
-         "FROM alpine:3.20\nCOPY --chown=app app /app\nRUN chown app /var/lib/app\nUSER app\n"},
+         "FROM alpine:3.20\nCOPY --chown=app app /app\nRUN chown app /var/lib/app\n"
+         "RUN mkdir -p /app/data && chown -R app /app/data\nUSER app\n"},
         {"RemoveInLaterLayer",
          "FROM alpine:3.20\nRUN wget -O /tmp/a.tgz https://example.com/a.tgz\n"
          "RUN tar xzf /tmp/a.tgz -C /opt\nRUN rm /tmp/a.tgz\nUSER app\n",
@@ -161,7 +163,9 @@ static const struct lint_case cases[] = {
          "app\n"},
         {"RunCdUseWorkdir", "FROM alpine:3.20\nRUN cd /src && ./configure\nUSER app\n", 2,
          "use 'WORKDIR /src'",
-         "FROM alpine:3.20\nWORKDIR /src\nRUN ./configure && cd / && echo done\nUSER app\n"},
+         "FROM alpine:3.20\nWORKDIR /src\nRUN ./configure && cd / && echo done\n"
+         "RUN cd /tmp && wget https://example.com/x.tgz && tar xzf x.tgz\n"
+         "RUN cd /opt/src && ./configure && cd / && rm -rf /opt/src\nUSER app\n"},
         {"FinalStageRunsAsRoot", "FROM alpine:3.20 AS base\nUSER app\nFROM base\nUSER root\n", 3,
          "the final stage runs as root",
          "FROM alpine:3.20 AS base\nUSER app\nFROM base\nRUN echo\n"},
@@ -427,6 +431,17 @@ test_lint__undefined_var_with_unknown_base(void **state)
 }
 
 static void
+test_lint__from_arg_without_default(void **state)
+{
+	/* the image comes from --build-arg: invalid by default, but no tag to judge */
+	expect_one("ARG IMG\nFROM $IMG\nUSER app\n", NULL, NULL, "InvalidDefaultArgInFrom", 2,
+	           "Default value for ARG $IMG results in empty or invalid base image name");
+	expect_none("ARG REGISTRY=docker.io\nARG TAG=3.20\nFROM ${REGISTRY}/library/alpine:${TAG}\n"
+	            "USER app\n",
+	            NULL, NULL);
+}
+
+static void
 test_lint__severity_names(void **state)
 {
 	assert_string_equal(fe_lint_severity_name(FE_LINT_ERROR), "error");
@@ -456,6 +471,7 @@ main(void)
 	ADD(test_lint__parse_error_has_line);
 	ADD(test_lint__good_multistage_is_clean);
 	ADD(test_lint__undefined_var_with_unknown_base);
+	ADD(test_lint__from_arg_without_default);
 	ADD(test_lint__severity_names);
 	int rc = _cmocka_run_group_tests("lint", tests, n, NULL, NULL);
 	for (size_t i = 0; i < KILN_ARRAY_SIZE(cases); i++)
