@@ -204,6 +204,7 @@ struct run_info {
 	bool apt_update, apt_upgrade;
 	bool apt_lists_removed, apk_cache_removed, dnf_clean;
 	const struct sh_cmd *build_tool; /* a compiler run or toolchain install */
+	bool pkg_removed;                /* apk del, apt-get purge, dnf remove, ... */
 	const char *build_tool_name;
 };
 
@@ -293,6 +294,9 @@ classify(struct run_info *ri, const struct sh_cmd *c)
 
 	if (kiln_str_eq(prog, "apt-get") || kiln_str_eq(prog, "apt")) {
 		pm = PM_APT;
+		ri->pkg_removed |=
+		        sub && (kiln_str_eq(sub, "purge") || kiln_str_eq(sub, "remove") ||
+		                kiln_str_eq(sub, "autoremove"));
 		if (sub && kiln_str_eq(sub, "update")) {
 			ri->apt_update = download = true;
 		} else if (sub &&
@@ -303,6 +307,7 @@ classify(struct run_info *ri, const struct sh_cmd *c)
 		}
 	} else if (kiln_str_eq(prog, "apk")) {
 		pm = PM_APK;
+		ri->pkg_removed |= sub && kiln_str_eq(sub, "del");
 		install = download =
 		        sub && (kiln_str_eq(sub, "add") || kiln_str_eq(sub, "upgrade"));
 	} else if (kiln_str_eq(prog, "dnf") || kiln_str_eq(prog, "yum") ||
@@ -310,6 +315,9 @@ classify(struct run_info *ri, const struct sh_cmd *c)
 		pm = PM_DNF;
 		if (sub && kiln_str_eq(sub, "clean") && has_arg(c, "all"))
 			ri->dnf_clean = true;
+		ri->pkg_removed |=
+		        sub && (kiln_str_eq(sub, "remove") || kiln_str_eq(sub, "erase") ||
+		                kiln_str_eq(sub, "autoremove"));
 		install = download =
 		        sub && (kiln_str_eq(sub, "install") || kiln_str_eq(sub, "groupinstall") ||
 		                kiln_str_eq(sub, "update") || kiln_str_eq(sub, "upgrade"));
@@ -762,6 +770,76 @@ made_here(struct lint *l, const struct run_info *ri, const char *workdir, const 
 	return false;
 }
 
+/* chmod/chown of what COPY created, rm of what an earlier step created. */
+static void
+rule_perm_rm(struct lint *l, const struct run_info *ri, const char *workdir,
+             const struct created *cr, size_t ncr)
+{
+	const struct fe_cmd *c = ri->c;
+	for (size_t x = 0; x < ri->sh.n; x++) {
+		const struct sh_cmd *sc = &ri->sh.cmds[x];
+		bool perm = prog_is(sc, "chmod") || prog_is(sc, "chown") || prog_is(sc, "chgrp");
+		bool rm = prog_is(sc, "rm");
+		if (!perm && !rm)
+			continue;
+		bool recursive =
+		        has_short(sc, 'R') || has_short(sc, 'r') || has_arg(sc, "--recursive");
+		bool first = perm; /* chmod/chown take the mode/owner first */
+		const struct created *hit = NULL;
+		const char *arg = NULL;
+		for (size_t i = 1; i < sc->argc && !hit; i++) {
+			const char *a = sc->argv[i];
+			if (a[0] == '-')
+				continue;
+			if (first) {
+				first = false;
+				continue;
+			}
+			if (strchr(a, '$'))
+				continue;
+			_cleanup_free_ char *g = kiln_xstrndup(a, strcspn(a, "*?["));
+			if (!*g)
+				continue;
+			char *p = resolve(l->arena, workdir, g);
+			if (mount_covers(c, p) || made_here(l, ri, workdir, p))
+				continue;
+			for (size_t q = ncr; q-- > 0 && !hit;) {
+				const struct created *cp = &cr[q];
+				bool downloaded = cp->how[0] == 'd';
+				if (perm && downloaded)
+					continue;
+				if (kiln_str_eq(p, cp->path) ||
+				    (cp->dir && path_under(p, cp->path)) ||
+				    (recursive && !kiln_str_eq(p, "/") && path_under(cp->path, p)))
+					hit = cp, arg = a;
+			}
+		}
+		if (!hit)
+			continue;
+		if (perm)
+			lint_report(
+			        l, R_CHOWN_CHMOD_AFTER_COPY, c,
+			        "%s of %s, which %s on line %d created, copies those files into a "
+			        "new layer: use %s --%s=... on line %d",
+			        base_name(sc->argv[0]), arg, hit->how, hit->by->start_line,
+			        hit->how, prog_is(sc, "chmod") ? "chmod" : "chown",
+			        hit->by->start_line);
+		else if (hit->how[0] == 'd')
+			lint_report(
+			        l, R_REMOVE_IN_LATER_LAYER, c,
+			        "rm of %s, which was downloaded on line %d, in a later layer: its "
+			        "bytes stay in the image; download, use and remove it in one RUN",
+			        arg, hit->by->start_line);
+		else
+			lint_report(
+			        l, R_REMOVE_IN_LATER_LAYER, c,
+			        "rm of %s, which %s on line %d added, in a later layer: its bytes "
+			        "stay in that layer; keep it out of the %s (.dockerignore, "
+			        "narrower sources) or build in a separate stage",
+			        arg, hit->how, hit->by->start_line, hit->how);
+	}
+}
+
 static void
 rule_stage(struct lint *l, size_t si)
 {
@@ -867,95 +945,8 @@ rule_stage(struct lint *l, size_t si)
 				            "holds for the instructions that follow",
 				            ri.sh.cmds[0].argv[1], ri.sh.cmds[0].argv[1]);
 
-			if (s->shipped) {
-				/* chmod/chown of COPY'd files, rm of earlier files */
-				for (size_t x = 0; x < ri.sh.n; x++) {
-					const struct sh_cmd *sc = &ri.sh.cmds[x];
-					bool perm = prog_is(sc, "chmod") || prog_is(sc, "chown") ||
-					            prog_is(sc, "chgrp");
-					bool rm = prog_is(sc, "rm");
-					if (!perm && !rm)
-						continue;
-					bool recursive = has_short(sc, 'R') || has_short(sc, 'r') ||
-					                 has_arg(sc, "--recursive");
-					bool first = perm; /* the mode/owner word */
-					for (size_t i = 1; i < sc->argc; i++) {
-						const char *a = sc->argv[i];
-						if (a[0] == '-')
-							continue;
-						if (first) {
-							first = false;
-							continue;
-						}
-						if (strchr(a, '$'))
-							continue;
-						_cleanup_free_ char *g =
-						        kiln_xstrndup(a, strcspn(a, "*?["));
-						if (!*g)
-							continue;
-						char *p = resolve(l->arena, workdir, g);
-						if (mount_covers(c, p) ||
-						    made_here(l, &ri, workdir, p))
-							continue;
-						for (size_t q = 0; q < ncr; q++) {
-							const struct created *cp = &cr[q];
-							bool hit = kiln_str_eq(p, cp->path) ||
-							           (cp->dir &&
-							            path_under(p, cp->path)) ||
-							           (recursive &&
-							            !kiln_str_eq(p, "/") &&
-							            path_under(cp->path, p));
-							if (!hit)
-								continue;
-							if (perm && cp->how[0] != 'd') {
-								lint_report(
-								        l, R_CHOWN_CHMOD_AFTER_COPY,
-								        c,
-								        "%s of %s, which %s on "
-								        "line %d "
-								        "created, copies those "
-								        "files "
-								        "into a new layer: use %s "
-								        "--%s=... on line %d",
-								        base_name(sc->argv[0]), a,
-								        cp->how, cp->by->start_line,
-								        cp->how,
-								        prog_is(sc, "chmod")
-								                ? "chmod"
-								                : "chown",
-								        cp->by->start_line);
-								goto next_cmd;
-							}
-							if (rm) {
-								lint_report(
-								        l, R_REMOVE_IN_LATER_LAYER,
-								        c,
-								        "rm of %s, which %s%s on "
-								        "line %d, "
-								        "in a later layer: its "
-								        "bytes stay "
-								        "in the image; create, use "
-								        "and "
-								        "remove it in one RUN",
-								        a,
-								        cp->how[0] == 'd' ? "was "
-								                          : "",
-								        cp->how[0] == 'd'
-								                ? "downloaded"
-								                : (cp->how[0] == 'A'
-								                           ? "ADD "
-								                             "added"
-								                           : "COPY "
-								                             "adde"
-								                             "d"),
-								        cp->by->start_line);
-								goto next_cmd;
-							}
-						}
-					}
-				next_cmd:;
-				}
-			}
+			if (s->shipped)
+				rule_perm_rm(l, &ri, workdir, cr, ncr);
 			add_download_created(l, &cr, &ncr, &acr, &ri, workdir);
 			free(ri.sh.cmds);
 			break;
@@ -1017,7 +1008,9 @@ rule_final_stage(struct lint *l)
 					copies_from |= c->run.mounts[m].from != NULL;
 				if (!tool) {
 					run_info_init(l, &ri_tool, c);
-					if (ri_tool.build_tool)
+					/* Official images build in one RUN and remove the
+					 * toolchain again: no tools stay behind. */
+					if (ri_tool.build_tool && !ri_tool.pkg_removed)
 						tool = &ri_tool;
 					else
 						free(ri_tool.sh.cmds);

@@ -174,7 +174,9 @@ static const struct lint_case cases[] = {
          "the final stage builds with gcc and copies nothing from another stage",
          "FROM golang:1.22 AS build\nRUN --mount=type=cache,target=/go/pkg/mod "
          "--mount=type=cache,target=/root/.cache/go-build go build -o /app .\n"
-         "FROM alpine:3.20\nCOPY --from=build /app /app\nUSER app\n"},
+         "FROM alpine:3.20\nCOPY --from=build /app /app\nUSER app\n"
+         "RUN apk add --no-cache --virtual .build-deps gcc musl-dev && make && apk del "
+         ".build-deps\n"},
 };
 
 struct lint_out {
@@ -442,6 +444,23 @@ test_lint__from_arg_without_default(void **state)
 }
 
 static void
+test_lint__remove_copied_files(void **state)
+{
+	expect_one("FROM alpine:3.20\nWORKDIR /app\nCOPY . .\nRUN rm -rf tests\nUSER app\n", NULL,
+	           NULL, "RemoveInLaterLayer", 4,
+	           "rm of tests, which COPY on line 3 added, in a later layer: its bytes stay in "
+	           "that layer");
+	/* a builder stage's layers never reach the image: size rules stay quiet there */
+	expect_none("FROM alpine:3.20 AS build\nWORKDIR /app\nCOPY . .\nRUN rm -rf tests\n"
+	            "FROM alpine:3.20\nCOPY --from=build /app /app\nUSER app\n",
+	            NULL, NULL);
+	/* a cache or tmpfs mount holds the download: nothing stays */
+	expect_none("FROM alpine:3.20\nRUN --mount=type=tmpfs,target=/dl wget -O /dl/a.tgz "
+	            "https://example.com/a.tgz\nRUN rm -f /dl/a.tgz\nUSER app\n",
+	            NULL, NULL);
+}
+
+static void
 test_lint__severity_names(void **state)
 {
 	assert_string_equal(fe_lint_severity_name(FE_LINT_ERROR), "error");
@@ -472,6 +491,7 @@ main(void)
 	ADD(test_lint__good_multistage_is_clean);
 	ADD(test_lint__undefined_var_with_unknown_base);
 	ADD(test_lint__from_arg_without_default);
+	ADD(test_lint__remove_copied_files);
 	ADD(test_lint__severity_names);
 	int rc = _cmocka_run_group_tests("lint", tests, n, NULL, NULL);
 	for (size_t i = 0; i < KILN_ARRAY_SIZE(cases); i++)
