@@ -1007,7 +1007,7 @@ static void
 rule_stage_bodies(struct lint *l)
 {
 	struct scope *scopes = kiln_xcalloc(l->nstages ? l->nstages : 1, sizeof(*scopes));
-	bool *abs_workdir = kiln_arena_array(l->arena, l->nstages + 1, sizeof(bool));
+	bool *workdir_set = kiln_arena_array(l->arena, l->nstages + 1, sizeof(bool));
 	bool *shell_set = kiln_arena_array(l->arena, l->nstages + 1, sizeof(bool));
 
 	for (size_t i = 0; i < l->nmeta; i++)
@@ -1020,7 +1020,7 @@ rule_stage_bodies(struct lint *l)
 		if (s->base >= 0) {
 			fe_vars_copy(&sc->env, &scopes[s->base].env);
 			sc->exact = scopes[s->base].exact;
-			abs_workdir[si] = abs_workdir[s->base];
+			workdir_set[si] = workdir_set[s->base];
 			shell_set[si] = shell_set[s->base];
 		} else {
 			fe_vars_set(&sc->env, "PATH", "");
@@ -1066,13 +1066,14 @@ rule_stage_bodies(struct lint *l)
 			case FE_CMD_WORKDIR: {
 				const char *p = c->value;
 				bool abs = p[0] == '/' || p[0] == '$';
-				if (!abs && !abs_workdir[si])
+				if (!abs && !workdir_set[si])
 					lint_report(l, R_WORKDIR_RELATIVE_PATH, c,
 					            "Relative workdir \"%s\" can have unexpected "
 					            "results if "
 					            "the base image changes",
 					            p);
-				abs_workdir[si] |= abs;
+				/* BuildKit warns only until a WORKDIR, any WORKDIR, has been set */
+				workdir_set[si] = true;
 				break;
 			}
 			case FE_CMD_SHELL:

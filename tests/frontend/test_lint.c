@@ -460,6 +460,38 @@ test_lint__remove_copied_files(void **state)
 	            NULL, NULL);
 }
 
+static char *const *
+python_env(void *ctx, const char *image)
+{
+	static char *const env[] = {(char *)"PATH=/usr/local/bin", (char *)"PYTHON_VERSION=3.12",
+	                            NULL};
+	(*(int *)ctx)++;
+	return kiln_str_eq(image, "python:3.12") ? env : NULL;
+}
+
+static void
+test_lint__image_env_makes_undefined_var_exact(void **state)
+{
+	const char *df = "FROM python:3.12\nENV V=$PYTHON_VERSION W=$NOPE\nUSER app\n";
+	struct kiln_err err = KILN_ERR_INIT;
+	struct fe_ast *ast;
+	assert_int_equal(fe_parse("Dockerfile", df, strlen(df), &ast, &err), 0);
+	int calls = 0;
+	struct fe_lint_opts o = FE_LINT_OPTS_INIT;
+	o.image_env = python_env;
+	o.image_env_ctx = &calls;
+	struct fe_lint_finding *f;
+	size_t n;
+	assert_int_equal(fe_lint(ast, &o, &f, &n, &err), 0);
+	assert_int_equal(calls, 1);
+	assert_int_equal(n, 1);
+	assert_string_equal(f[0].rule->name, "UndefinedVar");
+	assert_string_equal(f[0].message, "Usage of undefined variable '$NOPE'");
+	assert_int_equal(f[0].line, 2);
+	fe_lint_findings_free(f, n);
+	fe_ast_free(ast);
+}
+
 static void
 test_lint__severity_names(void **state)
 {
@@ -492,6 +524,7 @@ main(void)
 	ADD(test_lint__undefined_var_with_unknown_base);
 	ADD(test_lint__from_arg_without_default);
 	ADD(test_lint__remove_copied_files);
+	ADD(test_lint__image_env_makes_undefined_var_exact);
 	ADD(test_lint__severity_names);
 	int rc = _cmocka_run_group_tests("lint", tests, n, NULL, NULL);
 	for (size_t i = 0; i < KILN_ARRAY_SIZE(cases); i++)
