@@ -11,9 +11,9 @@ lint_usage(FILE *f)
 	        "Usage: kiln lint [-f FILE] [--format text|json|sarif] [--error-on warning|info]\n"
 	        "                 [--build-arg K=V]... [--list] [CONTEXT]\n"
 	        "\n"
-	        "Check a Dockerfile (default CONTEXT/Dockerfile, or ./Dockerfile; - reads\n"
-	        "standard input) against BuildKit's rules and kiln's rules for fast, small "
-	        "builds.\n"
+	        "Check a Dockerfile (default CONTEXT/Dockerfile, or ./Dockerfile; -f - or a\n"
+	        "CONTEXT of - reads standard input) against BuildKit's rules and kiln's rules\n"
+	        "for fast, small builds.\n"
 	        "With CONTEXT, CopyIgnoredFile reads its .dockerignore.\n"
 	        "\n"
 	        "  -f, --file FILE       the Dockerfile\n"
@@ -270,6 +270,16 @@ cmd_lint(int argc, char **argv)
 	}
 
 	_cleanup_free_ char *default_file = NULL;
+	if (context && kiln_str_eq(context, "-")) {
+		/* `kiln lint -`: the Dockerfile on standard input, no context (docker build -) */
+		if (file) {
+			fprintf(stderr, "kiln lint: - reads the Dockerfile from standard input; "
+			                "do not also give -f\n");
+			return KILN_EXIT_USAGE;
+		}
+		file = "-";
+		context = NULL;
+	}
 	if (!file) {
 		default_file = context ? kiln_path_join(context, "Dockerfile")
 		                       : kiln_xstrdup("Dockerfile");

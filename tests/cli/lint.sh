@@ -44,6 +44,12 @@ rc=$?
 set -e
 expect_eq "stdin clean: exit" "$rc" 0
 expect_eq "stdin clean: no output" "$out" ""
+set +e
+out=$(printf 'FROM alpine\nUSER app\n' | "$KILN" lint -)
+rc=$?
+set -e
+expect_eq "lint -: exit" "$rc" 1
+expect_eq "lint -: reads stdin" "$out" "-:1: warning FromLatestTag: FROM alpine has no tag, so it means whatever :latest is today: pin a version (alpine:<version>)"
 
 # ---- JSON ----
 run_kiln lint --format json ctx
