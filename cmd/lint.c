@@ -258,7 +258,7 @@ cmd_lint(int argc, char **argv)
 
 	if (list) {
 		if (fmt != FMT_TEXT) {
-			json_auto_t *j = rules_json();
+			_cleanup_json_ json_t *j = rules_json();
 			return print_json(j) < 0 ? KILN_EXIT_FAIL : 0;
 		}
 		size_t n;
@@ -316,7 +316,7 @@ cmd_lint(int argc, char **argv)
 			           f[i].message) < 0)
 				out = -1;
 	} else if (fmt == FMT_JSON) {
-		json_auto_t *a = json_array();
+		_cleanup_json_ json_t *a = json_array();
 		for (size_t i = 0; i < nf; i++)
 			push(a, json_pack("{s:o, s:i, s:i, s:s, s:s, s:o, s:s}", "file",
 			                  jstr(f[i].file), "line", f[i].line, "end_line",
@@ -326,7 +326,7 @@ cmd_lint(int argc, char **argv)
 			                  f[i].rule->url));
 		out = print_json(a);
 	} else {
-		json_auto_t *s = sarif_json(f, nf);
+		_cleanup_json_ json_t *s = sarif_json(f, nf);
 		out = print_json(s);
 	}
 	bool failing = false;
