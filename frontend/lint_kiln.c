@@ -964,6 +964,13 @@ rule_from_tag(struct lint *l, const struct lint_stage *s)
 {
 	if (s->base >= 0 || s->scratch || !s->image_expanded || !*s->image_expanded)
 		return;
+	/* FROM ${BASE}: the image is a build arg's choice, and so is its tag. A variable
+	 * only in the tag (alpine:${TAG}) is judged by the tag's default. */
+	const char *raw_slash = strrchr(s->image, '/');
+	size_t name_len = strcspn(raw_slash ? raw_slash : s->image, ":@") +
+	                  (size_t)(raw_slash ? raw_slash - s->image : 0);
+	if (memchr(s->image, '$', name_len))
+		return;
 	const char *img = s->image_expanded;
 	if (strchr(img, '@'))
 		return;

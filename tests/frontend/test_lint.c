@@ -441,6 +441,10 @@ test_lint__from_arg_without_default(void **state)
 	expect_none("ARG REGISTRY=docker.io\nARG TAG=3.20\nFROM ${REGISTRY}/library/alpine:${TAG}\n"
 	            "USER app\n",
 	            NULL, NULL);
+	/* the base image is the build arg's choice; a variable tag is judged by its default */
+	expect_none("ARG BASE=busybox\nFROM ${BASE}\nUSER app\n", NULL, NULL);
+	expect_one("ARG TAG=latest\nFROM alpine:${TAG}\nUSER app\n", NULL, NULL, "FromLatestTag", 2,
+	           "FROM alpine:latest follows whatever :latest is today");
 }
 
 static void
