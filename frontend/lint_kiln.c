@@ -591,14 +591,18 @@ add_download_created(struct lint *l, struct created **cr, size_t *n, size_t *all
 			} else if (curl && (kiln_str_eq(a, "--remote-name") ||
 			                    (a[0] == '-' && a[1] != '-' && strchr(a, 'O')))) {
 				remote_name = true;
-			} else if (wget &&
-			           (kiln_str_eq(a, "-O") || kiln_str_eq(a, "--output-document"))) {
+			} else if (wget && kiln_str_eq(a, "--output-document")) {
 				if (i + 1 < c->argc)
 					out = c->argv[++i];
 			} else if (wget && kiln_str_has_prefix(a, "--output-document=")) {
 				out = a + strlen("--output-document=");
-			} else if (wget && kiln_str_has_prefix(a, "-O") && a[2]) {
-				out = a + 2;
+			} else if (wget && a[0] == '-' && a[1] != '-' && strchr(a, 'O')) {
+				/* -O FILE, -OFILE, -qO- (standard output) */
+				const char *o = strchr(a, 'O');
+				if (o[1])
+					out = o + 1;
+				else if (i + 1 < c->argc)
+					out = c->argv[++i];
 			}
 		}
 		if (!out && url && (remote_name || wget)) {

@@ -151,7 +151,8 @@ static const struct lint_case cases[] = {
          "RUN tar xzf /tmp/a.tgz -C /opt\nRUN rm /tmp/a.tgz\nUSER app\n",
          4, "rm of /tmp/a.tgz, which was downloaded on line 2, in a later layer",
          "FROM alpine:3.20\nRUN wget -O /tmp/a.tgz https://example.com/a.tgz && \\\n"
-         "  tar xzf /tmp/a.tgz -C /opt && rm /tmp/a.tgz\nRUN rm -rf /var/tmp/x\nUSER app\n"},
+         "  tar xzf /tmp/a.tgz -C /opt && rm /tmp/a.tgz\nRUN rm -rf /var/tmp/x\n"
+         "RUN wget -qO- https://example.com/b.tgz | tar xz\nRUN rm -f b.tgz\nUSER app\n"},
         {"FromLatestTag", "FROM alpine:latest\nUSER app\n", 1,
          "FROM alpine:latest follows whatever :latest is today",
          "FROM alpine:3.20 AS base\nFROM scratch AS empty\nFROM "
