@@ -422,6 +422,45 @@ test_lint__good_multistage_is_clean(void **state)
 }
 
 static void
+test_lint__good_python_and_node_are_clean(void **state)
+{
+	expect_none(
+	        "# syntax=docker/dockerfile:1\n"
+	        "FROM python:3.12-slim AS build\n"
+	        "WORKDIR /app\n"
+	        "RUN --mount=type=cache,target=/var/cache/apt,sharing=locked \\\n"
+	        "    --mount=type=cache,target=/var/lib/apt,sharing=locked \\\n"
+	        "    apt-get update && apt-get install -y --no-install-recommends gcc libpq-dev\n"
+	        "COPY requirements.txt .\n"
+	        "RUN --mount=type=cache,target=/root/.cache/pip \\\n"
+	        "    pip wheel --wheel-dir /wheels -r requirements.txt\n"
+	        "\n"
+	        "FROM python:3.12-slim\n"
+	        "ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1\n"
+	        "WORKDIR /app\n"
+	        "RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \\\n"
+	        "    pip install --no-cache-dir --no-index /wheels/*\n"
+	        "COPY --chown=10001:10001 . .\n"
+	        "USER 10001\n"
+	        "EXPOSE 8000\n"
+	        "CMD [\"gunicorn\", \"-b\", \"0.0.0.0:8000\", \"app:app\"]\n",
+	        NULL, NULL);
+	expect_none("FROM node:22-alpine AS deps\n"
+	            "WORKDIR /app\n"
+	            "COPY package.json package-lock.json ./\n"
+	            "RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev\n"
+	            "\n"
+	            "FROM node:22-alpine\n"
+	            "ENV NODE_ENV=production\n"
+	            "WORKDIR /app\n"
+	            "COPY --from=deps /app/node_modules ./node_modules\n"
+	            "COPY . .\n"
+	            "USER node\n"
+	            "CMD [\"node\", \"server.js\"]\n",
+	            NULL, NULL);
+}
+
+static void
 test_lint__undefined_var_with_unknown_base(void **state)
 {
 	/* python's image defines PYTHON_VERSION; kiln cannot know, so only typos count */
@@ -526,6 +565,7 @@ main(void)
 	ADD(test_lint__multiline_start_line);
 	ADD(test_lint__parse_error_has_line);
 	ADD(test_lint__good_multistage_is_clean);
+	ADD(test_lint__good_python_and_node_are_clean);
 	ADD(test_lint__undefined_var_with_unknown_base);
 	ADD(test_lint__from_arg_without_default);
 	ADD(test_lint__remove_copied_files);
