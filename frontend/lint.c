@@ -1214,8 +1214,8 @@ fe_lint(const struct fe_ast *ast, const struct fe_lint_opts *opts, struct fe_lin
 			check = *a + strlen("BUILDKIT_DOCKERFILE_CHECK=");
 	if (check)
 		r = parse_check(&l, check, "build arg BUILDKIT_DOCKERFILE_CHECK", 0);
-	else if (ast->check)
-		r = parse_check(&l, ast->check, "directive", 1);
+	else if (ast->check) /* the tree keeps no line for directives */
+		r = parse_check(&l, ast->check, "directive", 0);
 	if (r < 0)
 		goto out;
 	r = build_model(&l);

@@ -187,7 +187,7 @@ expect_eq "build arg from the environment: exit" "$rc" 0
 printf '# check=nonsense\nFROM alpine:3.20\n' >bad-check.Dockerfile
 run_kiln lint -f bad-check.Dockerfile
 expect_eq "bad directive: exit 2" "$rc" 2
-expect_contains "bad directive: message" "$err" "bad-check.Dockerfile:1: invalid check directive"
+expect_contains "bad directive: message" "$err" "bad-check.Dockerfile: invalid check directive"
 
 # ---- usage and parse errors ----
 run_kiln lint --format xml ctx
