@@ -24,7 +24,7 @@ struct sh_script {
 };
 
 static void
-sh_finish_word(struct kiln_arena *a, struct kiln_buf *w, bool *in_word, struct kiln_strv *cur)
+sh_finish_word(struct kiln_buf *w, bool *in_word, struct kiln_strv *cur)
 {
 	if (!*in_word)
 		return;
@@ -102,18 +102,18 @@ sh_split(struct kiln_arena *a, const char *s, struct sh_script *sh)
 			continue;
 		}
 		if (strchr("&|;\n()`", c)) {
-			sh_finish_word(a, &w, &in_word, &cur);
+			sh_finish_word(&w, &in_word, &cur);
 			sh_finish_cmd(a, &cur, sh);
 			continue;
 		}
 		if (isspace((unsigned char)c)) {
-			sh_finish_word(a, &w, &in_word, &cur);
+			sh_finish_word(&w, &in_word, &cur);
 			continue;
 		}
 		kiln_buf_addch(&w, c);
 		in_word = true;
 	}
-	sh_finish_word(a, &w, &in_word, &cur);
+	sh_finish_word(&w, &in_word, &cur);
 	sh_finish_cmd(a, &cur, sh);
 }
 
@@ -201,7 +201,7 @@ struct run_info {
 	/* per package manager: an install of dependencies / any download */
 	const struct sh_cmd *install[PM__COUNT];
 	const struct sh_cmd *download[PM__COUNT];
-	bool apt_update, apt_upgrade;
+	bool apt_update;
 	bool apt_lists_removed, apk_cache_removed, dnf_clean;
 	const struct sh_cmd *build_tool; /* a compiler run or toolchain install */
 	bool pkg_removed;                /* apk del, apt-get purge, dnf remove, ... */
@@ -303,7 +303,6 @@ classify(struct run_info *ri, const struct sh_cmd *c)
 		           (kiln_str_eq(sub, "install") || kiln_str_eq(sub, "upgrade") ||
 		            kiln_str_eq(sub, "dist-upgrade") || kiln_str_eq(sub, "full-upgrade"))) {
 			install = download = true;
-			ri->apt_upgrade |= !kiln_str_eq(sub, "install");
 		}
 	} else if (kiln_str_eq(prog, "apk")) {
 		pm = PM_APK;
