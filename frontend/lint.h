@@ -65,6 +65,7 @@ struct lint_stage {
 	size_t first, count; /* its commands: lint.cmds[first .. first+count) */
 	bool copied_from;    /* another stage copies or mounts from it */
 	bool built_on;       /* another stage is FROM it */
+	const char *workdir; /* the WORKDIR after its last instruction (kiln rules) */
 	bool shipped;        /* its layers can end up in an image the build outputs */
 };
 

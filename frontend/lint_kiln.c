@@ -851,7 +851,9 @@ rule_stage(struct lint *l, size_t si)
 	bool reported_context_copy = false;
 	bool installed_before[PM__COUNT] = {0};
 	bool lockfile = false, pip_env_nocache = false;
-	const char *workdir = "/";
+	/* what the stage builds on left behind (an image's own WORKDIR is unknown: /) */
+	const char *workdir =
+	        s->base >= 0 && l->stages[s->base].workdir ? l->stages[s->base].workdir : "/";
 	struct created *cr = NULL;
 	size_t ncr = 0, acr = 0;
 
@@ -959,6 +961,7 @@ rule_stage(struct lint *l, size_t si)
 		}
 	}
 	free(cr);
+	l->stages[si].workdir = workdir;
 }
 
 /* FROM without a tag or with :latest; stage references and scratch are fine. */

@@ -494,6 +494,11 @@ test_lint__remove_copied_files(void **state)
 	           NULL, "RemoveInLaterLayer", 4,
 	           "rm of tests, which COPY on line 3 added, in a later layer: its bytes stay in "
 	           "that layer");
+	/* the WORKDIR of the stage built on carries over */
+	expect_one("FROM alpine:3.20 AS base\nWORKDIR /app\nFROM base\nCOPY run.sh .\n"
+	           "RUN chmod +x /app/run.sh\nUSER app\n",
+	           NULL, NULL, "ChownChmodAfterCopy", 5,
+	           "chmod of /app/run.sh, which COPY on line 4 created");
 	/* a builder stage's layers never reach the image: size rules stay quiet there */
 	expect_none("FROM alpine:3.20 AS build\nWORKDIR /app\nCOPY . .\nRUN rm -rf tests\n"
 	            "FROM alpine:3.20\nCOPY --from=build /app /app\nUSER app\n",
