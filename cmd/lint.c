@@ -103,7 +103,7 @@ rules_json(void)
 	const struct fe_lint_rule *r = fe_lint_rules_list(&n);
 	json_t *a = json_array();
 	for (size_t i = 0; i < n; i++)
-		push(a, json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", r[i].name, "severity",
+		push(a, json_pack("{s:s, s:s, s:s, s:s*, s:s}", "name", r[i].name, "severity",
 		                  fe_lint_severity_name(r[i].severity), "description",
 		                  r[i].description, "url", r[i].url, "origin",
 		                  r[i].buildkit ? "buildkit" : "kiln"));
@@ -117,7 +117,7 @@ sarif_json(const struct fe_lint_finding *f, size_t nf)
 	const struct fe_lint_rule *r = fe_lint_rules_list(&n);
 	json_t *rules = json_array();
 	for (size_t i = 0; i < n; i++)
-		push(rules, json_pack("{s:s, s:s, s:{s:s}, s:{s:s}, s:s}", "id", r[i].name, "name",
+		push(rules, json_pack("{s:s, s:s, s:{s:s}, s:{s:s}, s:s*}", "id", r[i].name, "name",
 		                      r[i].name, "shortDescription", "text", r[i].description,
 		                      "defaultConfiguration", "level", sarif_level(r[i].severity),
 		                      "helpUri", r[i].url));
@@ -318,7 +318,7 @@ cmd_lint(int argc, char **argv)
 	} else if (fmt == FMT_JSON) {
 		_cleanup_json_ json_t *a = json_array();
 		for (size_t i = 0; i < nf; i++)
-			push(a, json_pack("{s:o, s:i, s:i, s:s, s:s, s:o, s:s}", "file",
+			push(a, json_pack("{s:o, s:i, s:i, s:s, s:s, s:o, s:s*}", "file",
 			                  jstr(f[i].file), "line", f[i].line, "end_line",
 			                  f[i].end_line, "severity",
 			                  fe_lint_severity_name(f[i].severity), "rule",

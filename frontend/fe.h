@@ -95,7 +95,7 @@ struct fe_lint_rule {
 	const char *name;        /* BuildKit's name for BuildKit's rules */
 	enum fe_lint_severity severity;
 	const char *description; /* one line */
-	const char *url;         /* documentation, never NULL */
+	const char *url;         /* BuildKit's documentation page; NULL for kiln's rules */
 	bool buildkit;           /* one of BuildKit's rules (false: kiln's own) */
 };
 

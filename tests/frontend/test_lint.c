@@ -269,7 +269,12 @@ test_lint__every_rule_has_a_case(void **state)
 			found |= kiln_str_eq(cases[k].rule, r[i].name);
 		if (!found)
 			fail_msg("rule %s has no test case", r[i].name);
-		assert_true(r[i].description[0] && kiln_str_has_prefix(r[i].url, "https://"));
+		assert_true(r[i].description[0]);
+		/* BuildKit's rules link to Docker's page; kiln's are documented by --list. */
+		if (r[i].buildkit)
+			assert_true(kiln_str_has_prefix(r[i].url, "https://docs.docker.com/"));
+		else
+			assert_null(r[i].url);
 		assert_ptr_equal(fe_lint_rule_find(r[i].name), &r[i]);
 		/* BuildKit's rules come first, then kiln's */
 		assert_true(i < 20 ? r[i].buildkit : !r[i].buildkit);
