@@ -250,6 +250,16 @@ int kiln_path_walk_in_root(int rootfd, const char *path, int flags, mode_t mode)
  * O_DIRECTORY fd of the last directory, or -errno. */
 int kiln_path_mkdirat_in_root(int rootfd, const char *path, mode_t mode, struct kiln_err *err);
 
+/* ---- filesystem helpers ---- */
+
+/* The names in a directory (not . or ..), sorted bytewise; returns 0 or -errno. */
+int kiln_dir_names(int dirfd, struct kiln_strv *ret);
+/* rm -rf of dirfd/name: never follows a symlink and stops with -EBUSY at a mount point
+ * instead of deleting through it. A missing name is success. */
+int kiln_rm_rf_at(int dirfd, const char *name);
+/* The same for everything inside dirfd, keeping dirfd itself. */
+int kiln_rm_children(int dirfd);
+
 /* ---- small string helpers ---- */
 
 static inline bool
