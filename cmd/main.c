@@ -19,6 +19,10 @@ static const struct command commands[] = {
 	{"import", cmd_import, "Make an image from a root filesystem (DIR or TAR) and name it"},
 	{"load", cmd_load, "Load an OCI layout or docker-save archive into the store"},
 	{"save", cmd_save, "Write an image as an OCI layout or docker-save tar (-o FILE)"},
+	{"pull", cmd_pull, "Pull an image from a registry into the store"},
+	{"push", cmd_push, "Push an image from the store to a registry (push REF [DEST])"},
+	{"login", cmd_login, "Log in to a registry (credentials in ~/.docker/config.json)"},
+	{"logout", cmd_logout, "Remove the stored credentials of a registry"},
 	{"run", cmd_run, "Run a command in a throwaway container of an image (or --rootfs DIR)"},
 	{"lint", cmd_lint, "Check a Dockerfile: BuildKit's rules and kiln's (--list)"},
 };

@@ -350,4 +350,165 @@ int reg_archive_save(struct reg_store *st, const char *ref, enum reg_archive_for
 
 /* ==== registry client: pull, push, auth (owned by the client work) ==== */
 
+/*
+ * Calling sequence:
+ *
+ *	struct reg_client_opts o = REG_CLIENT_OPTS_INIT;  // o.insecure for --insecure-registry
+ *	struct reg_client *c;
+ *	reg_client_new(ref.domain, &o, &c, &err);         // credentials from docker config.json
+ *	reg_pull(c, st, &ref, platform, digest, &err);    // manifest(s) + blobs into the store
+ *	reg_push(c, st, "app:1", &dest_ref, digest, &err);
+ *	reg_client_free(c);
+ *
+ * The client speaks the Distribution API v2 over libcurl: HTTPS with the system CAs plus
+ * the *.crt files in CERTS_D/HOST[:PORT] (Docker's /etc/docker/certs.d; a NAME.cert with
+ * NAME.key there is the client certificate); plain HTTP only for loopback
+ * hosts or `insecure` ones, and only after HTTPS failed. Requests are retried with
+ * exponential backoff on 5xx, 429 and dropped connections; blob downloads resume with
+ * Range. Auth: Basic, and Bearer tokens (realm/service/scope) cached per scope until they
+ * expire. A username/password is never sent over plain HTTP, and nothing that
+ * authenticates is sent to another host than the registry (a redirect to a storage CDN
+ * goes bare). A client may be used from several threads at once.
+ */
+
+/* ---- pure helpers (unit-tested) ---- */
+
+/* One parsed WWW-Authenticate challenge. Unset parameters are NULL. */
+struct reg_auth_challenge {
+	char *scheme; /* "Bearer" or "Basic" as sent (compare case-insensitively) */
+	char *realm;
+	char *service;
+	char *scope;
+	char *error; /* e.g. "insufficient_scope" */
+};
+/* Parse the first challenge of a WWW-Authenticate header (RFC 7235 auth-params, quoted
+ * strings with backslash escapes). -EINVAL on a malformed header; `out` is left empty. */
+int reg_auth_challenge_parse(const char *header, struct reg_auth_challenge *out,
+                             struct kiln_err *err);
+void reg_auth_challenge_release(struct reg_auth_challenge *c);
+/* "Basic base64(user:pass)"; the caller frees. */
+char *reg_auth_basic_header(const char *user, const char *pass);
+/* Parse a token server's JSON answer ("token" or "access_token", "expires_in" defaulting to
+ * 60 s). Writes the token (caller frees) and its lifetime in seconds. */
+int reg_auth_token_parse(const char *json, size_t len, char **ret_token, int64_t *ret_expires_in,
+                         struct kiln_err *err);
+
+/* Docker's config.json: "$DOCKER_CONFIG/config.json", else "~/.docker/config.json". The
+ * caller frees. */
+char *reg_dockercfg_default_path(void);
+/* The key Docker uses in "auths" for a registry host ("https://index.docker.io/v1/" for
+ * Docker Hub, the host itself otherwise); the caller frees. */
+char *reg_dockercfg_key(const char *host);
+/* Credentials for `host` from the base64 "auth" field (or "username"/"password"). Returns 1
+ * and fills ret_user and ret_pass (caller frees), 0 when the file or the entry is absent,
+ * -errno when the file is unreadable or malformed. Keys with a scheme or path
+ * ("https://host/v1/") match their host. */
+int reg_dockercfg_get(const char *path, const char *host, char **ret_user, char **ret_pass,
+                      struct kiln_err *err);
+/* Store credentials for `host`, keeping every other field of the file; the file is
+ * replaced atomically with mode 0600 (its directory is created 0700). */
+int reg_dockercfg_set(const char *path, const char *host, const char *user, const char *pass,
+                      struct kiln_err *err);
+/* Remove the entry of `host` (and aliases of it); -ENOENT with a message when absent. */
+int reg_dockercfg_remove(const char *path, const char *host, struct kiln_err *err);
+
+/* Delay before retry number `attempt` (1 = first retry): base * 2^(attempt-1), at most cap. */
+unsigned reg_backoff_ms(unsigned attempt, unsigned base_ms, unsigned cap_ms);
+/* Is an HTTP status worth retrying (5xx, 429)? */
+bool reg_http_status_retryable(long status);
+/* "SCHEME://HOST/v2/REPO/KIND/REF" (KIND "manifests", "blobs", or "blobs/uploads/" with an
+ * empty REF); repo and ref are checked against the reference grammar. The caller frees. */
+char *reg_url_v2(const char *scheme, const char *host, const char *repo, const char *kind,
+                 const char *ref);
+/* Resolve a Location header (absolute, or relative to `base`); the caller frees; NULL when
+ * it is not an http(s) URL. */
+char *reg_url_resolve(const char *base, const char *location);
+/* Append "name=value" (value URL-encoded) with '?' or '&' as fits; the caller frees. */
+char *reg_url_add_query(const char *url, const char *name, const char *value);
+/* The Docker certs.d directory name of a URL's authority: "host" or "host:port" when the
+ * URL gives a port. The caller frees; NULL for an unparsable URL. */
+char *reg_url_certs_name(const char *url);
+/* May a request to `url` carry the registry's credentials (Basic header, or a token)?
+ * Only when it goes to the registry's own scheme, host and port; `user_secret` (a password
+ * rather than a token) further needs https. */
+bool reg_url_may_send_auth(const char *url, const char *registry_base, bool user_secret);
+/* localhost, 127.0.0.0/8, ::1 (with or without a port, IPv6 in brackets). */
+bool reg_host_is_loopback(const char *host);
+
+/* ---- the client ---- */
+
+struct reg_client_opts {
+	bool insecure;             /* --insecure-registry: no TLS verification, HTTP fallback */
+	const char *certs_d;       /* NULL = /etc/docker/certs.d */
+	const char *docker_config; /* NULL = reg_dockercfg_default_path() */
+	const char *username;      /* with password: use these instead of config.json */
+	const char *password;
+	unsigned max_attempts; /* tries per request */
+	unsigned backoff_base_ms;
+	unsigned backoff_cap_ms;
+	unsigned parallel;  /* concurrent blob transfers */
+	int64_t chunk_size; /* blobs larger than this are uploaded in PATCH chunks */
+	long connect_timeout_s;
+	long low_speed_time_s; /* abort (and retry) a transfer stalled this long */
+};
+#define REG_CLIENT_OPTS_INIT                                                                       \
+	{                                                                                          \
+		.max_attempts = 5, .backoff_base_ms = 200, .backoff_cap_ms = 5000, .parallel = 4,  \
+		.chunk_size = 32 << 20, .connect_timeout_s = 15, .low_speed_time_s = 30            \
+	}
+
+struct reg_client;
+/* A client for one registry host ("host[:port]" as in a reference; "docker.io" means
+ * Docker Hub). Does no I/O yet. */
+int reg_client_new(const char *host, const struct reg_client_opts *o, struct reg_client **ret,
+                   struct kiln_err *err);
+void reg_client_free(struct reg_client *c);
+/* GET /v2/ and authenticate if the registry asks (what `kiln login` checks). -EACCES with
+ * "unauthorized" and the host when the credentials are refused. */
+int reg_client_ping(struct reg_client *c, struct kiln_err *err);
+
+/* GET a manifest or index by tag or digest into `body`, checked with reg_media_detect
+ * against the Content-Type and, for a digest reference, against the digest. Writes the
+ * kind and the digest of the bytes. -ENOENT when the registry does not know it. */
+int reg_client_get_manifest(struct reg_client *c, const char *repo, const char *ref,
+                            struct kiln_buf *body, enum reg_kind *ret_kind,
+                            char ret_digest[KILN_DIGEST_HEX_LEN + 1], struct kiln_err *err);
+/* HEAD a manifest: writes the registry's Docker-Content-Digest, or "" when it sends none.
+ * -ENOENT when the registry does not know it, -EOPNOTSUPP when it answers HEAD with another
+ * client error (GET may still work). */
+int reg_client_head_manifest(struct reg_client *c, const char *repo, const char *ref,
+                             char ret_digest[KILN_DIGEST_HEX_LEN + 1], struct kiln_err *err);
+/* Download a blob into the store, verified against its digest and size; resumes with Range
+ * after a dropped connection. A blob already in the store is not fetched. */
+int reg_client_fetch_blob(struct reg_client *c, struct reg_store *st, const char *repo,
+                          const char *digest, int64_t size, struct kiln_err *err);
+/* HEAD a blob: 1 when the registry has it, 0 when not. */
+int reg_client_blob_exists(struct reg_client *c, const char *repo, const char *digest,
+                           struct kiln_err *err);
+/* Upload a blob from the store unless the registry has it; tries a cross-repository mount
+ * from `mount_from` (a repository on the same registry, may be NULL) first. Returns 1 when
+ * bytes were sent, 0 when skipped or mounted. */
+int reg_client_push_blob(struct reg_client *c, struct reg_store *st, const char *repo,
+                         const char *digest, const char *mount_from, struct kiln_err *err);
+/* PUT a manifest or index under `ref` (a tag or its digest). */
+int reg_client_put_manifest(struct reg_client *c, const char *repo, const char *ref,
+                            const char *media_type, const void *data, size_t len,
+                            struct kiln_err *err);
+
+/* Pull `ref` (tag or digest) into the store: the top document, the manifest for `platform`
+ * (NULL = host) when it is an index, its config and layers (in parallel). A tag is first
+ * resolved with HEAD, and documents already in the store are not downloaded again. Names
+ * the image by its canonical reference when it has a tag. Writes the top digest. */
+int reg_pull(struct reg_client *c, struct reg_store *st, const struct reg_ref *ref,
+             const struct reg_platform *platform, char ret_digest[KILN_DIGEST_HEX_LEN + 1],
+             struct kiln_err *err);
+/* Push the stored image `src` (anything reg_image_open takes) to `dest` (a reference on
+ * this client's host; tag "latest" when it has none): blobs (in parallel, mounted from the
+ * source repository when src names one on the same host), then the manifest (and the index
+ * when src names an index whose manifests are all in the store). Writes the pushed top
+ * digest. */
+int reg_push(struct reg_client *c, struct reg_store *st, const char *src,
+             const struct reg_ref *dest, char ret_digest[KILN_DIGEST_HEX_LEN + 1],
+             struct kiln_err *err);
+
 #endif
