@@ -39,6 +39,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #define KILN_PRINTF(fmt_idx, args_idx) __attribute__((format(printf, fmt_idx, args_idx)))
 #define KILN_ARRAY_SIZE(a)             (sizeof(a) / sizeof((a)[0]))
 
@@ -79,6 +81,13 @@ kiln_fclosep(FILE **f)
 		fclose(*f);
 }
 #define _cleanup_free_   _cleanup_(kiln_freep)
+static inline void
+kiln_json_decrefp(json_t **j)
+{
+	if (*j)
+		json_decref(*j);
+}
+#define _cleanup_json_ _cleanup_(kiln_json_decrefp)
 #define _cleanup_close_  _cleanup_(kiln_closep)
 #define _cleanup_fclose_ _cleanup_(kiln_fclosep)
 
@@ -240,6 +249,16 @@ int kiln_path_walk_in_root(int rootfd, const char *path, int flags, mode_t mode)
 /* mkdir -p of `path` inside rootfd, each component resolved inside the root; returns an
  * O_DIRECTORY fd of the last directory, or -errno. */
 int kiln_path_mkdirat_in_root(int rootfd, const char *path, mode_t mode, struct kiln_err *err);
+
+/* ---- filesystem helpers ---- */
+
+/* The names in a directory (not . or ..), sorted bytewise; returns 0 or -errno. */
+int kiln_dir_names(int dirfd, struct kiln_strv *ret);
+/* rm -rf of dirfd/name: never follows a symlink and stops with -EBUSY at a mount point
+ * instead of deleting through it. A missing name is success. */
+int kiln_rm_rf_at(int dirfd, const char *name);
+/* The same for everything inside dirfd, keeping dirfd itself. */
+int kiln_rm_children(int dirfd);
 
 /* ---- small string helpers ---- */
 

@@ -9,8 +9,10 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 
 # A realistic mix: several stages, ARG/ENV churn, RUN with mounts, COPY, heredocs.
-python3 - "$dir/Dockerfile" <<'PY'
+gen() {
+	python3 - "$1" "$2" <<'PY'
 import sys
+per_stage = int(sys.argv[2])
 out = ["# syntax=docker/dockerfile:1", "ARG BASE=busybox", "ARG VERSION=1.0"]
 lines = len(out)
 stage = 0
@@ -18,7 +20,7 @@ while lines < 10000:
     out.append(f"FROM ${{BASE}} AS s{stage}")
     out.append("ARG VERSION")
     lines += 2
-    for i in range(60):
+    for i in range(per_stage):
         k = i % 6
         if k == 0:
             out.append(f"ENV V{i}=${{VERSION}}-{i} P{i}=\"a b\"")
@@ -45,8 +47,8 @@ while lines < 10000:
 out.append(f"FROM busybox\nCOPY --from=s{stage - 1} /app /app\nCMD [\"sh\"]")
 open(sys.argv[1], "w").write("\n".join(out) + "\n")
 PY
+}
 mkdir -p "$dir/src"
-echo "Dockerfile: $(wc -l <"$dir/Dockerfile") lines, $RUNS runs each"
 
 median_ms() {
 	local -a t=()
@@ -60,11 +62,19 @@ median_ms() {
 	printf '%s\n' "${t[@]}" | sort -n | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "%.2f ms (min %.2f ms)\n", m/1000, a[1]/1000}'
 }
 
-printf '%-28s %s\n' "kiln parse --dump:" "$(median_ms "$KILN" parse --dump "$dir/Dockerfile")"
-if "$KILN" plan -f "$dir/Dockerfile" "$dir" >/dev/null 2>&1; then
-	printf '%-28s %s\n' "kiln plan (json):" "$(median_ms "$KILN" plan -f "$dir/Dockerfile" "$dir")"
-else
-	echo "kiln plan failed on the benchmark Dockerfile:" >&2
-	"$KILN" plan -f "$dir/Dockerfile" "$dir" >/dev/null || true
-	exit 1
-fi
+# Two shapes of 10,000 lines: many small stages (a config and history per stage), and a
+# few long ones (deep chains of vertices).
+for shape in "60 many small stages" "1200 a few long stages"; do
+	set -- $shape
+	gen "$dir/Dockerfile" "$1"
+	shift
+	echo "== $*: $(wc -l <"$dir/Dockerfile") lines, $RUNS runs each"
+	printf '%-28s %s\n' "kiln parse --dump:" "$(median_ms "$KILN" parse --dump "$dir/Dockerfile")"
+	if "$KILN" plan -f "$dir/Dockerfile" "$dir" >/dev/null 2>&1; then
+		printf '%-28s %s\n' "kiln plan (json):" "$(median_ms "$KILN" plan -f "$dir/Dockerfile" "$dir")"
+	else
+		echo "kiln plan failed on the benchmark Dockerfile:" >&2
+		"$KILN" plan -f "$dir/Dockerfile" "$dir" >/dev/null || true
+		exit 1
+	fi
+done

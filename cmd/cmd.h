@@ -22,14 +22,30 @@ int cmd_push(int argc, char **argv);
 int cmd_login(int argc, char **argv);
 int cmd_logout(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_lint(int argc, char **argv);
 
 /* The store root: global `--root DIR`, else $KILN_ROOT, else /var/lib/kiln for root and
  * $XDG_DATA_HOME/kiln (or ~/.local/share/kiln) otherwise. Never NULL. */
 const char *cmd_root(void);
+/* The snapshotter: global `--snapshotter`, else $KILN_SNAPSHOTTER, else "auto". */
+const char *cmd_snapshotter(void);
 
 /* Print "kiln: <error>" (or "FILE:LINE: msg") to stderr and release the error. */
 void cmd_print_err(struct kiln_err *err);
 /* Read a whole file, or standard input for "-". */
 int cmd_read_input(const char *path, struct kiln_buf *out, struct kiln_err *err);
+
+/* Secrets given with --secret (kiln run, later kiln build): id and content. */
+struct cmd_secret {
+	char *id;
+	struct kiln_buf data;
+};
+struct cmd_secrets {
+	struct cmd_secret *v;
+	size_t n, alloc;
+};
+int cmd_secrets_add(struct cmd_secrets *s, const char *spec, struct kiln_err *err);
+const struct cmd_secret *cmd_secrets_find(const struct cmd_secrets *s, const char *id);
+void cmd_secrets_release(struct cmd_secrets *s);
 
 #endif

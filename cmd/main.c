@@ -24,9 +24,20 @@ static const struct command commands[] = {
 	{"login", cmd_login, "Log in to a registry (credentials in ~/.docker/config.json)"},
 	{"logout", cmd_logout, "Remove the stored credentials of a registry"},
 	{"run", cmd_run, "Run a command in a throwaway container of an image (or --rootfs DIR)"},
+	{"lint", cmd_lint, "Check a Dockerfile: BuildKit's rules and kiln's (--list)"},
 };
 
 static const char *root_option;
+static const char *snapshotter_option;
+
+const char *
+cmd_snapshotter(void)
+{
+	if (snapshotter_option)
+		return snapshotter_option;
+	const char *env = getenv("KILN_SNAPSHOTTER");
+	return env && *env ? env : "auto";
+}
 
 const char *
 cmd_root(void)
@@ -51,7 +62,7 @@ cmd_root(void)
 static void
 usage(FILE *f)
 {
-	fprintf(f, "Usage: kiln [--root DIR] COMMAND [OPTIONS]\n\nCommands:\n");
+	fprintf(f, "Usage: kiln [--root DIR] [--snapshotter auto|overlayfs|native] COMMAND [OPTIONS]\n\nCommands:\n");
 	for (size_t i = 0; i < KILN_ARRAY_SIZE(commands); i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
 	fprintf(f, "\nRun 'kiln COMMAND --help' for a command's options.\n");
@@ -87,6 +98,12 @@ main(int argc, char **argv)
 			argv += 2, argc -= 2;
 		} else if (kiln_str_has_prefix(argv[1], "--root=")) {
 			root_option = argv[1] + 7;
+			argv++, argc--;
+		} else if (kiln_str_eq(argv[1], "--snapshotter") && argc >= 3) {
+			snapshotter_option = argv[2];
+			argv += 2, argc -= 2;
+		} else if (kiln_str_has_prefix(argv[1], "--snapshotter=")) {
+			snapshotter_option = argv[1] + 14;
 			argv++, argc--;
 		} else {
 			break;

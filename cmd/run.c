@@ -10,13 +10,14 @@
  * afterwards. The image's Env, WorkingDir, User, Entrypoint and Cmd are the defaults, as
  * with docker run. With --rootfs, a plain directory is the root filesystem.
  *
- * SPEC is RUN --mount's syntax (type=cache,target=/x,...). A secret's src= is a host file
- * whose content is handed over; an ssh mount's src= is an agent socket ($SSH_AUTH_SOCK by
- * default). Exit status: the command's, 128+N when signal N ended it, 124 on timeout,
- * 125 when kiln failed, 126/127 when the command could not be executed, 2 on usage.
+ * SPEC is RUN --mount's syntax (type=cache,target=/x,...); secrets come from --secret as
+ * with kiln build (id=ID,src=FILE|env=VAR); an ssh mount's src= is an agent socket
+ * ($SSH_AUTH_SOCK by default). Exit status: the command's, 128+N when signal N ended it, 124 on
+ *timeout, 125 when kiln failed, 126/127 when the command could not be executed, 2 on usage.
  */
 #include "cmd.h"
 #include "executor/ex.h"
+#include "frontend/fe.h"
 #include "registry/reg.h"
 #include "snapshot/snap.h"
 
@@ -33,6 +34,7 @@ usage(FILE *f)
 	           "  --rootfs DIR           root filesystem directory\n"
 	           "  --network none|host    network (default host)\n"
 	           "  --mount SPEC           type=bind|cache|tmpfs|secret|ssh,target=...,...\n"
+	           "  --secret id=ID,src=FILE|env=VAR  a secret for type=secret mounts\n"
 	           "  -e, --env K[=V]        environment variable (K alone: from kiln's env)\n"
 	           "  -u, --user USER        user[:group], names or ids from the rootfs\n"
 	           "  -w, --workdir DIR      working directory (created when missing)\n"
@@ -44,150 +46,62 @@ usage(FILE *f)
 struct mount_specs {
 	struct ex_mount *v;
 	size_t n, alloc;
-	struct kiln_strv strings;
-	struct kiln_buf *secrets;
-	size_t nsecrets;
+	struct kiln_arena *arena;   /* the parsed specs' strings */
+	struct cmd_secrets secrets; /* --secret: ids and contents */
 };
 
-static const char *
-keep(struct mount_specs *ms, const char *s, size_t len)
-{
-	kiln_strv_push_take(&ms->strings, kiln_xstrndup(s, len));
-	return ms->strings.v[ms->strings.n - 1];
-}
-
-static bool
-parse_bool(const char *v, bool *out)
-{
-	if (!v || kiln_str_eq(v, "true") || kiln_str_eq(v, "1"))
-		*out = true;
-	else if (kiln_str_eq(v, "false") || kiln_str_eq(v, "0"))
-		*out = false;
-	else
-		return false;
-	return true;
-}
-
+/* The same spec syntax and checks as RUN --mount (fe_mount_parse); what differs is where
+ * sources come from: a bind's source is a host path, a secret's content comes from
+ * --secret, an ssh src= is an agent socket ($SSH_AUTH_SOCK by default). */
 static int
-parse_size(const char *v, uint64_t *out)
+parse_mount(struct mount_specs *ms, const char *spec, const struct cmd_secrets *secrets,
+            struct kiln_err *err)
 {
-	char *end;
-	errno = 0;
-	unsigned long long n = strtoull(v, &end, 10);
-	if (errno || end == v)
-		return -1;
-	uint64_t mul = 1;
-	if (*end == 'k' || *end == 'K')
-		mul = 1024, end++;
-	else if (*end == 'm' || *end == 'M')
-		mul = 1024 * 1024, end++;
-	else if (*end == 'g' || *end == 'G')
-		mul = 1024 * 1024 * 1024, end++;
-	if (*end == 'b' || *end == 'B')
-		end++;
-	if (*end || (n && mul > UINT64_MAX / n))
-		return -1;
-	*out = n * mul;
-	return 0;
-}
-
-static int
-parse_u32(const char *v, int base, uint32_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long n = strtoul(v, &end, base);
-	if (errno || end == v || *end || n > UINT32_MAX)
-		return -1;
-	*out = (uint32_t)n;
-	return 0;
-}
-
-static int
-parse_mount(struct mount_specs *ms, const char *spec, struct kiln_err *err)
-{
-	struct ex_mount m = {.type = EX_MOUNT_BIND};
-	bool readonly = false, rw = false, ro_given = false;
-	for (const char *p = spec; *p;) {
-		const char *end = strchrnul(p, ',');
-		const char *eq = memchr(p, '=', (size_t)(end - p));
-		const char *key = keep(ms, p, (size_t)((eq ? eq : end) - p));
-		const char *val = eq ? keep(ms, eq + 1, (size_t)(end - eq - 1)) : NULL;
-		p = *end ? end + 1 : end;
-		bool b;
-		if (kiln_str_eq(key, "type") && val) {
-			static const char *const types[] = {"bind", "cache", "tmpfs", "secret",
-			                                    "ssh"};
-			size_t i = 0;
-			while (i < KILN_ARRAY_SIZE(types) && !kiln_str_eq(val, types[i]))
-				i++;
-			if (i == KILN_ARRAY_SIZE(types))
-				return kiln_err_invalid(err, "--mount %s: unknown type %s", spec,
-				                        val);
-			m.type = (enum ex_mount_type)i;
-		} else if ((kiln_str_eq(key, "target") || kiln_str_eq(key, "dst") ||
-		            kiln_str_eq(key, "destination")) &&
-		           val) {
-			m.target = val;
-		} else if ((kiln_str_eq(key, "source") || kiln_str_eq(key, "src")) && val) {
-			m.source = val;
-		} else if (kiln_str_eq(key, "id") && val) {
-			m.id = val;
-		} else if (kiln_str_eq(key, "env") && val) {
-			m.env = val;
-		} else if ((kiln_str_eq(key, "ro") || kiln_str_eq(key, "readonly")) &&
-		           parse_bool(val, &b)) {
-			readonly = b, ro_given = true;
-		} else if ((kiln_str_eq(key, "rw") || kiln_str_eq(key, "readwrite")) &&
-		           parse_bool(val, &b)) {
-			rw = b;
-		} else if (kiln_str_eq(key, "sharing") && val) {
-			if (kiln_str_eq(val, "shared"))
-				m.sharing = EX_SHARING_SHARED;
-			else if (kiln_str_eq(val, "private"))
-				m.sharing = EX_SHARING_PRIVATE;
-			else if (kiln_str_eq(val, "locked"))
-				m.sharing = EX_SHARING_LOCKED;
-			else
-				return kiln_err_invalid(err, "--mount %s: unknown sharing %s", spec,
-				                        val);
-		} else if (kiln_str_eq(key, "mode") && val && !parse_u32(val, 8, &m.mode)) {
-			m.has_mode = true;
-		} else if (kiln_str_eq(key, "uid") && val && !parse_u32(val, 10, &m.uid)) {
-			m.has_uid = true;
-		} else if (kiln_str_eq(key, "gid") && val && !parse_u32(val, 10, &m.gid)) {
-			m.has_gid = true;
-		} else if (kiln_str_eq(key, "size") && val && !parse_size(val, &m.size)) {
-		} else if (kiln_str_eq(key, "required") && parse_bool(val, &b)) {
-		} else {
-			return kiln_err_invalid(err, "--mount %s: bad option %s%s%s", spec, key,
-			                        val ? "=" : "", val ? val : "");
-		}
-	}
-	if (m.type == EX_MOUNT_BIND)
-		m.rw = ro_given ? !readonly : rw;
-	else if (m.type == EX_MOUNT_CACHE)
-		m.readonly = readonly && !rw;
-	else if (ro_given || rw)
-		return kiln_err_invalid(err, "--mount %s: ro/rw are for bind and cache mounts",
-		                        spec);
+	struct fe_mount fm;
+	if (fe_mount_parse(ms->arena, spec, &fm, err) < 0)
+		return kiln_err_wrap(err, "--mount %s", spec);
+	if (fm.from)
+		return kiln_err_invalid(
+		        err, "--mount %s: from= needs a build; kiln run mounts host paths", spec);
+	struct ex_mount m = {
+	        .type = (enum ex_mount_type)fm.type,
+	        .target = fm.target,
+	        .source = fm.source,
+	        .id = fm.id,
+	        .env = fm.env,
+	        .sharing = (enum ex_sharing)fm.sharing,
+	        .has_mode = fm.has_mode,
+	        .has_uid = fm.has_uid,
+	        .has_gid = fm.has_gid,
+	        .mode = fm.mode,
+	        .uid = fm.uid,
+	        .gid = fm.gid,
+	        .size = fm.size,
+	};
+	if (fm.type == FE_MOUNT_BIND)
+		m.rw = !fm.readonly;
+	else if (fm.type == FE_MOUNT_CACHE)
+		m.readonly = fm.readonly;
 	if (m.type == EX_MOUNT_SECRET) {
-		/* The executor takes the content, not a path: read it here. */
-		if (!m.source)
-			return kiln_err_invalid(err, "--mount %s: a secret needs src=FILE", spec);
-		ms->secrets =
-		        kiln_xreallocarray(ms->secrets, ms->nsecrets + 1, sizeof(*ms->secrets));
-		struct kiln_buf *b = &ms->secrets[ms->nsecrets++];
-		*b = (struct kiln_buf)KILN_BUF_INIT;
-		if (kiln_buf_read_file(b, m.source, err) < 0)
-			return kiln_err_wrap(err, "--mount %s", spec);
-		m.data = b->buf;
-		m.data_len = b->len;
-		if (!m.id) {
-			const char *slash = strrchr(m.source, '/');
-			m.id = slash ? slash + 1 : m.source;
+		/* As RUN --mount: source= is another name for id=, and the id defaults to the
+		 * target's base name. The content comes from --secret. */
+		const char *id = fm.id ? fm.id : fm.source;
+		if (!id && fm.target) {
+			const char *slash = strrchr(fm.target, '/');
+			id = slash ? slash + 1 : fm.target;
 		}
+		const struct cmd_secret *sec = id ? cmd_secrets_find(secrets, id) : NULL;
+		if (!sec) {
+			if (fm.required)
+				return kiln_err_invalid(
+				        err, "--mount %s: secret %s not given with --secret", spec,
+				        id ? id : "(no id)");
+			return 0; /* an optional secret that was not given is not mounted */
+		}
+		m.id = sec->id;
 		m.source = NULL;
+		m.data = sec->data.buf;
+		m.data_len = sec->data.len;
 	}
 	if (m.type == EX_MOUNT_SSH && !m.source) {
 		m.source = getenv("SSH_AUTH_SOCK");
@@ -204,10 +118,8 @@ static void
 mount_specs_release(struct mount_specs *ms)
 {
 	free(ms->v);
-	kiln_strv_release(&ms->strings);
-	for (size_t i = 0; i < ms->nsecrets; i++)
-		kiln_buf_release(&ms->secrets[i]);
-	free(ms->secrets);
+	kiln_arena_free(ms->arena);
+	cmd_secrets_release(&ms->secrets);
 }
 
 /* An image's root filesystem on a throwaway snapshot, and its defaults. */
@@ -258,8 +170,13 @@ image_root_open(struct image_root *ir, const char *ref, const char *entrypoint, 
 	if (diff_ids->n != m->n_layers)
 		return kiln_err_invalid(err, "image %s: %zu layers but %zu diff_ids", ref,
 		                        m->n_layers, diff_ids->n);
-	if (snap_store_open(cmd_root(), NULL, &ir->snaps, err) < 0)
+	struct snap_store_opts so = SNAP_STORE_OPTS_INIT;
+	if (snap_driver_parse(cmd_snapshotter(), &so.driver, err) < 0)
+		return -EINVAL;
+	if (snap_store_open(cmd_root(), &so, &ir->snaps, err) < 0)
 		return -1;
+	if (snap_store_notice(ir->snaps))
+		fprintf(stderr, "kiln: notice: %s\n", snap_store_notice(ir->snaps));
 	_cleanup_free_ char *chain = NULL;
 	for (size_t i = 0; i < m->n_layers; i++) {
 		_cleanup_close_ int fd = reg_blob_open(ir->reg, m->layers[i].digest, err);
@@ -314,6 +231,8 @@ run(int argc, char **argv, struct mount_specs *ms, struct kiln_strv *env, struct
 	bool cwd_set = false;
 	const char *entrypoint = NULL;
 	struct kiln_err err = KILN_ERR_INIT;
+	_cleanup_strv_ struct kiln_strv mount_args = KILN_STRV_INIT;
+	struct cmd_secrets *secrets = &ms->secrets;
 	int i = 1;
 	for (; i < argc; i++) {
 		const char *a = argv[i];
@@ -345,7 +264,9 @@ run(int argc, char **argv, struct mount_specs *ms, struct kiln_strv *env, struct
 				return KILN_EXIT_USAGE;
 			}
 		} else if (kiln_str_eq(a, "--mount")) {
-			if (parse_mount(ms, next, &err) < 0) {
+			kiln_strv_push(&mount_args, next);
+		} else if (kiln_str_eq(a, "--secret")) {
+			if (cmd_secrets_add(secrets, next, &err) < 0) {
 				cmd_print_err(&err);
 				return KILN_EXIT_USAGE;
 			}
@@ -379,6 +300,12 @@ run(int argc, char **argv, struct mount_specs *ms, struct kiln_strv *env, struct
 	if (i >= argc) {
 		usage(stderr);
 		return KILN_EXIT_USAGE;
+	}
+	for (size_t k = 0; k < mount_args.n; k++) {
+		if (parse_mount(ms, mount_args.v[k], secrets, &err) < 0) {
+			cmd_print_err(&err);
+			return KILN_EXIT_USAGE;
+		}
 	}
 	/* Ctrl-C, SIGTERM and SIGHUP cancel the run: kiln kills the container and cleans up
 	 * instead of dying with mounts and processes behind. Blocked from here on, so a
@@ -420,9 +347,8 @@ run(int argc, char **argv, struct mount_specs *ms, struct kiln_strv *env, struct
 	for (size_t k = 0; k < ms->n; k++) {
 		struct ex_mount *m = &ms->v[k];
 		if (m->target && m->target[0] != '/') {
-			char *abs = kiln_path_join(o.cwd, m->target);
-			kiln_strv_push_take(&ms->strings, abs);
-			m->target = abs;
+			_cleanup_free_ char *abs = kiln_path_join(o.cwd, m->target);
+			m->target = kiln_arena_strdup(ms->arena, abs);
 		}
 		if (ex_mount_check(m, &err) < 0) {
 			cmd_print_err(&err);
@@ -461,7 +387,7 @@ run(int argc, char **argv, struct mount_specs *ms, struct kiln_strv *env, struct
 int
 cmd_run(int argc, char **argv)
 {
-	struct mount_specs ms = {0};
+	struct mount_specs ms = {.arena = kiln_arena_new()};
 	struct kiln_strv env = KILN_STRV_INIT;
 	struct image_root ir = {.img = REG_IMAGE_INIT};
 	int r = run(argc, argv, &ms, &env, &ir);

@@ -48,28 +48,6 @@ write_file_at(int dirfd, const char *name, const char *content, mode_t mode, str
 	return 0;
 }
 
-/* Remove `name` below dirfd recursively, never following a symlink. Best effort. */
-static void
-rm_rf_at(int at, const char *name)
-{
-	if (unlinkat(at, name, 0) == 0 || errno == ENOENT)
-		return;
-	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return;
-	}
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (!kiln_str_eq(e->d_name, ".") && !kiln_str_eq(e->d_name, ".."))
-			rm_rf_at(dirfd(d), e->d_name);
-	closedir(d);
-	unlinkat(at, name, AT_REMOVEDIR);
-}
-
 /* mkdir -p for host paths kiln itself chose (the store root). */
 static int
 mkdir_p(const char *path, mode_t mode, struct kiln_err *err)
@@ -366,7 +344,7 @@ plan_release(struct ex_plan *p)
 		_cleanup_close_ int pfd =
 		        open(*parent ? parent : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (pfd >= 0)
-			rm_rf_at(pfd, slash + 1);
+			kiln_rm_rf_at(pfd, slash + 1); /* best effort; stops at mounts */
 		close(p->runfd);
 	}
 	free(p->rundir);

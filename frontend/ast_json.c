@@ -44,14 +44,6 @@
 
 #include <jansson.h>
 
-static void
-jsonp_release(json_t **j)
-{
-	if (*j)
-		json_decref(*j);
-}
-#define _cleanup_json_ _cleanup_(jsonp_release)
-
 /* A JSON string of `len` bytes; bytes that are not UTF-8 become U+FFFD, which jansson
  * needs. NUL bytes are kept (printed as \u0000). */
 static json_t *

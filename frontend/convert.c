@@ -80,7 +80,6 @@ in_list(const char *const *list, size_t n, const char *s)
 	return false;
 }
 
-#define _cleanup_json_ _cleanup_(json_decrefp) /* jansson's own helper */
 
 /* Members set directly: json_pack parses its format on every call, and plans of long
  * Dockerfiles build thousands of these objects. */

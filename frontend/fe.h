@@ -37,6 +37,31 @@ void fe_ast_dump(const struct fe_ast *ast, struct kiln_buf *out);
  * unknown instruction or a bad flag, with the line. */
 int fe_ast_to_json(const struct fe_ast *ast, struct kiln_buf *out, struct kiln_err *err);
 
+/* A --mount spec, as RUN --mount and `kiln run --mount` write it. */
+enum fe_mount_type { FE_MOUNT_BIND, FE_MOUNT_CACHE, FE_MOUNT_TMPFS, FE_MOUNT_SECRET, FE_MOUNT_SSH };
+enum fe_mount_sharing { FE_SHARING_SHARED, FE_SHARING_PRIVATE, FE_SHARING_LOCKED };
+
+struct fe_mount {
+	enum fe_mount_type type;
+	const char *target; /* NULL when not given (secret/ssh have defaults) */
+	const char *source;
+	const char *from;
+	const char *id;
+	const char *env;    /* secret: expose as this environment variable */
+	bool readonly;      /* bind defaults to read-only, cache to read-write */
+	bool required;
+	enum fe_mount_sharing sharing;
+	bool has_mode, has_uid, has_gid;
+	uint32_t mode, uid, gid;
+	uint64_t size; /* tmpfs size in bytes, 0 = unset */
+};
+
+/* Parse a --mount value ("type=cache,target=/x,..."), already expanded: every value is
+ * checked. (fe_cmd_parse checks the raw value and leaves values holding `$` to this second
+ * pass.) Strings are allocated in `arena`; the error has no line: the caller adds it. */
+int fe_mount_parse(struct kiln_arena *arena, const char *spec, struct fe_mount *ret,
+		   struct kiln_err *err);
+
 struct fe_plan_opts {
 	const char *context_dir; /* the build context directory */
 	const char *dockerfile;  /* path of the Dockerfile; NULL: CONTEXT/Dockerfile */
@@ -51,5 +76,57 @@ struct fe_plan_opts {
 
 /* Lower a Dockerfile into the build graph the solver runs. */
 int fe_plan(const struct fe_plan_opts *opts, struct sv_graph **ret, struct kiln_err *err);
+
+/*
+ * Lint: BuildKit's build checks plus kiln's rules for fast, small builds.
+ *
+ *	struct fe_lint_opts o = FE_LINT_OPTS_INIT;
+ *	o.context_dir = ".";                      // for CopyIgnoredFile (.dockerignore)
+ *	struct fe_lint_finding *f; size_t n;
+ *	fe_lint(ast, &o, &f, &n, &err);
+ *	fe_lint_findings_free(f, n);
+ *
+ * The `# check=skip=A,B|all;error=true` directive (or a BUILDKIT_DOCKERFILE_CHECK build arg,
+ * which wins over it) selects rules; error=true raises warnings to errors.
+ */
+enum fe_lint_severity { FE_LINT_INFO, FE_LINT_WARNING, FE_LINT_ERROR };
+
+struct fe_lint_rule {
+	const char *name;        /* BuildKit's name for BuildKit's rules */
+	enum fe_lint_severity severity;
+	const char *description; /* one line */
+	const char *url;         /* BuildKit's documentation page; NULL for kiln's rules */
+	bool buildkit;           /* one of BuildKit's rules (false: kiln's own) */
+};
+
+struct fe_lint_finding {
+	const struct fe_lint_rule *rule;
+	enum fe_lint_severity severity; /* the rule's, raised to error by error=true */
+	const char *file;               /* the tree's file name: valid while the tree is */
+	int line, end_line;             /* the instruction's first and last lines */
+	char *message;
+};
+
+struct fe_lint_opts {
+	const char *context_dir; /* NULL: CopyIgnoredFile has no .dockerignore to read */
+	const char *dockerfile;  /* path of the Dockerfile, for <Dockerfile>.dockerignore */
+	char *const *build_args; /* "K=V", NULL-terminated or NULL; BUILDKIT_DOCKERFILE_CHECK */
+	/* Optional: the environment ("K=V") of an external base image, NULL when unknown. With
+	 * it UndefinedVar is exact; without it only names of well-known minimal images are. */
+	char *const *(*image_env)(void *ctx, const char *image);
+	void *image_env_ctx;
+};
+#define FE_LINT_OPTS_INIT {0}
+
+/* Run every enabled rule over a parsed Dockerfile. On success *ret (malloc'ed, sorted by
+ * line) holds *ret_n findings. Fails on an instruction fe_cmd_parse rejects (with its line),
+ * a malformed check directive or build arg, or an unreadable .dockerignore. */
+int fe_lint(const struct fe_ast *ast, const struct fe_lint_opts *opts,
+	    struct fe_lint_finding **ret, size_t *ret_n, struct kiln_err *err);
+void fe_lint_findings_free(struct fe_lint_finding *findings, size_t n);
+/* Every rule, BuildKit's first; static storage. */
+const struct fe_lint_rule *fe_lint_rules_list(size_t *ret_n);
+const struct fe_lint_rule *fe_lint_rule_find(const char *name);
+const char *fe_lint_severity_name(enum fe_lint_severity s); /* "error", "warning", "info" */
 
 #endif

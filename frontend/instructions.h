@@ -38,24 +38,6 @@ struct fe_kv {
 	const char *value; /* NULL for `ARG name` without a default */
 };
 
-enum fe_mount_type { FE_MOUNT_BIND, FE_MOUNT_CACHE, FE_MOUNT_TMPFS, FE_MOUNT_SECRET, FE_MOUNT_SSH };
-enum fe_mount_sharing { FE_SHARING_SHARED, FE_SHARING_PRIVATE, FE_SHARING_LOCKED };
-
-struct fe_mount {
-	enum fe_mount_type type;
-	const char *target; /* NULL when not given (secret/ssh have defaults) */
-	const char *source;
-	const char *from;
-	const char *id;
-	const char *env;    /* secret: expose as this environment variable */
-	bool readonly;      /* bind defaults to read-only, cache to read-write */
-	bool required;
-	enum fe_mount_sharing sharing;
-	bool has_mode, has_uid, has_gid;
-	uint32_t mode, uid, gid;
-	uint64_t size; /* tmpfs size in bytes, 0 = unset */
-};
-
 /* How a command's arguments were written. */
 struct fe_cmdline {
 	const char **argv;
@@ -123,11 +105,6 @@ struct fe_cmd {
  * argument count, bad --mount. */
 int fe_cmd_parse(struct kiln_arena *arena, const char *file, const struct fe_node *node,
 		 struct fe_cmd **ret, struct kiln_err *err);
-/* Parse a --mount value ("type=cache,target=/x,..."), already expanded: every value is
- * checked. (fe_cmd_parse checks the raw value and leaves values holding `$` to this second
- * pass.) Strings are allocated in `arena`; the error has no line: the caller adds it. */
-int fe_mount_parse(struct kiln_arena *arena, const char *spec, struct fe_mount *ret,
-		   struct kiln_err *err);
 /* Parse a Go duration ("30s", "1m30s", "1.5h") into nanoseconds. */
 int fe_duration_parse(const char *s, int64_t *ret_ns);
 const char *fe_cmd_kind_name(enum fe_cmd_kind kind); /* "RUN", "COPY", ... */

@@ -15,36 +15,80 @@
 
 /* ---- variables ---- */
 
-static ssize_t
-vars_find(const struct fe_vars *vars, const char *key)
+/* Stages of long Dockerfiles carry hundreds of variables and every expansion looks them up,
+ * so the list has a hash index (FNV-1a over the key) beside it. */
+static size_t
+key_hash(const char *key, size_t klen)
 {
-	size_t klen = strlen(key);
+	size_t h = 1469598103934665603u;
+	for (size_t i = 0; i < klen; i++)
+		h = (h ^ (unsigned char)key[i]) * 1099511628211u;
+	return h;
+}
+
+static size_t
+entry_key_len(const char *e)
+{
+	return strcspn(e, "=");
+}
+
+static void
+vars_reindex(struct fe_vars *vars)
+{
+	size_t n = vars->nslots ? vars->nslots : 16;
+	while (n < vars->kv.n * 2 + 2)
+		n *= 2;
+	free(vars->slots);
+	vars->slots = kiln_xcalloc(n, sizeof(*vars->slots));
+	vars->nslots = n;
 	for (size_t i = 0; i < vars->kv.n; i++) {
 		const char *e = vars->kv.v[i];
-		if (strncmp(e, key, klen) == 0 && e[klen] == '=')
-			return (ssize_t)i;
+		size_t b = key_hash(e, entry_key_len(e)) & (n - 1);
+		while (vars->slots[b])
+			b = (b + 1) & (n - 1);
+		vars->slots[b] = i + 1;
 	}
-	return -1;
+}
+
+/* The slot for key: holding its position + 1, or empty (0) where it would go. */
+static size_t *
+vars_slot(const struct fe_vars *vars, const char *key)
+{
+	size_t klen = strlen(key);
+	size_t b = key_hash(key, klen) & (vars->nslots - 1);
+	for (;; b = (b + 1) & (vars->nslots - 1)) {
+		size_t pos = vars->slots[b];
+		if (!pos)
+			return &vars->slots[b];
+		const char *e = vars->kv.v[pos - 1];
+		if (strncmp(e, key, klen) == 0 && e[klen] == '=')
+			return &vars->slots[b];
+	}
 }
 
 void
 fe_vars_set(struct fe_vars *vars, const char *key, const char *value)
 {
 	char *e = kiln_xasprintf("%s=%s", key, value ? value : "");
-	ssize_t i = vars_find(vars, key);
-	if (i < 0) {
+	if ((vars->kv.n + 1) * 2 > vars->nslots)
+		vars_reindex(vars);
+	size_t *slot = vars_slot(vars, key);
+	if (!*slot) {
 		kiln_strv_push_take(&vars->kv, e);
+		*slot = vars->kv.n;
 		return;
 	}
-	free(vars->kv.v[i]);
-	vars->kv.v[i] = e;
+	free(vars->kv.v[*slot - 1]);
+	vars->kv.v[*slot - 1] = e;
 }
 
 const char *
 fe_vars_get(const struct fe_vars *vars, const char *key)
 {
-	ssize_t i = vars_find(vars, key);
-	return i < 0 ? NULL : vars->kv.v[i] + strlen(key) + 1;
+	if (!vars->kv.n)
+		return NULL;
+	size_t pos = *vars_slot(vars, key);
+	return pos ? vars->kv.v[pos - 1] + strlen(key) + 1 : NULL;
 }
 
 void
@@ -62,6 +106,9 @@ void
 fe_vars_release(struct fe_vars *vars)
 {
 	kiln_strv_release(&vars->kv);
+	free(vars->slots);
+	vars->slots = NULL;
+	vars->nslots = 0;
 }
 
 /* ---- character classes as Go's unicode package has them ---- */

@@ -15,7 +15,9 @@
 
 /* An ordered set of variables (later set replaces earlier, keeping its place). */
 struct fe_vars {
-	struct kiln_strv kv; /* "KEY=VALUE" */
+	struct kiln_strv kv; /* "KEY=VALUE"; change only through fe_vars_set */
+	size_t *slots;       /* hash index: kv position + 1, 0 = empty; size a power of 2 */
+	size_t nslots;
 };
 #define FE_VARS_INIT {KILN_STRV_INIT}
 void fe_vars_set(struct fe_vars *vars, const char *key, const char *value);

@@ -38,17 +38,6 @@
  * Several processes may share one store. Blobs are never deleted by rmi (a later prune does).
  */
 
-/* jansson handles released at scope exit. */
-static inline void
-reg_json_decrefp(json_t **j)
-{
-	if (*j)
-		json_decref(*j);
-}
-#ifndef _cleanup_json_
-#define _cleanup_json_ _cleanup_(reg_json_decrefp)
-#endif
-
 /* ---- the store ---- */
 
 struct reg_store;

@@ -127,14 +127,14 @@ static int
 remove_lower(struct applier *ap, int dirfd, const char *rel)
 {
 	_cleanup_strv_ struct kiln_strv names = KILN_STRV_INIT;
-	int r = snap_dir_names(dirfd, &names);
+	int r = kiln_dir_names(dirfd, &names);
 	if (r < 0)
 		return kiln_err_set(ap->err, -r, "list `%s`", rel);
 	for (size_t i = 0; i < names.n; i++) {
 		_cleanup_free_ char *child =
 		        *rel ? kiln_xasprintf("%s/%s", rel, names.v[i]) : kiln_xstrdup(names.v[i]);
 		if (!snap_strset_has(&ap->created, child)) {
-			r = snap_rm_rf_at(dirfd, names.v[i]);
+			r = kiln_rm_rf_at(dirfd, names.v[i]);
 			if (r < 0)
 				return kiln_err_set(ap->err, -r, "remove `%s`", child);
 			continue;
@@ -187,7 +187,7 @@ apply_whiteout(struct applier *ap, struct archive_entry *e, const char *rel, con
 		return 0;
 	if (dfd < 0)
 		return kiln_err_wrap(ap->err, "whiteout `%s`", rel);
-	int r = snap_rm_rf_at(dfd, victim);
+	int r = kiln_rm_rf_at(dfd, victim);
 	if (r < 0)
 		return kiln_err_set(ap->err, -r, "whiteout: remove `%s`", vrel);
 	if (ap->whiteouts == SNAP_WHITEOUTS_DELETE)
@@ -332,7 +332,7 @@ apply_entry(struct applier *ap, struct archive_entry *e)
 		/* Replace anything but a directory meeting a directory, which keeps its
 		 * contents and takes the new attributes. */
 		if (!(type == S_IFDIR && S_ISDIR(st.st_mode))) {
-			int r = snap_rm_rf_at(dfd, base);
+			int r = kiln_rm_rf_at(dfd, base);
 			if (r < 0)
 				return kiln_err_set(ap->err, -r, "replace `%s`", rel);
 		}

@@ -18,19 +18,12 @@ struct snap_fdpath {
 };
 void snap_fdpath(struct snap_fdpath *p, int dirfd, const char *name);
 
-/* Sorted names of a directory's entries (without . and ..). */
-int snap_dir_names(int dirfd, struct kiln_strv *ret);
 static inline int
 snap_cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* rm -rf of dirfd/name; never follows symlinks and refuses (-EBUSY) to descend into
- * another mount. -ENOENT is success. */
-int snap_rm_rf_at(int dirfd, const char *name);
-/* rm -rf of every entry inside dirfd. */
-int snap_rm_children(int dirfd);
 
 /* Copy the tree in srcfd into the (empty) directory dstfd, keeping hard links, owners,
  * modes, xattrs, mtimes, devices and symlinks. */

@@ -480,7 +480,7 @@ clean_stale(struct snap_store *s, struct kiln_err *err)
 		if (fd < 0)
 			return fd;
 		_cleanup_strv_ struct kiln_strv names = KILN_STRV_INIT;
-		int r = snap_dir_names(fd, &names);
+		int r = kiln_dir_names(fd, &names);
 		if (r < 0)
 			return kiln_err_set(err, -r, "list %s/%s", s->path, stale[a]);
 		for (size_t i = 0; i < names.n; i++) {
@@ -490,7 +490,7 @@ clean_stale(struct snap_store *s, struct kiln_err *err)
 			        kiln_xasprintf("%s/%s/%s/m", s->path, stale[a], names.v[i]);
 			umount2(m1, MNT_DETACH);
 			umount2(m2, MNT_DETACH);
-			r = snap_rm_rf_at(fd, names.v[i]);
+			r = kiln_rm_rf_at(fd, names.v[i]);
 			if (r == -EBUSY)
 				continue; /* still mounted (by another namespace?): leave it */
 			if (r < 0)
@@ -515,7 +515,7 @@ gc_orphans(struct snap_store *s, struct kiln_err *err)
 	if (lfd < 0)
 		return -err->code;
 	_cleanup_strv_ struct kiln_strv names = KILN_STRV_INIT;
-	int r = snap_dir_names(mfd, &names);
+	int r = kiln_dir_names(mfd, &names);
 	if (r < 0)
 		return kiln_err_set(err, -r, "list %s/meta", s->path);
 	struct snap_strset used = {0};
@@ -532,14 +532,14 @@ gc_orphans(struct snap_store *s, struct kiln_err *err)
 		meta_release(&m);
 	}
 	kiln_strv_release(&names);
-	r = snap_dir_names(dfd, &names);
+	r = kiln_dir_names(dfd, &names);
 	for (size_t i = 0; r >= 0 && i < names.n; i++)
 		if (kiln_str_has_prefix(names.v[i], "c-") && !snap_strset_has(&used, names.v[i]))
-			snap_rm_rf_at(dfd, names.v[i]);
+			kiln_rm_rf_at(dfd, names.v[i]);
 	snap_strset_release(&used);
 	kiln_strv_release(&names);
 	if (r >= 0)
-		r = snap_dir_names(lfd, &names);
+		r = kiln_dir_names(lfd, &names);
 	for (size_t i = 0; r >= 0 && i < names.n; i++)
 		if (faccessat(lfd, names.v[i], F_OK, 0) < 0 && errno == ENOENT)
 			unlinkat(lfd, names.v[i], 0);
@@ -646,7 +646,7 @@ probe_overlay(struct snap_store *s)
 	_cleanup_close_ int tfd = open_dir_at(s, "tmp", &e);
 	kiln_err_release(&e);
 	if (tfd >= 0)
-		snap_rm_rf_at(tfd, rel + strlen("tmp/"));
+		kiln_rm_rf_at(tfd, rel + strlen("tmp/"));
 	return r;
 }
 
@@ -781,7 +781,7 @@ remove_rel(struct snap_store *s, const char *rel)
 	_cleanup_free_ char *dir = kiln_xstrndup(rel, (size_t)(slash - rel));
 	_cleanup_close_ int fd = openat(s->dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd >= 0)
-		snap_rm_rf_at(fd, slash + 1);
+		kiln_rm_rf_at(fd, slash + 1);
 }
 
 int
@@ -857,7 +857,7 @@ in_active_use(struct snap_store *s, const char *name, struct kiln_err *err)
 	if (afd < 0)
 		return afd;
 	_cleanup_strv_ struct kiln_strv ids = KILN_STRV_INIT;
-	int r = snap_dir_names(afd, &ids);
+	int r = kiln_dir_names(afd, &ids);
 	if (r < 0)
 		return kiln_err_set(err, -r, "list %s/active", s->path);
 	for (size_t i = 0; i < ids.n; i++) {
@@ -893,7 +893,7 @@ snap_remove(struct snap_store *s, const char *name, struct kiln_err *err)
 		r = mfd;
 		goto out;
 	}
-	r = snap_dir_names(mfd, &names);
+	r = kiln_dir_names(mfd, &names);
 	if (r < 0) {
 		r = kiln_err_set(err, -r, "list %s/meta", s->path);
 		goto out;

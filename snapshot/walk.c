@@ -53,7 +53,7 @@ static int
 upper_walk(int dirfd, const char *rel, snap_walk_fn fn, void *data, struct kiln_err *err)
 {
 	_cleanup_strv_ struct kiln_strv names = KILN_STRV_INIT;
-	int r = snap_dir_names(dirfd, &names);
+	int r = kiln_dir_names(dirfd, &names);
 	if (r < 0)
 		return kiln_err_set(err, -r, "list `%s` in upper dir", *rel ? rel : ".");
 	for (size_t i = 0; i < names.n; i++) {
@@ -125,9 +125,9 @@ static int
 native_walk(int pfd, int tfd, const char *rel, snap_walk_fn fn, void *data, struct kiln_err *err)
 {
 	_cleanup_strv_ struct kiln_strv tnames = KILN_STRV_INIT, pnames = KILN_STRV_INIT;
-	int r = snap_dir_names(tfd, &tnames);
+	int r = kiln_dir_names(tfd, &tnames);
 	if (r >= 0 && pfd >= 0)
-		r = snap_dir_names(pfd, &pnames);
+		r = kiln_dir_names(pfd, &pnames);
 	if (r < 0)
 		return kiln_err_set(err, -r, "list `%s`", *rel ? rel : ".");
 	size_t i = 0, j = 0;

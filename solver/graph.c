@@ -48,19 +48,29 @@ sv_op_name(enum sv_op op)
 	return "unknown";
 }
 
-/* Canonical text of what a vertex is: sorted keys, no whitespace. */
-static char *
-vertex_identity(enum sv_op op, json_t *def, struct sv_vertex *const *inputs, size_t ninputs)
+static int
+hash_chunk(const char *buf, size_t size, void *data)
+{
+	kiln_sha256_update(data, buf, size);
+	return 0;
+}
+
+/* The digest of what a vertex is: SHA-256 of the canonical JSON {def, inputs, op} (sorted
+ * keys, no whitespace), streamed from jansson into the hash without building the text. */
+static void
+vertex_digest(enum sv_op op, json_t *def, struct sv_vertex *const *inputs, size_t ninputs,
+              struct kiln_digest *d)
 {
 	json_t *inp = json_array();
 	for (size_t i = 0; i < ninputs; i++)
 		json_array_append_new(inp, json_string(inputs[i]->digest_hex));
 	json_t *id = json_pack("{s:s, s:O, s:o}", "op", sv_op_name(op), "def", def, "inputs", inp);
-	char *s = json_dumps(id, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
-	json_decref(id);
-	if (!s)
+	struct kiln_sha256 *h = kiln_sha256_new();
+	if (!id || json_dump_callback(id, hash_chunk, h,
+	                              JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII) < 0)
 		abort();
-	return s;
+	json_decref(id);
+	kiln_sha256_final(h, d);
 }
 
 static size_t
@@ -90,18 +100,18 @@ digest_slot(struct sv_graph *g, const struct kiln_digest *d)
 		g->by_digest_size = size;
 	}
 	size_t b = digest_bucket(d, g->by_digest_size);
-	while (g->by_digest[b] && memcmp(g->by_digest[b]->digest.bytes, d->bytes, sizeof(d->bytes)) != 0)
+	while (g->by_digest[b] &&
+	       memcmp(g->by_digest[b]->digest.bytes, d->bytes, sizeof(d->bytes)) != 0)
 		b = (b + 1) & (g->by_digest_size - 1);
 	return &g->by_digest[b];
 }
 
 struct sv_vertex *
 sv_graph_add(struct sv_graph *g, enum sv_op op, json_t *def, struct sv_vertex *const *inputs,
-	     size_t ninputs, const struct sv_vertex_meta *meta)
+             size_t ninputs, const struct sv_vertex_meta *meta)
 {
-	_cleanup_free_ char *id = vertex_identity(op, def, inputs, ninputs);
 	struct kiln_digest d;
-	kiln_sha256_buf(id, strlen(id), &d);
+	vertex_digest(op, def, inputs, ninputs, &d);
 
 	struct sv_vertex **slot = digest_slot(g, &d);
 	if (*slot) {
@@ -133,15 +143,22 @@ sv_graph_add(struct sv_graph *g, enum sv_op op, json_t *def, struct sv_vertex *c
 
 void
 sv_graph_add_result(struct sv_graph *g, const char *name, struct sv_vertex *vertex, json_t *config,
-		    bool target)
+                    bool target)
 {
 	KILN_GROW(g->results, g->results_alloc, g->nresults + 1);
 	g->results[g->nresults++] = (struct sv_result){
-		.name = kiln_xstrdup(name),
-		.vertex = vertex,
-		.config = config,
-		.target = target,
+	        .name = kiln_xstrdup(name),
+	        .vertex = vertex,
+	        .config = config,
+	        .target = target,
 	};
+}
+
+static int
+buf_chunk(const char *buf, size_t size, void *data)
+{
+	kiln_buf_add(data, buf, size);
+	return 0;
 }
 
 void
@@ -155,7 +172,7 @@ sv_graph_to_json(const struct sv_graph *g, struct kiln_buf *out)
 		for (size_t j = 0; j < v->ninputs; j++)
 			json_array_append_new(inputs, json_string(v->inputs[j]->digest_hex));
 		json_t *jv = json_pack("{s:s, s:s, s:o, s:O}", "digest", v->digest_hex, "op",
-				       sv_op_name(v->op), "inputs", inputs, "def", v->def);
+		                       sv_op_name(v->op), "inputs", inputs, "def", v->def);
 		if (v->stage)
 			json_object_set_new(jv, "stage", json_string(v->stage));
 		if (v->description)
@@ -169,17 +186,15 @@ sv_graph_to_json(const struct sv_graph *g, struct kiln_buf *out)
 	for (size_t i = 0; i < g->nresults; i++) {
 		const struct sv_result *r = &g->results[i];
 		json_t *jr = json_pack("{s:s, s:s, s:b}", "stage", r->name, "vertex",
-				       r->vertex ? r->vertex->digest_hex : "", "target", r->target);
+		                       r->vertex ? r->vertex->digest_hex : "", "target", r->target);
 		if (r->config)
 			json_object_set(jr, "config", r->config);
 		json_array_append_new(rs, jr);
 	}
 	json_object_set_new(root, "results", rs);
-	char *s = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_dump_callback(root, buf_chunk, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
-	kiln_buf_addstr(out, s);
 	kiln_buf_addch(out, '\n');
-	free(s);
 }
 
 static void
@@ -199,7 +214,8 @@ dot_escape(struct kiln_buf *out, const char *s)
 void
 sv_graph_to_dot(const struct sv_graph *g, struct kiln_buf *out)
 {
-	kiln_buf_addstr(out, "digraph kiln {\n\trankdir=TB;\n\tnode [shape=box, fontname=monospace];\n");
+	kiln_buf_addstr(out,
+	                "digraph kiln {\n\trankdir=TB;\n\tnode [shape=box, fontname=monospace];\n");
 	for (size_t i = 0; i < g->nvertices; i++) {
 		const struct sv_vertex *v = g->vertices[i];
 		kiln_buf_addf(out, "\t\"%.19s\" [label=\"", v->digest_hex);
@@ -212,7 +228,7 @@ sv_graph_to_dot(const struct sv_graph *g, struct kiln_buf *out)
 		kiln_buf_addf(out, "\\n%.19s\"];\n", v->digest_hex);
 		for (size_t j = 0; j < v->ninputs; j++)
 			kiln_buf_addf(out, "\t\"%.19s\" -> \"%.19s\";\n", v->inputs[j]->digest_hex,
-				      v->digest_hex);
+			              v->digest_hex);
 	}
 	kiln_buf_addstr(out, "}\n");
 }

@@ -500,7 +500,7 @@ run_hostile(struct fixture *f, const struct hostile *h, enum snap_whiteouts w)
 		free(owned[i]);
 	/* a fresh root for the next case */
 	_cleanup_close_ int fd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_int_equal(snap_rm_children(fd), 0);
+	assert_int_equal(kiln_rm_children(fd), 0);
 }
 
 static void

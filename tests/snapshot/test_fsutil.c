@@ -111,20 +111,20 @@ test_fsutil__rm_rf_stays_on_its_side(void **state)
 	_cleanup_free_ char *ln = path_in(f, "tree/a/to-host");
 	assert_int_equal(symlink(host, ln), 0);
 	_cleanup_close_ int dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_int_equal(snap_rm_rf_at(dfd, "tree"), 0);
+	assert_int_equal(kiln_rm_rf_at(dfd, "tree"), 0);
 	assert_false(lexists(f->dir, "tree", NULL));
 	assert_true(lexists(f->dir, "host/precious", NULL));
-	assert_int_equal(snap_rm_rf_at(dfd, "tree"), 0); /* already gone is fine */
+	assert_int_equal(kiln_rm_rf_at(dfd, "tree"), 0); /* already gone is fine */
 
 	/* a mount inside the tree is never deleted through */
 	test_write_file(f->dir, "tree2/x", "x");
 	_cleanup_free_ char *mnt = path_in(f, "tree2/mnt");
 	assert_int_equal(mkdir(mnt, 0755), 0);
 	assert_int_equal(mount(host, mnt, NULL, MS_BIND, NULL), 0);
-	assert_int_equal(snap_rm_rf_at(dfd, "tree2"), -EBUSY);
+	assert_int_equal(kiln_rm_rf_at(dfd, "tree2"), -EBUSY);
 	assert_true(lexists(f->dir, "host/precious", NULL));
 	assert_int_equal(umount2(mnt, 0), 0);
-	assert_int_equal(snap_rm_rf_at(dfd, "tree2"), 0);
+	assert_int_equal(kiln_rm_rf_at(dfd, "tree2"), 0);
 	assert_false(lexists(f->dir, "tree2", NULL));
 }
 

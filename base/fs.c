@@ -1,0 +1,120 @@
+/*
+ * Filesystem helpers that untrusted trees need: directory listings, and rm -rf relative to
+ * a directory fd that never follows a symlink and never deletes through a mount point (a
+ * leftover bind mount must not cost the user the files behind it).
+ */
+#include "base.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+kiln_dir_names(int dirfd, struct kiln_strv *ret)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	struct dirent *de;
+	errno = 0;
+	while ((de = readdir(d))) {
+		if (kiln_str_eq(de->d_name, ".") || kiln_str_eq(de->d_name, ".."))
+			continue;
+		kiln_strv_push(ret, de->d_name);
+	}
+	int r = errno ? -errno : 0;
+	closedir(d);
+	if (ret->n > 1)
+		qsort(ret->v, ret->n, sizeof(char *), cmp_str);
+	return r;
+}
+
+/* Whether dirfd/name is the root of a mount. Bind mounts from the same filesystem keep
+ * st_dev, so ask statx; where it cannot tell, a different st_dev still says so. */
+static bool
+is_mount_root(int dirfd, const char *name, const struct stat *st, dev_t dev)
+{
+	if (st->st_dev != dev)
+		return true;
+	struct statx stx;
+	if (statx(dirfd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_BASIC_STATS, &stx) < 0)
+		return true; /* cannot tell: do not descend */
+	return (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) &&
+	       (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
+}
+
+static int
+rm_children(int dirfd, dev_t dev)
+{
+	_cleanup_strv_ struct kiln_strv names = KILN_STRV_INIT;
+	int r = kiln_dir_names(dirfd, &names);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < names.n; i++) {
+		struct stat st;
+		if (fstatat(dirfd, names.v[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT)
+				continue;
+			return -errno;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			if (is_mount_root(dirfd, names.v[i], &st, dev))
+				return -EBUSY; /* a mount: never delete through it */
+			_cleanup_close_ int fd = openat(
+			        dirfd, names.v[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd < 0)
+				return -errno;
+			r = rm_children(fd, dev);
+			if (r < 0)
+				return r;
+			if (unlinkat(dirfd, names.v[i], AT_REMOVEDIR) < 0 && errno != ENOENT)
+				return -errno;
+		} else if (unlinkat(dirfd, names.v[i], 0) < 0 && errno != ENOENT) {
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+int
+kiln_rm_children(int dirfd)
+{
+	struct stat st;
+	if (fstat(dirfd, &st) < 0)
+		return -errno;
+	return rm_children(dirfd, st.st_dev);
+}
+
+int
+kiln_rm_rf_at(int dirfd, const char *name)
+{
+	struct stat pst, st;
+	if (fstat(dirfd, &pst) < 0)
+		return -errno;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+	if (is_mount_root(dirfd, name, &st, pst.st_dev))
+		return -EBUSY;
+	_cleanup_close_ int fd =
+	        openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = rm_children(fd, st.st_dev);
+	if (r < 0)
+		return r;
+	return unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0;
+}
