@@ -44,6 +44,7 @@ cmd_pull(int argc, char **argv)
 	struct reg_ref ref = REG_REF_INIT;
 	struct reg_platform pl = REG_PLATFORM_INIT;
 	char digest[KILN_DIGEST_HEX_LEN + 1];
+	_cleanup_free_ char *name = NULL;
 	int rc = KILN_EXIT_FAIL;
 	if (platform && reg_platform_parse(platform, &pl, &err) < 0)
 		goto fail;
@@ -59,7 +60,7 @@ cmd_pull(int argc, char **argv)
 	    reg_client_new(ref.domain, &o, &c, &err) < 0 ||
 	    reg_pull(c, st, &ref, platform ? &pl : NULL, digest, &err) < 0)
 		goto fail;
-	_cleanup_free_ char *name = reg_ref_string(&ref);
+	name = reg_ref_string(&ref);
 	printf("%s\n%s\n", digest, name);
 	rc = 0;
 	goto out;
