@@ -31,6 +31,11 @@ for fuzzer in build-fuzz/fuzz_*; do
 		{ tail -50 build-fuzz/$name.log; exit 1; }
 done
 
+# An optimised build with warnings as errors: -O2 finds uninitialised paths that the
+# sanitizer build does not.
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DKILN_WERROR=ON -DKILN_TESTS=OFF >/dev/null
+cmake --build build-release -j"$jobs" >/dev/null
+
 cmake -S . -B build -DKILN_WERROR=ON -DKILN_SANITIZE=ON >/dev/null
 cmake --build build -j"$jobs"
 set +e
