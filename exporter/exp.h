@@ -1,0 +1,152 @@
+/*
+ * kiln exporter: committed snapshots -> OCI layers -> image config, manifest and names.
+ *
+ * Calling sequence (after sv_solve, for the target result `res`):
+ *
+ *	struct exp_layer_opts lo = EXP_LAYER_OPTS_INIT;    // .source_date_epoch, .rewrite_timestamp
+ *	struct exp_layer *layers = NULL;
+ *	size_t n = 0;
+ *	// the snapshots from the stage's top down to (not including) the stage's root source
+ *	// result (the base image's chain, or scratch's), oldest first, one layer each:
+ *	exp_chain_layers(ss, sv_solver_result(s, res->vertex), root_result, rs, &lo,
+ *	                 &layers, &n, &err);
+ *
+ *	struct exp_image_opts io = EXP_IMAGE_OPTS_INIT;
+ *	io.stage_config = res->config;     // the plan's config: "base": R, history, Env, ...
+ *	io.layers = layers; io.nlayers = n;
+ *	io.names = tags; io.nnames = ntags; // -t, several; may be none
+ *	io.source_date_epoch = sde;        // -1: created = now
+ *	struct exp_image img;
+ *	exp_image_commit(rs, &io, &img, &err);  // img.manifest_digest, img.config_digest
+ *	exp_layers_free(layers, n);
+ *
+ * Or one layer at a time: exp_layer_from_snapshot(ss, "snap-name", rs, &lo, &layer, &err).
+ *
+ * Layers: the diff of ONE committed snapshot against its parent (snap_diff_walk), written
+ * as a PAX tar in the walk's fixed order (parents first, names sorted bytewise), numeric
+ * uid/gid only (no uname/gname), no atime/ctime, mtime kept (clamped to
+ * source_date_epoch with rewrite_timestamp), deletions as `.wh.NAME`, opaque directories
+ * as `.wh..wh..opq`, hard links within the layer as hardlink entries, xattrs kept except
+ * trusted.overlay.* / user.overlay.*, device nodes and fifos. gzip without a timestamp or
+ * name, so the same files give the same bytes. diff_id = sha256 of the tar, digest and
+ * size = of the gzip blob, ingested into the reg store (media type
+ * application/vnd.oci.image.layer.v1.tar+gzip). An empty diff gives BuildKit's 32-byte
+ * empty layer (sha256:4f4fb700...), which is kept so layers and history stay aligned.
+ *
+ * Layer cache: `<kiln_root>/exporter/layers/<snapshot>.json` maps a snapshot name to its
+ * diff_id, digest and size (written atomically); a later export of the same snapshot
+ * whose blob is still in the store does not re-tar. Snapshots are immutable once
+ * committed, so the record stays valid until the snapshot name is reused after removal;
+ * records also carry the options that shape the tar (the clamp), so a different clamp
+ * makes a new layer.
+ *
+ * Image: the stage config (sv_result.config) is laid over the base image's config:
+ * "base": R names the base image (opened from the store unless io.base is given), Env
+ * merges by key (ours win; PATH defaults when neither sets it), Labels/ExposedPorts/
+ * Volumes merge by key, other members present in ours replace the base's ("Cmd": null
+ * removes the base's Cmd), history is appended to the base's. rootfs.diff_ids = the
+ * base's + the new layers'; the manifest reuses the base's layer descriptors as they are.
+ * "created" (config and new history entries) = source_date_epoch, else now. The config,
+ * then the manifest (OCI), are stored; each name in io.names (normalized: "app" ->
+ * docker.io/library/app:latest) is pointed at the manifest.
+ *
+ * Thread-safe: no globals; exports of different snapshots may run at once.
+ */
+#ifndef KILN_EXP_H
+#define KILN_EXP_H
+
+#include "base/base.h"
+
+#include <jansson.h>
+
+struct snap_store;
+struct reg_store;
+struct reg_image;
+struct reg_platform;
+
+struct exp_layer_opts {
+	/* SOURCE_DATE_EPOCH, or -1 when unset. */
+	int64_t source_date_epoch;
+	/* Clamp entry mtimes newer than source_date_epoch to it (BuildKit rewrite-timestamp). */
+	bool rewrite_timestamp;
+	/* Ignore (but refresh) the layer cache. */
+	bool no_cache;
+	/* Root of the layer cache index; NULL: reg_store_root(rs) (the kiln root). */
+	const char *cache_root;
+};
+#define EXP_LAYER_OPTS_INIT                                                                        \
+	{                                                                                          \
+		.source_date_epoch = -1, .rewrite_timestamp = false, .no_cache = false,            \
+		.cache_root = NULL                                                                 \
+	}
+
+struct exp_layer {
+	char diff_id[KILN_DIGEST_HEX_LEN + 1]; /* sha256 of the uncompressed tar */
+	char digest[KILN_DIGEST_HEX_LEN + 1];  /* sha256 of the gzip blob in the store */
+	int64_t size;                          /* of the gzip blob */
+	const char *media_type;                /* static: REG_MT_OCI_LAYER_GZIP */
+	bool empty;                            /* the diff had no entries */
+	bool cached;                           /* taken from the layer cache, not re-tarred */
+};
+
+/*
+ * Export the diff of committed snapshot `snapshot` (against its parent) as a gzip layer
+ * blob in `rs`. `opts` may be NULL (EXP_LAYER_OPTS_INIT). On failure nothing is named
+ * and no cache record is written (a partly ingested blob is aborted).
+ */
+int exp_layer_from_snapshot(struct snap_store *ss, const char *snapshot, struct reg_store *rs,
+                            const struct exp_layer_opts *opts, struct exp_layer *ret,
+                            struct kiln_err *err);
+
+/*
+ * One layer per snapshot from `top` down its parents to, but not including, `stop` (NULL:
+ * down to and including the parentless root), oldest first, in a new array (free with
+ * exp_layers_free). -EINVAL when `stop` is not an ancestor of `top`. top == stop gives
+ * zero layers.
+ */
+int exp_chain_layers(struct snap_store *ss, const char *top, const char *stop, struct reg_store *rs,
+                     const struct exp_layer_opts *opts, struct exp_layer **ret, size_t *ret_n,
+                     struct kiln_err *err);
+void exp_layers_free(struct exp_layer *layers, size_t n);
+
+struct exp_image_opts {
+	/* The plan's stage config (sv_result.config), borrowed. Required. */
+	const json_t *stage_config;
+	/* The base image, borrowed; NULL: open stage_config's "base" from the store
+	 * (platform below), or none when it has no "base" (scratch). */
+	const struct reg_image *base;
+	const struct reg_platform *platform; /* for opening "base"; NULL: the config's os/arch */
+	const struct exp_layer *layers;      /* the new layers, oldest first */
+	size_t nlayers;
+	const char *const *names; /* references to point at the image, may be none */
+	size_t nnames;
+	int64_t source_date_epoch; /* -1: created = now */
+};
+#define EXP_IMAGE_OPTS_INIT                                                                        \
+	{                                                                                          \
+		.stage_config = NULL, .base = NULL, .platform = NULL, .layers = NULL,              \
+		.nlayers = 0, .names = NULL, .nnames = 0, .source_date_epoch = -1                  \
+	}
+
+struct exp_image {
+	char manifest_digest[KILN_DIGEST_HEX_LEN + 1]; /* what names point to */
+	char config_digest[KILN_DIGEST_HEX_LEN + 1];   /* the image id (--iidfile) */
+	int64_t manifest_size;
+};
+
+/*
+ * Build and store the image config and OCI manifest as described above and set every
+ * name. Names are set only after both blobs are stored; a bad name fails (-EINVAL)
+ * before any is set.
+ */
+int exp_image_commit(struct reg_store *rs, const struct exp_image_opts *opts, struct exp_image *ret,
+                     struct kiln_err *err);
+
+/*
+ * The config merge alone (exposed for tests and `kiln build --print`): a new config
+ * object from the base config (NULL: none) and the stage config, without rootfs or
+ * created set. Caller owns the result.
+ */
+json_t *exp_config_merge(const json_t *base_config, const json_t *stage_config);
+
+#endif
