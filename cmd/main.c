@@ -11,6 +11,7 @@ struct command {
 
 static const struct command commands[] = {
 	{"parse", cmd_parse, "Parse a Dockerfile (--dump: BuildKit's tree; --format=json)"},
+	{"build", cmd_build, "Build an image from a Dockerfile (-t NAME, --target, --build-arg, ...)"},
 	{"plan", cmd_plan, "Print the build graph of a Dockerfile (--format json|dot)"},
 	{"images", cmd_images, "List the images in the store"},
 	{"inspect", cmd_inspect, "Show an image's digests, manifest and config as JSON"},

@@ -1,0 +1,366 @@
+/* Exec vertices (RUN): a fresh snapshot on input 0, the def's mounts, ex_run, commit. */
+#include "ops_int.h"
+
+#include "executor/ex.h"
+#include "registry/reg.h"
+#include "snapshot/snap.h"
+
+#include <fcntl.h>
+
+/* Lines of output kept for the error message of a failing step. */
+#define TAIL_LINES 6
+
+struct exec_out {
+	struct sv_op_ctx *ctx;
+	char *tail[TAIL_LINES];
+	size_t ntail; /* lines seen */
+};
+
+static void
+on_output(void *data, int stream, const char *line, size_t len)
+{
+	struct exec_out *eo = data;
+	_cleanup_free_ char *l = kiln_xasprintf("%.*s\n", (int)len, line);
+	sv_op_ctx_log(eo->ctx, stream, l, len + 1);
+	size_t slot = eo->ntail++ % TAIL_LINES;
+	free(eo->tail[slot]);
+	eo->tail[slot] = kiln_xstrndup(line, len);
+}
+
+static void
+exec_out_release(struct exec_out *eo)
+{
+	for (size_t i = 0; i < TAIL_LINES; i++)
+		free(eo->tail[i]);
+}
+
+static size_t
+key_len(const char *kv)
+{
+	return strcspn(kv, "=");
+}
+
+/* Set KEY=VALUE in env, replacing an entry with the same key. */
+static void
+env_set(struct kiln_strv *env, const char *kv)
+{
+	size_t n = key_len(kv);
+	for (size_t i = 0; i < env->n; i++) {
+		if (key_len(env->v[i]) == n && !strncmp(env->v[i], kv, n)) {
+			free(env->v[i]);
+			env->v[i] = kiln_xstrdup(kv);
+			return;
+		}
+	}
+	kiln_strv_push(env, kv);
+}
+
+/* convert.c's rules: the base image's Env first, the step's replace by key; a PATH the
+ * step has only because the Dockerfile set none gives way to the image's. */
+static int
+build_env(struct ops *o, const struct sv_vertex *v, struct kiln_strv *env, struct kiln_err *err)
+{
+	const char *base = json_string_value(json_object_get(v->def, "base_env"));
+	bool default_path = json_is_true(json_object_get(v->def, "default_path"));
+	bool image_path = false;
+	if (base) {
+		const struct reg_image *img;
+		if (ops_image_get(o, base, &img, err) < 0)
+			return -1;
+		size_t i;
+		json_t *e;
+		json_array_foreach(json_object_get(img->config.config, "Env"), i, e)
+		{
+			if (!json_is_string(e))
+				continue;
+			env_set(env, json_string_value(e));
+			image_path |= kiln_str_has_prefix(json_string_value(e), "PATH=");
+		}
+	}
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(v->def, "env"), i, e)
+	{
+		const char *kv = json_string_value(e);
+		if (!kv)
+			continue;
+		if (default_path && image_path && kiln_str_has_prefix(kv, "PATH="))
+			continue;
+		env_set(env, kv);
+	}
+	json_array_foreach(json_object_get(v->def, "proxy_env"), i, e)
+	{
+		if (json_is_string(e))
+			env_set(env, json_string_value(e));
+	}
+	return 0;
+}
+
+static const char *
+jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static void
+owner(const json_t *m, struct ex_mount *em)
+{
+	if (json_is_integer(json_object_get(m, "mode"))) {
+		em->has_mode = true;
+		em->mode = (uint32_t)json_integer_value(json_object_get(m, "mode"));
+	}
+	if (json_is_integer(json_object_get(m, "uid"))) {
+		em->has_uid = true;
+		em->uid = (uint32_t)json_integer_value(json_object_get(m, "uid"));
+	}
+	if (json_is_integer(json_object_get(m, "gid"))) {
+		em->has_gid = true;
+		em->gid = (uint32_t)json_integer_value(json_object_get(m, "gid"));
+	}
+}
+
+/* The host path of `source` inside an input's root, resolved inside it (symlinks cannot
+ * lead out): the real path of what openat-in-root found. */
+static int
+resolve_source(int rootfd, const char *root, const char *source, struct kiln_arena *arena,
+               const char **ret, struct kiln_err *err)
+{
+	_cleanup_close_ int fd =
+	        kiln_path_openat_in_root(rootfd, source ? source : "/", O_PATH, 0, err);
+	if (fd < 0)
+		return kiln_err_wrap(err, "mount source %s", source ? source : "/");
+	char link[64], buf[4096];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, buf, sizeof(buf) - 1);
+	if (n < 0)
+		return kiln_err_set(err, errno, "readlink %s", link);
+	buf[n] = '\0';
+	size_t rl = strlen(root);
+	_cleanup_free_ char *rootreal = realpath(root, NULL);
+	const char *r = rootreal ? rootreal : root;
+	rl = strlen(r);
+	if (strncmp(buf, r, rl) != 0 || (buf[rl] != '\0' && buf[rl] != '/'))
+		return kiln_err_invalid(err, "mount source %s leaves its root", source);
+	*ret = kiln_arena_strdup(arena, buf);
+	return 0;
+}
+
+static int
+build_mounts(struct ops *o, const struct sv_vertex *v, const struct ops_inputs *in, const char *cwd,
+             struct kiln_arena *arena, struct ex_mount **ret, size_t *ret_n, struct kiln_err *err)
+{
+	json_t *mounts = json_object_get(v->def, "mounts");
+	size_t n = json_array_size(mounts);
+	struct ex_mount *ems = kiln_xcalloc(n ? n : 1, sizeof(*ems));
+	size_t k = 0;
+	size_t i;
+	json_t *m;
+	json_array_foreach(mounts, i, m)
+	{
+		const char *type = jstr(m, "type");
+		struct ex_mount em = {0};
+		const char *target = jstr(m, "target");
+		if (target && target[0] != '/') {
+			_cleanup_free_ char *abs = kiln_path_join(cwd, target);
+			target = kiln_arena_strdup(arena, abs);
+		}
+		em.target = target;
+		json_t *input = json_object_get(m, "input");
+		if (!type)
+			goto bad;
+		if (kiln_str_eq(type, "bind")) {
+			em.type = EX_MOUNT_BIND;
+			json_int_t ix = json_integer_value(input);
+			if (!json_is_integer(input) || ix < 1 || (size_t)ix >= in->n)
+				goto bad;
+			if (resolve_source(in->fds[ix], in->paths[ix], jstr(m, "source"), arena,
+			                   &em.source, err) < 0)
+				goto fail;
+			em.rw = !json_is_true(json_object_get(m, "readonly"));
+		} else if (kiln_str_eq(type, "cache")) {
+			em.type = EX_MOUNT_CACHE;
+			if (input) {
+				kiln_err_set(err, EOPNOTSUPP,
+				             "RUN --mount=type=cache,from=...: not supported yet");
+				goto fail;
+			}
+			em.id = jstr(m, "id");
+			em.readonly = json_is_true(json_object_get(m, "readonly"));
+			const char *sh = jstr(m, "sharing");
+			em.sharing = sh && kiln_str_eq(sh, "private")  ? EX_SHARING_PRIVATE
+			             : sh && kiln_str_eq(sh, "locked") ? EX_SHARING_LOCKED
+			                                               : EX_SHARING_SHARED;
+			owner(m, &em);
+		} else if (kiln_str_eq(type, "tmpfs")) {
+			em.type = EX_MOUNT_TMPFS;
+			em.size = (uint64_t)json_integer_value(json_object_get(m, "size"));
+		} else if (kiln_str_eq(type, "secret")) {
+			em.type = EX_MOUNT_SECRET;
+			em.id = jstr(m, "id");
+			em.env = jstr(m, "env");
+			owner(m, &em);
+			const struct ops_secret *sec = NULL;
+			for (size_t s = 0; em.id && s < o->opts.nsecrets; s++)
+				if (kiln_str_eq(o->opts.secrets[s].id, em.id))
+					sec = &o->opts.secrets[s];
+			if (!sec) {
+				if (json_is_true(json_object_get(m, "required"))) {
+					kiln_err_invalid(err, "secret %s: not given with --secret",
+					                 em.id ? em.id : "");
+					goto fail;
+				}
+				continue; /* an optional secret that was not given is not mounted */
+			}
+			em.data = sec->data;
+			em.data_len = sec->len;
+		} else if (kiln_str_eq(type, "ssh")) {
+			em.type = EX_MOUNT_SSH;
+			em.id = jstr(m, "id");
+			owner(m, &em);
+			if (!o->opts.ssh_socket) {
+				if (json_is_true(json_object_get(m, "required"))) {
+					kiln_err_invalid(err, "ssh %s: no agent given with --ssh",
+					                 em.id ? em.id : "default");
+					goto fail;
+				}
+				continue;
+			}
+			em.source = o->opts.ssh_socket;
+		} else {
+			goto bad;
+		}
+		if (ex_mount_check(&em, err) < 0)
+			goto fail;
+		ems[k++] = em;
+	}
+	*ret = ems;
+	*ret_n = k;
+	return 0;
+bad:
+	kiln_err_invalid(err, "bad mount %zu in the step's definition", i);
+fail:
+	free(ems);
+	return -1;
+}
+
+static void
+args_text(const json_t *args, struct kiln_buf *out)
+{
+	size_t i;
+	json_t *a;
+	json_array_foreach(args, i, a)
+	{
+		if (i)
+			kiln_buf_addch(out, ' ');
+		kiln_buf_addstr(out, json_string_value(a) ? json_string_value(a) : "");
+	}
+}
+
+int
+ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
+             const char *const *inputs, char **ret_result, struct kiln_err *err)
+{
+	if (v->ninputs < 1)
+		return kiln_err_invalid(err, "exec op without a root filesystem input");
+	const char *network = jstr(v->def, "network");
+	const char *security = jstr(v->def, "security");
+	struct ex_run_opts ro = EX_RUN_OPTS_INIT;
+	if (!network || kiln_str_eq(network, "default") || kiln_str_eq(network, "none")) {
+		/* BuildKit's default network is the host's through a sandbox; kiln has no
+		 * bridge yet, so "default" keeps the host's network as buildah does. */
+		ro.network = network && kiln_str_eq(network, "none") ? EX_NET_NONE : EX_NET_HOST;
+	} else if (kiln_str_eq(network, "host")) {
+		if (!o->opts.allow_network_host)
+			return kiln_err_invalid(err,
+			                        "RUN --network=host needs --allow network.host");
+		ro.network = EX_NET_HOST;
+	} else {
+		return kiln_err_invalid(err, "unknown network %s", network);
+	}
+	if (security && kiln_str_eq(security, "insecure") && !o->opts.allow_insecure)
+		return kiln_err_invalid(err,
+		                        "RUN --security=insecure needs --allow security.insecure");
+
+	_cleanup_strv_ struct kiln_strv env = KILN_STRV_INIT;
+	if (build_env(o, v, &env, err) < 0)
+		return -1;
+	_cleanup_strv_ struct kiln_strv argv = KILN_STRV_INIT;
+	size_t i;
+	json_t *a;
+	json_array_foreach(json_object_get(v->def, "args"), i, a)
+	{
+		if (!json_is_string(a))
+			return kiln_err_invalid(err, "exec args must be strings");
+		kiln_strv_push(&argv, json_string_value(a));
+	}
+	if (!argv.n)
+		return kiln_err_invalid(err, "exec without args");
+	const char *cwd = jstr(v->def, "cwd");
+	if (!cwd || !*cwd)
+		cwd = "/";
+
+	_cleanup_(ops_inputs_release) struct ops_inputs in = {0};
+	if (ops_inputs_open(o, inputs, v->ninputs, &in, err) < 0)
+		return -1;
+	_cleanup_arena_ struct kiln_arena *arena = kiln_arena_new();
+	_cleanup_free_ struct ex_mount *mounts = NULL;
+	size_t nmounts = 0;
+	if (build_mounts(o, v, &in, cwd, arena, &mounts, &nmounts, err) < 0)
+		return -1;
+
+	_cleanup_snap_mount_ struct snap_mount *m = NULL;
+	if (snap_prepare(o->opts.snaps, inputs[0], &m, err) < 0)
+		return -1;
+
+	ro.rootfs = snap_mount_path(m);
+	ro.argv = kiln_strv_get(&argv);
+	ro.env = kiln_strv_get(&env);
+	const char *user = jstr(v->def, "user");
+	ro.user = user && *user ? user : NULL;
+	ro.cwd = cwd;
+	ro.mounts = mounts;
+	ro.nmounts = nmounts;
+	ro.store_root = o->opts.root;
+	struct exec_out eo = {.ctx = ctx};
+	ro.output = on_output;
+	ro.output_data = &eo;
+	int cfd = -1;
+	if (ops_cancel_fd_new(ctx, &cfd) < 0)
+		return kiln_err_set(err, errno, "eventfd");
+	ro.cancel_fd = cfd;
+	struct ex_result res = {0};
+	int r = ex_run(&ro, &res, err);
+	sv_op_ctx_on_cancel(ctx, NULL, NULL);
+	close(cfd);
+	if (r < 0) {
+		exec_out_release(&eo);
+		return r;
+	}
+	if (res.cancelled) {
+		exec_out_release(&eo);
+		return kiln_err_set(err, ECANCELED, "cancelled");
+	}
+	if (res.signal || res.exit_code) {
+		_cleanup_buf_ struct kiln_buf msg = KILN_BUF_INIT;
+		_cleanup_buf_ struct kiln_buf cmd = KILN_BUF_INIT;
+		args_text(json_object_get(v->def, "args"), &cmd);
+		kiln_buf_addf(&msg, "process \"%s\" did not complete successfully: ", cmd.buf);
+		if (res.signal)
+			kiln_buf_addf(&msg, "killed by signal %d", res.signal);
+		else
+			kiln_buf_addf(&msg, "exit code: %d", res.exit_code);
+		size_t shown = eo.ntail < TAIL_LINES ? eo.ntail : TAIL_LINES;
+		if (shown)
+			kiln_buf_addstr(&msg, "\nlast lines of output:");
+		for (size_t k = eo.ntail - shown; k < eo.ntail; k++)
+			kiln_buf_addf(&msg, "\n  %s", eo.tail[k % TAIL_LINES]);
+		exec_out_release(&eo);
+		return kiln_err_invalid(err, "%s", msg.buf);
+	}
+	exec_out_release(&eo);
+	_cleanup_free_ char *name = ops_new_snapshot_name();
+	if (snap_commit(m, name, err) < 0)
+		return -1;
+	*ret_result = TAKE_PTR(name);
+	return 0;
+}

@@ -1,0 +1,374 @@
+/* The sv_ops vtable: source, exec and file vertices on snapshots (see ops.h). */
+#include "ops_int.h"
+
+#include "registry/reg.h"
+#include "snapshot/snap.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+int
+ops_new(const struct ops_opts *opts, struct ops **ret, struct kiln_err *err)
+{
+	struct ops *o = kiln_xcalloc(1, sizeof(*o));
+	o->opts = *opts;
+	o->ctx_fd = -1;
+	pthread_mutex_init(&o->mu, NULL);
+	if (opts->context_dir) {
+		o->ctx_fd = open(opts->context_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (o->ctx_fd < 0) {
+			int r = kiln_err_set(err, errno, "open build context `%s`",
+			                     opts->context_dir);
+			ops_free(o);
+			return r;
+		}
+	}
+	_cleanup_free_ char *idx = kiln_xasprintf("%s/cache/statindex", opts->root);
+	_cleanup_free_ char *dir = kiln_xasprintf("%s/cache", opts->root);
+	mkdir(opts->root, 0700);
+	mkdir(dir, 0700);
+	if (ops_stat_index_open(idx, &o->index, err) < 0) {
+		ops_free(o);
+		return -1;
+	}
+	*ret = o;
+	return 0;
+}
+
+int
+ops_save(struct ops *o, struct kiln_err *err)
+{
+	return o->index ? ops_stat_index_save(o->index, err) : 0;
+}
+
+void
+ops_free(struct ops *o)
+{
+	if (!o)
+		return;
+	if (o->ctx_fd >= 0)
+		close(o->ctx_fd);
+	ops_stat_index_free(o->index);
+	for (size_t i = 0; i < o->nimages; i++) {
+		free(o->images[i].ref);
+		reg_image_release(o->images[i].img);
+		free(o->images[i].img);
+	}
+	free(o->images);
+	pthread_mutex_destroy(&o->mu);
+	free(o);
+}
+
+const struct sv_vertex *
+ops_stage_root(const struct sv_vertex *v)
+{
+	while (v->op != SV_OP_SOURCE && v->ninputs > 0)
+		v = v->inputs[0];
+	return v;
+}
+
+int
+ops_image_get(struct ops *o, const char *ref, const struct reg_image **ret, struct kiln_err *err)
+{
+	pthread_mutex_lock(&o->mu);
+	for (size_t i = 0; i < o->nimages; i++) {
+		if (kiln_str_eq(o->images[i].ref, ref)) {
+			*ret = o->images[i].img;
+			pthread_mutex_unlock(&o->mu);
+			return 0;
+		}
+	}
+	struct reg_image *img = kiln_xmalloc(sizeof(*img));
+	*img = (struct reg_image)REG_IMAGE_INIT;
+	int r = reg_image_open(o->opts.reg, ref, NULL, img, err);
+	if (r < 0) {
+		pthread_mutex_unlock(&o->mu);
+		reg_image_release(img);
+		free(img);
+		if (r == -ENOENT) {
+			kiln_err_release(err);
+			return kiln_err_set(err, ENOENT,
+			                    "image %s not in the store (kiln pull/load/import it)",
+			                    ref);
+		}
+		return r;
+	}
+	KILN_GROW(o->images, o->aimages, o->nimages + 1);
+	o->images[o->nimages++] = (struct ops_image){.ref = kiln_xstrdup(ref), .img = img};
+	*ret = img;
+	pthread_mutex_unlock(&o->mu);
+	return 0;
+}
+
+/* A fresh, unique name for a snapshot a step commits. */
+char *
+ops_new_snapshot_name(void)
+{
+	uint8_t rnd[12];
+	_cleanup_close_ int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd)) {
+		/* Not secret, only unique: time and pid will do. */
+		return kiln_xasprintf("x-%ld-%d-%lx", (long)time(NULL), (int)getpid(),
+		                      (unsigned long)random());
+	}
+	struct kiln_buf b = KILN_BUF_INIT;
+	kiln_buf_addstr(&b, "x-");
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		kiln_buf_addf(&b, "%02x", rnd[i]);
+	return kiln_buf_detach(&b, NULL);
+}
+
+/* ---- the vtable ---- */
+
+static int
+content_key(void *data, struct sv_op_ctx *ctx, const struct sv_vertex *v, const char *const *inputs,
+            char **ret, struct kiln_err *err)
+{
+	struct ops *o = data;
+	switch (v->op) {
+	case SV_OP_SOURCE:
+		return ops_source_content_key(o, ctx, v, ret, err);
+	case SV_OP_FILE:
+	case SV_OP_EXEC:
+		return ops_context_content_key(o, ctx, v, inputs, ret, err);
+	}
+	*ret = NULL;
+	return 0;
+}
+
+static int
+run(void *data, struct sv_op_ctx *ctx, const struct sv_vertex *v, const char *const *inputs,
+    char **ret_result, struct kiln_err *err)
+{
+	struct ops *o = data;
+	switch (v->op) {
+	case SV_OP_SOURCE:
+		return ops_source_run(o, ctx, v, ret_result, err);
+	case SV_OP_EXEC:
+		return ops_exec_run(o, ctx, v, inputs, ret_result, err);
+	case SV_OP_FILE:
+		return ops_file_vertex_run(o, ctx, v, inputs, ret_result, err);
+	}
+	return kiln_err_invalid(err, "unknown op");
+}
+
+static bool
+result_exists(void *data, const char *result)
+{
+	struct ops *o = data;
+	if (kiln_str_eq(result, OPS_RESULT_CONTEXT))
+		return true;
+	return snap_name_valid(result) && snap_exists(o->opts.snaps, result);
+}
+
+static void
+discard(void *data, const char *result)
+{
+	struct ops *o = data;
+	/* Only snapshots a step made: image chains and the context are shared. */
+	if (!kiln_str_has_prefix(result, "x-"))
+		return;
+	struct kiln_err err = KILN_ERR_INIT;
+	snap_remove(o->opts.snaps, result, &err);
+	kiln_err_release(&err);
+}
+
+static const struct sv_ops vtable = {
+        .content_key = content_key,
+        .run = run,
+        .result_exists = result_exists,
+        .discard = discard,
+};
+
+const struct sv_ops *
+ops_vtable(void)
+{
+	return &vtable;
+}
+
+/* ---- mounting inputs ---- */
+
+void
+ops_inputs_release(struct ops_inputs *in)
+{
+	for (size_t i = 0; i < in->n; i++) {
+		if (in->fds[i] >= 0)
+			close(in->fds[i]);
+		snap_mount_release(in->views[i]);
+	}
+	free(in->fds);
+	free(in->views);
+	free(in->paths);
+	*in = (struct ops_inputs){0};
+}
+
+/* Read-only roots of inputs 1.. (input 0 is the step's own snapshot). */
+int
+ops_inputs_open(struct ops *o, const char *const *inputs, size_t n, struct ops_inputs *in,
+                struct kiln_err *err)
+{
+	in->n = n;
+	in->fds = kiln_xcalloc(n ? n : 1, sizeof(*in->fds));
+	in->views = kiln_xcalloc(n ? n : 1, sizeof(*in->views));
+	in->paths = kiln_xcalloc(n ? n : 1, sizeof(*in->paths));
+	for (size_t i = 0; i < n; i++)
+		in->fds[i] = -1;
+	for (size_t i = 1; i < n; i++) {
+		if (kiln_str_eq(inputs[i], OPS_RESULT_CONTEXT)) {
+			if (o->ctx_fd < 0)
+				return kiln_err_invalid(err, "the build has no context directory");
+			in->paths[i] = o->opts.context_dir;
+			in->fds[i] = fcntl(o->ctx_fd, F_DUPFD_CLOEXEC, 3);
+			if (in->fds[i] < 0)
+				return kiln_err_set(err, errno, "dup");
+			continue;
+		}
+		if (snap_view(o->opts.snaps, inputs[i], &in->views[i], err) < 0)
+			return kiln_err_wrap(err, "view input %zu", i);
+		in->paths[i] = snap_mount_path(in->views[i]);
+		in->fds[i] = open(in->paths[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (in->fds[i] < 0)
+			return kiln_err_set(err, errno, "open `%s`", in->paths[i]);
+	}
+	return 0;
+}
+
+/* ---- file vertices ---- */
+
+static void
+cancel_write(void *data)
+{
+	int fd = *(int *)data;
+	uint64_t one = 1;
+	(void)!write(fd, &one, sizeof(one));
+}
+
+int
+ops_cancel_fd_new(struct sv_op_ctx *ctx, int *fdp)
+{
+	*fdp = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (*fdp < 0)
+		return -errno;
+	sv_op_ctx_on_cancel(ctx, cancel_write, fdp);
+	return 0;
+}
+
+int
+ops_file_vertex_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
+                    const char *const *inputs, char **ret_result, struct kiln_err *err)
+{
+	if (v->ninputs < 1)
+		return kiln_err_invalid(err, "file op without a destination input");
+	_cleanup_(ops_inputs_release) struct ops_inputs in = {0};
+	if (ops_inputs_open(o, inputs, v->ninputs, &in, err) < 0)
+		return -1;
+	_cleanup_snap_mount_ struct snap_mount *m = NULL;
+	if (snap_prepare(o->opts.snaps, inputs[0], &m, err) < 0)
+		return -1;
+	_cleanup_close_ int dest = open(snap_mount_path(m), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dest < 0)
+		return kiln_err_set(err, errno, "open `%s`", snap_mount_path(m));
+	int cfd = -1;
+	if (ops_cancel_fd_new(ctx, &cfd) < 0)
+		return kiln_err_set(err, errno, "eventfd");
+	struct ops_file_env env = OPS_FILE_ENV_INIT;
+	env.cancel_fd = cfd;
+	int r = ops_file_run(v->def, dest, in.fds, in.n, &env, err);
+	sv_op_ctx_on_cancel(ctx, NULL, NULL);
+	close(cfd);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *name = ops_new_snapshot_name();
+	if (snap_commit(m, name, err) < 0)
+		return -1;
+	*ret_result = TAKE_PTR(name);
+	return 0;
+}
+
+/* ---- content keys of what steps read from the context ---- */
+
+static void
+add_digest_part(struct kiln_sha256 *h, const char *name, const struct kiln_digest *d)
+{
+	char hex[KILN_DIGEST_HEX_LEN + 1];
+	kiln_digest_format(d, hex);
+	kiln_sha256_update(h, name, strlen(name) + 1);
+	kiln_sha256_update(h, hex, strlen(hex) + 1);
+}
+
+int
+ops_context_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
+                        const char *const *inputs, char **ret, struct kiln_err *err)
+{
+	*ret = NULL;
+	bool any = false;
+	for (size_t i = 0; i < v->ninputs; i++)
+		any |= kiln_str_eq(inputs[i], OPS_RESULT_CONTEXT);
+	if (!any)
+		return 0;
+	if (o->ctx_fd < 0)
+		return kiln_err_invalid(err, "the build has no context directory");
+	struct kiln_sha256 *h = kiln_sha256_new();
+	const char *key = v->op == SV_OP_FILE ? "actions" : "mounts";
+	size_t k;
+	json_t *a;
+	json_array_foreach(json_object_get(v->def, key), k, a)
+	{
+		json_int_t input = json_integer_value(json_object_get(a, "input"));
+		if (!json_is_integer(json_object_get(a, "input")) || input < 0 ||
+		    (size_t)input >= v->ninputs || !kiln_str_eq(inputs[input], OPS_RESULT_CONTEXT))
+			continue;
+		_cleanup_json_ json_t *act = NULL;
+		const char *src;
+		if (v->op == SV_OP_FILE) {
+			act = json_incref(a);
+			src = json_string_value(json_object_get(a, "src"));
+		} else {
+			/* A bind mount of the context reads the whole tree under its source. */
+			src = json_string_value(json_object_get(a, "source"));
+			_cleanup_free_ char *abs = kiln_path_join("/", src ? src : "/");
+			act = json_pack("{s:s, s:b}", "src", abs, "follow_symlinks", 1);
+		}
+		struct kiln_digest d;
+		if (ops_file_content_digest(act, o->ctx_fd, o->index, &d, err) < 0) {
+			kiln_sha256_free(h);
+			return -1;
+		}
+		_cleanup_free_ char *name = kiln_xasprintf("file %s", src ? src : "/");
+		char hex[KILN_DIGEST_HEX_LEN + 1];
+		kiln_digest_format(&d, hex);
+		sv_op_ctx_add_component(ctx, name, hex);
+		add_digest_part(h, name, &d);
+	}
+	struct kiln_digest all;
+	kiln_sha256_final(h, &all);
+	char hex[KILN_DIGEST_HEX_LEN + 1];
+	kiln_digest_format(&all, hex);
+	*ret = kiln_xstrdup(hex);
+	return 0;
+}
+
+int
+ops_export_local(struct ops *o, const char *snapshot, const char *dest, struct kiln_err *err)
+{
+	if (mkdir(dest, 0755) < 0 && errno != EEXIST)
+		return kiln_err_set(err, errno, "mkdir `%s`", dest);
+	_cleanup_close_ int dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return kiln_err_set(err, errno, "open `%s`", dest);
+	_cleanup_snap_mount_ struct snap_mount *view = NULL;
+	if (snap_view(o->opts.snaps, snapshot, &view, err) < 0)
+		return -1;
+	_cleanup_close_ int sfd = open(snap_mount_path(view), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sfd < 0)
+		return kiln_err_set(err, errno, "open `%s`", snap_mount_path(view));
+	/* The file op's copy: the same rules for owners, modes, links and special files. */
+	_cleanup_json_ json_t *def =
+	        json_pack("{s:[{s:s, s:i, s:s, s:s, s:b, s:b, s:b}]}", "actions", "action", "copy",
+	                  "input", 1, "src", "/", "dest", "/", "dir_contents_only", 1,
+	                  "create_dest_path", 1, "follow_symlinks", 0);
+	int fds[2] = {dfd, sfd};
+	if (ops_file_run(def, dfd, fds, 2, NULL, err) < 0)
+		return kiln_err_wrap(err, "export to `%s`", dest);
+	return 0;
+}

@@ -1,0 +1,81 @@
+/*
+ * kiln ops: the solver's operations bound to the snapshot store, the executor and the
+ * registry store. The one place where a vertex's def becomes mounts and processes.
+ *
+ * Calling sequence:
+ *
+ *	struct ops_opts o = OPS_OPTS_INIT;
+ *	o.root = cmd_root(); o.snaps = ss; o.reg = rs; o.context_dir = ".";
+ *	o.secrets = secrets; o.nsecrets = n;           // --secret, borrowed
+ *	o.ssh_socket = getenv("SSH_AUTH_SOCK");        // --ssh default
+ *	struct ops *ops;
+ *	ops_new(&o, &ops, &err);
+ *	sv_solver_new(ops_vtable(), ops, cache, &so, &solver, &err);
+ *	sv_solve(...);
+ *	const char *snap = sv_solver_result(solver, v);      // a committed snapshot name
+ *	ops_stage_root(ops, g, v, ...);                      // what the stage is built on
+ *	ops_save(ops, &err);                                 // the stat index, once at the end
+ *	ops_free(ops);
+ *
+ * Result ids are snapshot names in o.snaps, except the build context, whose result is
+ * OPS_RESULT_CONTEXT: file and exec ops read the context directory in place (no copy).
+ *   source image: the image's layers applied as a chain (snap_layer_apply); the result is
+ *                 the top chain id; the content key is the manifest digest, so a tag
+ *                 that moves misses the cache. Host platform only.
+ *   source scratch: an empty committed snapshot.
+ *   exec:   a fresh snapshot on input 0, the def's mounts, env merged onto the base
+ *           image's Env (convert.c's rules), ex_run, committed on exit code 0.
+ *   file:   a fresh snapshot on input 0, ops_file_run (ops/file.h), committed.
+ * Thread-safe: the solver calls these from several threads at once.
+ */
+#ifndef KILN_OPS_H
+#define KILN_OPS_H
+
+#include "base/base.h"
+#include "solver/sv.h"
+
+struct snap_store;
+struct reg_store;
+
+#define OPS_RESULT_CONTEXT "local:context"
+
+struct ops_secret {
+	const char *id;
+	const void *data;
+	size_t len;
+};
+
+struct ops_opts {
+	const char *root;                 /* kiln root: cache mounts, the stat index */
+	struct snap_store *snaps;         /* borrowed */
+	struct reg_store *reg;            /* borrowed */
+	const char *context_dir;          /* the build context */
+	const struct ops_secret *secrets; /* --secret, borrowed */
+	size_t nsecrets;
+	const char *ssh_socket;  /* agent socket for RUN --mount=type=ssh, NULL: none */
+	bool allow_network_host; /* --allow network.host */
+	bool allow_insecure;     /* --allow security.insecure */
+};
+#define OPS_OPTS_INIT                                                                              \
+	{                                                                                          \
+		0                                                                                  \
+	}
+
+struct ops;
+
+int ops_new(const struct ops_opts *opts, struct ops **ret, struct kiln_err *err);
+/* Write the stat index back (call once after the build). */
+int ops_save(struct ops *ops, struct kiln_err *err);
+void ops_free(struct ops *ops);
+/* The vtable to give sv_solver_new with the ops as its data. Static storage. */
+const struct sv_ops *ops_vtable(void);
+
+/* The vertex a stage's root filesystem starts from: follow input 0 from `v` down to its
+ * source vertex (image or scratch). */
+const struct sv_vertex *ops_stage_root(const struct sv_vertex *v);
+
+/* Copy the files of committed snapshot `snapshot` into directory `dest` (created when
+ * missing), as `-o type=local,dest=DIR` does. On failure DIR is partly written. */
+int ops_export_local(struct ops *ops, const char *snapshot, const char *dest, struct kiln_err *err);
+
+#endif

@@ -1,0 +1,61 @@
+/* Internal to ops/: the ops context and the per-op entry points. */
+#ifndef KILN_OPS_INT_H
+#define KILN_OPS_INT_H
+
+#include "ops.h"
+#include "file.h"
+
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <time.h>
+
+struct reg_image;
+struct snap_mount;
+
+/* Images the build uses, opened once: exec needs their Env. */
+struct ops_image {
+	char *ref;
+	struct reg_image *img;
+};
+
+struct ops {
+	struct ops_opts opts;
+	int ctx_fd; /* the context directory, -1 without one */
+	struct ops_stat_index *index;
+	pthread_mutex_t mu; /* images, scratch */
+	struct ops_image *images;
+	size_t nimages, aimages;
+};
+
+/* Read-only roots of a step's inputs 1..n-1 (fds[0], paths[0] unused). */
+struct ops_inputs {
+	size_t n;
+	int *fds;
+	const char **paths;
+	struct snap_mount **views;
+};
+int ops_inputs_open(struct ops *o, const char *const *inputs, size_t n, struct ops_inputs *in,
+                    struct kiln_err *err);
+void ops_inputs_release(struct ops_inputs *in);
+
+/* The image `ref` (a normalised reference) from the store, opened once per build; borrowed
+ * until ops_free. */
+int ops_image_get(struct ops *o, const char *ref, const struct reg_image **ret,
+                  struct kiln_err *err);
+char *ops_new_snapshot_name(void);
+/* An eventfd that becomes readable when the solve is cancelled (registered with ctx); the
+ * caller clears the callback (sv_op_ctx_on_cancel(ctx, NULL, NULL)) before closing it. */
+int ops_cancel_fd_new(struct sv_op_ctx *ctx, int *fdp);
+
+int ops_source_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
+                           char **ret, struct kiln_err *err);
+int ops_source_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
+                   char **ret_result, struct kiln_err *err);
+int ops_context_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
+                            const char *const *inputs, char **ret, struct kiln_err *err);
+int ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
+                 const char *const *inputs, char **ret_result, struct kiln_err *err);
+int ops_file_vertex_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
+                        const char *const *inputs, char **ret_result, struct kiln_err *err);
+
+#endif
