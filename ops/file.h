@@ -64,8 +64,8 @@ int ops_file_run(const json_t *def, int dest_rootfd, const int *src_rootfds, siz
 /*
  * A persistent index (dev, ino, size, mtime, ctime) -> SHA-256 of a regular file's content,
  * so unchanged files are not re-read build after build. Thread-safe (one lock). Entries
- * for files changed within the last two seconds are not kept (a later write in the same
- * timestamp tick would go unseen).
+ * for files changed within a second of the save are dropped when the index is loaded (a
+ * later write in the same timestamp tick would go unseen).
  */
 struct ops_stat_index;
 

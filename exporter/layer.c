@@ -1,0 +1,529 @@
+/*
+ * Snapshot diffs -> OCI layer blobs.
+ *
+ * One pass, as `kiln import` does it: snap_diff_walk feeds a pax tar writer whose output
+ * is hashed (the diff_id) and handed to a second libarchive writer (raw format, gzip
+ * filter without a header timestamp) whose output streams into a store ingest (the blob
+ * digest). Everything that could make two exports of the same files differ is fixed:
+ * entry order is the walk's, owners are numeric, mtimes are whole seconds (as containerd
+ * writes them; sub-second times would put a pax record in every header), there are no
+ * atime/ctime records, xattrs are sorted, whiteouts carry no time or owner.
+ */
+#include "internal.h"
+
+#include "registry/reg.h"
+#include "snapshot/snap.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+
+const unsigned char exp_empty_layer[32] = {
+        0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x62,
+        0x18, 0x05, 0xa3, 0x60, 0x14, 0x8c, 0x58, 0x00, 0x08, 0x00, 0x00,
+        0xff, 0xff, 0x2e, 0xaf, 0xb5, 0xef, 0x00, 0x04, 0x00, 0x00,
+};
+
+void
+exp_rfc3339(int64_t t, char buf[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+struct hardlink {
+	dev_t dev;
+	ino_t ino;
+	char *path;
+};
+
+struct writer {
+	struct reg_ingest *in;
+	struct kiln_sha256 *diff;
+	struct archive *gz;  /* raw + gzip, writes to `in` */
+	struct archive *tar; /* pax tar, writes to `gz` */
+	struct kiln_err *err;
+	int failed; /* -errno from the ingest, kept because libarchive only sees -1 */
+	int64_t clamp;
+	size_t entries;
+	struct hardlink *links;
+	size_t n_links, alloc_links;
+};
+
+static la_ssize_t
+gz_out(struct archive *a, void *data, const void *buf, size_t len)
+{
+	struct writer *w = data;
+	struct kiln_err scratch = KILN_ERR_INIT;
+	int r = reg_ingest_write(w->in, buf, len, w->err ? w->err : &scratch);
+	kiln_err_release(&scratch);
+	if (r < 0) {
+		w->failed = r;
+		archive_set_error(a, -r, "write layer to store");
+		return -1;
+	}
+	return (la_ssize_t)len;
+}
+
+static la_ssize_t
+tar_out(struct archive *a, void *data, const void *buf, size_t len)
+{
+	struct writer *w = data;
+	kiln_sha256_update(w->diff, buf, len);
+	la_ssize_t n = archive_write_data(w->gz, buf, len);
+	if (n < 0) {
+		archive_set_error(a, archive_errno(w->gz), "%s", archive_error_string(w->gz));
+		return -1;
+	}
+	return (la_ssize_t)len;
+}
+
+static int
+archive_fail(struct writer *w, struct archive *a, const char *what)
+{
+	if (w->failed)
+		return kiln_err_wrap(w->err, "%s", what);
+	int e = archive_errno(a);
+	return kiln_err_set(w->err, e > 0 ? e : EIO, "%s: %s", what,
+	                    archive_error_string(a) ? archive_error_string(a) : "libarchive error");
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Only xattrs that mean something in an image: file capabilities and user.*; overlay's
+ * own (trusted.overlay.*, user.overlay.*), SELinux labels of the build host and the rest
+ * stay out, as with containerd's differ. */
+static bool
+xattr_kept(const char *name)
+{
+	if (kiln_str_eq(name, "security.capability"))
+		return true;
+	return kiln_str_has_prefix(name, "user.") && !kiln_str_has_prefix(name, "user.overlay.");
+}
+
+static int
+add_xattrs(struct archive_entry *e, int dirfd, const char *name, const char *path,
+           struct kiln_err *err)
+{
+	char p[64 + NAME_MAX];
+	if (snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", dirfd, name) >= (int)sizeof(p))
+		return kiln_err_set(err, ENAMETOOLONG, "xattrs of `%s`", path);
+	ssize_t n = llistxattr(p, NULL, 0);
+	if (n < 0 && (errno == ENOTSUP || errno == EOPNOTSUPP))
+		return 0;
+	if (n < 0)
+		return kiln_err_set(err, errno, "list xattrs of `%s`", path);
+	if (n == 0)
+		return 0;
+	_cleanup_free_ char *list = kiln_xmalloc((size_t)n);
+	n = llistxattr(p, list, (size_t)n);
+	if (n < 0)
+		return kiln_err_set(err, errno, "list xattrs of `%s`", path);
+	_cleanup_strv_ struct kiln_strv names = KILN_STRV_INIT;
+	for (char *k = list; k < list + n; k += strlen(k) + 1)
+		if (xattr_kept(k))
+			kiln_strv_push(&names, k);
+	if (names.n > 1)
+		qsort(names.v, names.n, sizeof(char *), name_cmp);
+	for (size_t i = 0; i < names.n; i++) {
+		ssize_t vn = lgetxattr(p, names.v[i], NULL, 0);
+		if (vn < 0)
+			return kiln_err_set(err, errno, "read xattr %s of `%s`", names.v[i], path);
+		_cleanup_free_ char *v = kiln_xmalloc((size_t)vn + 1);
+		vn = lgetxattr(p, names.v[i], v, (size_t)vn);
+		if (vn < 0)
+			return kiln_err_set(err, errno, "read xattr %s of `%s`", names.v[i], path);
+		archive_entry_xattr_add_entry(e, names.v[i], v, (size_t)vn);
+	}
+	return 0;
+}
+
+static int
+write_data(struct writer *w, int fd, int64_t size, const char *path)
+{
+	char buf[65536];
+	while (size > 0) {
+		size_t want = size < (int64_t)sizeof(buf) ? (size_t)size : sizeof(buf);
+		ssize_t n = read(fd, buf, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return kiln_err_set(w->err, errno, "read `%s`", path);
+		if (n == 0) /* shrank since the stat: libarchive pads the rest with zeros */
+			return 0;
+		if (archive_write_data(w->tar, buf, (size_t)n) < 0)
+			return archive_fail(w, w->tar, "write layer");
+		size -= n;
+	}
+	return 0;
+}
+
+/* A whiteout or opaque marker: an empty file with no owner, mode or time, as the OCI
+ * image spec writes them. */
+static int
+add_marker(struct writer *w, const char *oci_name)
+{
+	_cleanup_entry_ struct archive_entry *e = archive_entry_new();
+	archive_entry_set_pathname(e, oci_name);
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_perm(e, 0);
+	archive_entry_set_size(e, 0);
+	archive_entry_set_mtime(e, 0, 0);
+	if (archive_write_header(w->tar, e) != ARCHIVE_OK)
+		return archive_fail(w, w->tar, oci_name);
+	return 0;
+}
+
+static int
+on_change(const struct snap_change *c, void *data, struct kiln_err *err)
+{
+	struct writer *w = data;
+	const struct stat *st = c->st;
+	if (c->kind != SNAP_CHANGE_ADD) {
+		w->entries++;
+		return add_marker(w, c->oci_name);
+	}
+	if (S_ISSOCK(st->st_mode))
+		return 0; /* sockets do not survive a tar, as in docker */
+	w->entries++;
+	_cleanup_entry_ struct archive_entry *e = archive_entry_new();
+	archive_entry_set_pathname(e, c->path);
+	archive_entry_set_mode(e, st->st_mode);
+	archive_entry_set_uid(e, st->st_uid);
+	archive_entry_set_gid(e, st->st_gid);
+	int64_t mt = st->st_mtim.tv_sec;
+	if (w->clamp >= 0 && mt > w->clamp)
+		mt = w->clamp;
+	archive_entry_set_mtime(e, (time_t)mt, 0);
+	_cleanup_close_ int fd = -1;
+	if (S_ISREG(st->st_mode)) {
+		if (st->st_nlink > 1) {
+			for (size_t k = 0; k < w->n_links; k++) {
+				if (w->links[k].dev == st->st_dev &&
+				    w->links[k].ino == st->st_ino) {
+					archive_entry_set_hardlink(e, w->links[k].path);
+					archive_entry_set_size(e, 0);
+					goto header;
+				}
+			}
+			KILN_GROW(w->links, w->alloc_links, w->n_links + 1);
+			w->links[w->n_links++] =
+			        (struct hardlink){st->st_dev, st->st_ino, kiln_xstrdup(c->path)};
+		}
+		fd = openat(c->dirfd, c->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0)
+			return kiln_err_set(err, errno, "open `%s`", c->path);
+		archive_entry_set_size(e, st->st_size);
+	} else if (S_ISLNK(st->st_mode)) {
+		char target[PATH_MAX + 1];
+		ssize_t n = readlinkat(c->dirfd, c->name, target, sizeof(target) - 1);
+		if (n < 0)
+			return kiln_err_set(err, errno, "readlink `%s`", c->path);
+		target[n] = '\0';
+		archive_entry_set_symlink(e, target);
+	} else if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
+		archive_entry_set_rdev(e, st->st_rdev);
+	}
+header:;
+	int r = add_xattrs(e, c->dirfd, c->name, c->path, err);
+	if (r < 0)
+		return r;
+	if (archive_write_header(w->tar, e) != ARCHIVE_OK)
+		return archive_fail(w, w->tar, c->path);
+	if (fd >= 0)
+		return write_data(w, fd, st->st_size, c->path);
+	return 0;
+}
+
+/* Tar and compress the diff of `snapshot` into a new blob. */
+static int
+write_layer(struct snap_store *ss, const char *snapshot, struct reg_store *rs, int64_t clamp,
+            struct exp_layer *ret, struct kiln_err *err)
+{
+	struct writer w = {.err = err, .clamp = clamp};
+	int r = reg_ingest_begin(rs, NULL, -1, &w.in, err);
+	if (r < 0)
+		return r;
+	w.diff = kiln_sha256_new();
+	_cleanup_archive_write_ struct archive *gz = archive_write_new();
+	_cleanup_archive_write_ struct archive *tar = archive_write_new();
+	_cleanup_entry_ struct archive_entry *raw = archive_entry_new();
+	w.gz = gz;
+	w.tar = tar;
+	archive_write_set_format_raw(gz);
+	archive_write_add_filter_gzip(gz);
+	archive_write_set_filter_option(gz, "gzip", "timestamp", NULL);
+	archive_write_set_bytes_in_last_block(gz, 1);
+	archive_write_set_format_pax_restricted(tar);
+	/* xattrs once, as SCHILY.xattr.* (what Go's archive/tar and containerd read), not
+	 * again base64-encoded as LIBARCHIVE.xattr.* */
+	archive_write_set_format_option(tar, "pax", "xattrheader", "SCHILY");
+	archive_write_set_bytes_in_last_block(tar, 1);
+	archive_entry_set_pathname(raw, "layer.tar");
+	archive_entry_set_filetype(raw, AE_IFREG);
+	if (archive_write_open2(gz, &w, NULL, gz_out, NULL, NULL) != ARCHIVE_OK ||
+	    archive_write_header(gz, raw) != ARCHIVE_OK) {
+		r = archive_fail(&w, gz, "start layer");
+		goto out;
+	}
+	if (archive_write_open2(tar, &w, NULL, tar_out, NULL, NULL) != ARCHIVE_OK) {
+		r = archive_fail(&w, tar, "start layer");
+		goto out;
+	}
+	r = snap_diff_walk(ss, snapshot, on_change, &w, err);
+	if (r < 0)
+		goto out;
+	if (archive_write_close(tar) != ARCHIVE_OK) {
+		r = archive_fail(&w, tar, "finish layer tar");
+		goto out;
+	}
+	if (archive_write_close(gz) != ARCHIVE_OK) {
+		r = archive_fail(&w, gz, "finish layer compression");
+		goto out;
+	}
+	struct kiln_digest d;
+	kiln_sha256_final(w.diff, &d);
+	w.diff = NULL;
+	*ret = (struct exp_layer){.media_type = REG_MT_OCI_LAYER_GZIP};
+	if (w.entries == 0) {
+		/* Same tar (1024 zero bytes), BuildKit's compressed bytes. */
+		reg_ingest_abort(w.in);
+		w.in = NULL;
+		ret->empty = true;
+		ret->size = (int64_t)sizeof(exp_empty_layer);
+		snprintf(ret->diff_id, sizeof(ret->diff_id), "%s", EXP_EMPTY_LAYER_DIFF_ID);
+		r = reg_blob_put(rs, exp_empty_layer, sizeof(exp_empty_layer),
+		                 EXP_EMPTY_LAYER_DIGEST, ret->digest, err);
+		goto out;
+	}
+	kiln_digest_format(&d, ret->diff_id);
+	ret->size = reg_ingest_offset(w.in);
+	r = reg_ingest_commit(w.in, ret->digest, err);
+	w.in = NULL;
+out:
+	/* Freeing an open writer flushes it through the callbacks: do it while their state
+	 * is alive, and keep errors from the flush out of `err`. */
+	w.err = NULL;
+	archive_write_free(tar);
+	tar = NULL;
+	archive_write_free(gz);
+	gz = NULL;
+	if (w.in)
+		reg_ingest_abort(w.in);
+	kiln_sha256_free(w.diff);
+	for (size_t i = 0; i < w.n_links; i++)
+		free(w.links[i].path);
+	free(w.links);
+	return r;
+}
+
+/* ---- the layer cache ---- */
+
+struct cache_loc {
+	char *dir;  /* <root>/exporter/layers/<driver> */
+	char *file; /* <dir>/<snapshot>[@<clamp>].json */
+};
+
+static void
+cache_loc_release(struct cache_loc *l)
+{
+	free(l->dir);
+	free(l->file);
+}
+
+static void
+cache_loc_init(struct cache_loc *l, struct snap_store *ss, const char *snapshot,
+               struct reg_store *rs, const struct exp_layer_opts *o, int64_t clamp)
+{
+	const char *root = o->cache_root ? o->cache_root : reg_store_root(rs);
+	l->dir = kiln_xasprintf("%s/exporter/layers/%s", root,
+	                        snap_driver_name(snap_store_driver(ss)));
+	if (clamp >= 0)
+		l->file = kiln_xasprintf("%s/%s@%lld.json", l->dir, snapshot, (long long)clamp);
+	else
+		l->file = kiln_xasprintf("%s/%s.json", l->dir, snapshot);
+}
+
+/* What identifies this committed snapshot, not just its name: a name removed and
+ * committed again gets a new meta file. */
+static bool
+snapshot_identity(struct snap_store *ss, const char *snapshot, struct stat *ret)
+{
+	_cleanup_free_ char *p = kiln_xasprintf("%s/meta/%s", snap_store_path(ss), snapshot);
+	return stat(p, ret) == 0;
+}
+
+static json_t *
+identity_json(const struct stat *st)
+{
+	return json_pack("{s:I,s:I,s:I,s:I}", "dev", (json_int_t)st->st_dev, "ino",
+	                 (json_int_t)st->st_ino, "ctime", (json_int_t)st->st_ctim.tv_sec,
+	                 "ctime_ns", (json_int_t)st->st_ctim.tv_nsec);
+}
+
+/* 1 and *ret filled on a usable record, 0 otherwise (a missing or stale record is no
+ * error: the layer is built again). */
+static int
+cache_lookup(const struct cache_loc *l, struct snap_store *ss, const char *snapshot,
+             struct reg_store *rs, struct exp_layer *ret)
+{
+	struct stat st;
+	if (!snapshot_identity(ss, snapshot, &st))
+		return 0;
+	json_error_t je;
+	_cleanup_json_ json_t *j = json_load_file(l->file, 0, &je);
+	if (!j)
+		return 0;
+	const char *diff_id = NULL, *digest = NULL;
+	json_int_t size = -1;
+	int empty = 0;
+	json_t *id = NULL;
+	if (json_unpack(j, "{s:s,s:s,s:I,s:b,s:o}", "diff_id", &diff_id, "digest", &digest, "size",
+	                &size, "empty", &empty, "snapshot", &id) < 0)
+		return 0;
+	_cleanup_json_ json_t *want = identity_json(&st);
+	if (!json_equal(id, want) || !kiln_digest_valid(diff_id) || !kiln_digest_valid(digest))
+		return 0;
+	struct kiln_err scratch = KILN_ERR_INIT;
+	int64_t have = reg_blob_size(rs, digest, &scratch);
+	kiln_err_release(&scratch);
+	if (have != size)
+		return 0;
+	*ret = (struct exp_layer){
+	        .size = size, .media_type = REG_MT_OCI_LAYER_GZIP, .empty = empty, .cached = true};
+	snprintf(ret->diff_id, sizeof(ret->diff_id), "%s", diff_id);
+	snprintf(ret->digest, sizeof(ret->digest), "%s", digest);
+	return 1;
+}
+
+static int
+mkdir_p(const char *path, struct kiln_err *err)
+{
+	_cleanup_free_ char *p = kiln_xstrdup(path);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0700) < 0 && errno != EEXIST)
+			return kiln_err_set(err, errno, "mkdir `%s`", p);
+		*s = '/';
+	}
+	if (mkdir(p, 0700) < 0 && errno != EEXIST)
+		return kiln_err_set(err, errno, "mkdir `%s`", p);
+	return 0;
+}
+
+/* Write the record: temp file in the same directory, fsync, rename. */
+static int
+cache_store(const struct cache_loc *l, struct snap_store *ss, const char *snapshot,
+            const struct exp_layer *layer, struct kiln_err *err)
+{
+	struct stat st;
+	if (!snapshot_identity(ss, snapshot, &st))
+		return 0; /* nothing to tie a record to */
+	int r = mkdir_p(l->dir, err);
+	if (r < 0)
+		return r;
+	_cleanup_json_ json_t *j = json_pack(
+	        "{s:s,s:s,s:I,s:b,s:o}", "diff_id", layer->diff_id, "digest", layer->digest, "size",
+	        (json_int_t)layer->size, "empty", layer->empty, "snapshot", identity_json(&st));
+	_cleanup_free_ char *text = json_dumps(j, JSON_COMPACT);
+	_cleanup_free_ char *tmp = kiln_xasprintf("%s/.tmp-XXXXXX", l->dir);
+	_cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return kiln_err_set(err, errno, "create `%s`", tmp);
+	size_t len = strlen(text);
+	if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0) {
+		r = kiln_err_set(err, errno ? errno : EIO, "write `%s`", tmp);
+		unlink(tmp);
+		return r;
+	}
+	if (rename(tmp, l->file) < 0) {
+		r = kiln_err_set(err, errno, "rename to `%s`", l->file);
+		unlink(tmp);
+		return r;
+	}
+	return 0;
+}
+
+/* ---- public ---- */
+
+int
+exp_layer_from_snapshot(struct snap_store *ss, const char *snapshot, struct reg_store *rs,
+                        const struct exp_layer_opts *opts, struct exp_layer *ret,
+                        struct kiln_err *err)
+{
+	const struct exp_layer_opts def = EXP_LAYER_OPTS_INIT;
+	const struct exp_layer_opts *o = opts ? opts : &def;
+	if (!snap_name_valid(snapshot))
+		return kiln_err_invalid(err, "export layer: bad snapshot name `%s`", snapshot);
+	int64_t clamp = o->rewrite_timestamp ? o->source_date_epoch : -1;
+	struct cache_loc loc = {0};
+	cache_loc_init(&loc, ss, snapshot, rs, o, clamp);
+	int r = 0;
+	if (!o->no_cache && cache_lookup(&loc, ss, snapshot, rs, ret) > 0)
+		goto out;
+	struct exp_layer layer;
+	r = write_layer(ss, snapshot, rs, clamp, &layer, err);
+	if (r < 0) {
+		kiln_err_wrap(err, "export layer of snapshot %s", snapshot);
+		goto out;
+	}
+	/* The blob is in the store either way; a record that cannot be written only costs
+	 * a re-tar next time, so its failure is not the export's. */
+	struct kiln_err scratch = KILN_ERR_INIT;
+	cache_store(&loc, ss, snapshot, &layer, &scratch);
+	kiln_err_release(&scratch);
+	*ret = layer;
+out:
+	cache_loc_release(&loc);
+	return r;
+}
+
+void
+exp_layers_free(struct exp_layer *layers, size_t n)
+{
+	(void)n;
+	free(layers);
+}
+
+int
+exp_chain_layers(struct snap_store *ss, const char *top, const char *stop, struct reg_store *rs,
+                 const struct exp_layer_opts *opts, struct exp_layer **ret, size_t *ret_n,
+                 struct kiln_err *err)
+{
+	_cleanup_strv_ struct kiln_strv chain = KILN_STRV_INIT; /* top first */
+	_cleanup_free_ char *cur = kiln_xstrdup(top);
+	while (cur && !(stop && kiln_str_eq(cur, stop))) {
+		if (chain.n > 4096)
+			return kiln_err_invalid(err, "snapshot chain of %s too long", top);
+		char *parent = NULL;
+		int r = snap_parent(ss, cur, &parent, err);
+		if (r < 0)
+			return kiln_err_wrap(err, "export layers of %s", top);
+		kiln_strv_push_take(&chain, TAKE_PTR(cur));
+		cur = parent;
+	}
+	if (stop && !cur)
+		return kiln_err_invalid(err, "export layers: snapshot %s is not an ancestor of %s",
+		                        stop, top);
+	_cleanup_free_ struct exp_layer *layers =
+	        chain.n ? kiln_xcalloc(chain.n, sizeof(*layers)) : NULL;
+	for (size_t i = 0; i < chain.n; i++) {
+		int r = exp_layer_from_snapshot(ss, chain.v[chain.n - 1 - i], rs, opts, &layers[i],
+		                                err);
+		if (r < 0)
+			return r;
+	}
+	*ret = TAKE_PTR(layers);
+	*ret_n = chain.n;
+	return 0;
+}
