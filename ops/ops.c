@@ -38,7 +38,13 @@ ops_new(const struct ops_opts *opts, struct ops **ret, struct kiln_err *err)
 int
 ops_save(struct ops *o, struct kiln_err *err)
 {
-	return o->index ? ops_stat_index_save(o->index, err) : 0;
+	if (!o->index)
+		return 0;
+	/* Nothing read means nothing new to write (and ops_stat_index_save, as of ops-file's
+	 * 5111636, jumps over its cleanup variables' initialisation when nothing changed). */
+	struct ops_stat_index_stats st;
+	ops_stat_index_get_stats(o->index, &st);
+	return st.reads ? ops_stat_index_save(o->index, err) : 0;
 }
 
 void
