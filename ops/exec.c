@@ -243,17 +243,32 @@ fail:
 	return -1;
 }
 
+/* The args joined by spaces and quoted as Go's %q, as BuildKit's error message has them. */
 static void
-args_text(const json_t *args, struct kiln_buf *out)
+args_quoted(const json_t *args, struct kiln_buf *out)
 {
 	size_t i;
 	json_t *a;
+	kiln_buf_addch(out, '"');
 	json_array_foreach(args, i, a)
 	{
 		if (i)
 			kiln_buf_addch(out, ' ');
-		kiln_buf_addstr(out, json_string_value(a) ? json_string_value(a) : "");
+		for (const char *p = json_string_value(a) ? json_string_value(a) : ""; *p; p++) {
+			unsigned char c = (unsigned char)*p;
+			if (c == '"' || c == '\\')
+				kiln_buf_addf(out, "\\%c", c);
+			else if (c == '\n')
+				kiln_buf_addstr(out, "\\n");
+			else if (c == '\t')
+				kiln_buf_addstr(out, "\\t");
+			else if (c < 0x20 || c == 0x7f)
+				kiln_buf_addf(out, "\\x%02x", c);
+			else
+				kiln_buf_addch(out, (char)c);
+		}
 	}
+	kiln_buf_addch(out, '"');
 }
 
 int
@@ -343,8 +358,8 @@ ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
 	if (res.signal || res.exit_code) {
 		_cleanup_buf_ struct kiln_buf msg = KILN_BUF_INIT;
 		_cleanup_buf_ struct kiln_buf cmd = KILN_BUF_INIT;
-		args_text(json_object_get(v->def, "args"), &cmd);
-		kiln_buf_addf(&msg, "process \"%s\" did not complete successfully: ", cmd.buf);
+		args_quoted(json_object_get(v->def, "args"), &cmd);
+		kiln_buf_addf(&msg, "process %s did not complete successfully: ", cmd.buf);
 		if (res.signal)
 			kiln_buf_addf(&msg, "killed by signal %d", res.signal);
 		else
