@@ -10,6 +10,7 @@ source "$(dirname "$0")/../lib.sh"
 make_busybox() {
 	local r="$T/busybox-rootfs"
 	mkdir -p "$r/bin" "$r/etc" "$r/tmp"
+	chmod 1777 "$r/tmp"
 	cp /bin/busybox "$r/bin/busybox"
 	for applet in $(/bin/busybox --list); do
 		[ "$applet" = busybox ] || ln -s busybox "$r/bin/$applet"

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# kiln build: secrets, cache/bind/tmpfs mounts, COPY --from, ENV/WORKDIR/USER, scratch, stdin.
+source "$(dirname "$0")/../lib.sh"
+# Shared by tests/integration/build_*.sh: a busybox base image made offline in the test's
+# own store (cp /bin/busybox, applet links, passwd/group -> kiln import).
+[ "$(id -u)" -eq 0 ] || skip "needs root (CI runs as root)"
+[ -x /bin/busybox ] || { echo "FAIL: busybox-static is not installed" >&2; exit 1; }
+
+make_busybox() {
+	local r="$T/busybox-rootfs"
+	mkdir -p "$r/bin" "$r/etc" "$r/tmp"
+	chmod 1777 "$r/tmp"
+	cp /bin/busybox "$r/bin/busybox"
+	for applet in $(/bin/busybox --list); do
+		[ "$applet" = busybox ] || ln -s busybox "$r/bin/$applet"
+	done
+	cat >"$r/etc/passwd" <<'PW'
+root:x:0:0:root:/root:/bin/sh
+app:x:1000:1000:app:/home/app:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+PW
+	cat >"$r/etc/group" <<'GR'
+root:x:0:
+app:x:1000:
+nogroup:x:65534:
+GR
+	run_kiln import "$r" busybox
+	[ "$rc" -eq 0 ] || { echo "FAIL: kiln import: $err" >&2; exit 1; }
+}
+
+# count_cached TEXT: the number of steps taken from the cache.
+count_cached() { printf '%s\n' "$1" | grep -c '^#[0-9]* CACHED$' || true; }
+# count_steps TEXT: the number of steps that ran or came from the cache.
+count_ran() { printf '%s\n' "$1" | grep -c '^#[0-9]* DONE' || true; }
+
+make_busybox
+CTX="$T/ctx"
+mkdir -p "$CTX"
+echo "hello from the context" >"$CTX/greeting.txt"
+printf "s3cr3t-value" >"$T/secret.txt"
+
+# ---- a secret is readable in RUN and absent from the image ----
+cat >"$CTX/Dockerfile.secret" <<'DF'
+FROM busybox
+RUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /seen-size
+RUN --mount=type=secret,id=tok,env=TOKEN sh -c 'test "${#TOKEN}" -eq 12 && echo env-ok > /env-ok'
+DF
+run_kiln build -f "$CTX/Dockerfile.secret" -t sec --secret id=tok,src="$T/secret.txt" "$CTX"
+expect_eq "secret build: $err" "$rc" 0
+run_kiln run sec cat /seen-size /env-ok
+expect_eq "the secret was readable in RUN" "$(echo $out)" "12 env-ok"
+run_kiln run sec sh -c 'ls /run/secrets 2>/dev/null | wc -l'
+expect_eq "no secret file in the image" "$out" "0"
+run_kiln save sec -o "$T/sec.tar"
+expect_eq "save: $err" "$rc" 0
+mkdir -p "$T/sec"
+tar -xf "$T/sec.tar" -C "$T/sec"
+found=0
+for blob in "$T"/sec/blobs/sha256/*; do
+	if (zcat -f "$blob" 2>/dev/null || cat "$blob") | grep -qa 's3cr3t-value'; then found=1; fi
+done
+expect_eq "the secret's bytes are in no blob" "$found" 0
+run_kiln build -f "$CTX/Dockerfile.secret" -t sec2 --no-cache "$CTX"
+expect_eq "a required secret that was not given fails" "$rc" 1
+expect_contains "names the secret" "$err" "tok"
+
+# ---- a cache mount persists across builds ----
+cat >"$CTX/Dockerfile.cache" <<'DF'
+FROM busybox
+ARG N=1
+RUN --mount=type=cache,target=/c echo "run $N" >> /c/log && cat /c/log > /seen
+DF
+run_kiln build -f "$CTX/Dockerfile.cache" -t cm --build-arg N=1 "$CTX"
+expect_eq "cache mount build 1: $err" "$rc" 0
+run_kiln build -f "$CTX/Dockerfile.cache" -t cm --build-arg N=2 "$CTX"
+expect_eq "cache mount build 2: $err" "$rc" 0
+run_kiln run cm cat /seen
+expect_eq "the second build saw the first's cache" "$out" "$(printf 'run 1\nrun 2')"
+run_kiln run cm sh -c 'ls /c 2>/dev/null | wc -l'
+expect_eq "the cache is not in the image" "$out" "0"
+
+# ---- COPY --from, ENV/WORKDIR/USER in a later RUN, bind and tmpfs mounts ----
+cat >"$CTX/Dockerfile.stages" <<'DF'
+FROM busybox AS one
+RUN mkdir -p /made && echo "from stage one" > /made/file
+FROM busybox
+COPY --from=one /made/file /got/file
+COPY greeting.txt /got/
+ENV COLOR=blue
+WORKDIR /work/dir
+USER app
+RUN echo "$COLOR $(pwd) $(id -un)" > /tmp/facts
+RUN --mount=type=bind,source=greeting.txt,target=/ctx/g cat /ctx/g > /tmp/bound
+RUN --mount=type=tmpfs,target=/scratchpad sh -c 'echo x > /scratchpad/f && mount | grep -c " /scratchpad " > /tmp/tmpfs'
+DF
+run_kiln build -f "$CTX/Dockerfile.stages" -t st "$CTX"
+expect_eq "stages build: $err" "$rc" 0
+run_kiln run st cat /got/file /got/greeting.txt /tmp/facts /tmp/bound /tmp/tmpfs
+expect_eq "COPY --from, context COPY, ENV/WORKDIR/USER, bind, tmpfs" "$out" "$(printf 'from stage one\nhello from the context\nblue /work/dir app\nhello from the context\n1')"
+run_kiln inspect st
+expect_contains "USER in the config" "$out" '"User": "app"'
+
+# ---- FROM scratch and a Dockerfile on stdin ----
+mkdir -p "$T/empty"
+set +e
+printf 'FROM scratch\nCOPY --from=busybox /bin/busybox /bin/busybox\n' |
+	"$KILN" build -t fromstdin - >"$T/stdout" 2>"$T/stderr"
+rc=$?
+set -e
+expect_eq "scratch from stdin: $(cat "$T/stderr")" "$rc" 0
+run_kiln run fromstdin /bin/busybox echo works
+expect_eq "a scratch image with one file" "$out" "works"
+mkdir -p "$T/scratch-out"
+run_kiln build -o "type=local,dest=$T/scratch-out" - <<'DF'
+FROM scratch
+COPY --from=busybox /bin/busybox /bin/busybox
+DF
+expect_eq "scratch -o local: $err" "$rc" 0
+expect_eq "only what was copied" "$(cd "$T/scratch-out" && find . | sort | tr '\n' ' ')" ". ./bin ./bin/busybox "
+finish
