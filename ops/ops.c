@@ -73,6 +73,29 @@ ops_stage_root(const struct sv_vertex *v)
 	return v;
 }
 
+/* A base image missing from the store is pulled, as BuildKit does (under the images lock:
+ * each image once per build). */
+static int
+pull(struct ops *o, const char *ref, struct kiln_err *err)
+{
+	if (o->opts.no_pull)
+		return kiln_err_set(err, ENOENT, "pulling is off");
+	struct reg_ref r = REG_REF_INIT;
+	if (reg_ref_parse_normalized(ref, &r, err) < 0)
+		return -EINVAL;
+	reg_ref_default_tag(&r);
+	struct reg_client_opts co = REG_CLIENT_OPTS_INIT;
+	co.max_attempts = 2;
+	struct reg_client *c = NULL;
+	char digest[KILN_DIGEST_HEX_LEN + 1];
+	int ret = reg_client_new(r.domain, &co, &c, err);
+	if (ret >= 0)
+		ret = reg_pull(c, o->opts.reg, &r, NULL, digest, err);
+	reg_client_free(c);
+	reg_ref_release(&r);
+	return ret;
+}
+
 int
 ops_image_get(struct ops *o, const char *ref, const struct reg_image **ret, struct kiln_err *err)
 {
@@ -87,16 +110,19 @@ ops_image_get(struct ops *o, const char *ref, const struct reg_image **ret, stru
 	struct reg_image *img = kiln_xmalloc(sizeof(*img));
 	*img = (struct reg_image)REG_IMAGE_INIT;
 	int r = reg_image_open(o->opts.reg, ref, NULL, img, err);
+	if (r == -ENOENT) {
+		kiln_err_release(err);
+		r = pull(o, ref, err);
+		if (r >= 0)
+			r = reg_image_open(o->opts.reg, ref, NULL, img, err);
+		if (r < 0)
+			kiln_err_wrap(err, "image %s not in the store (kiln pull/load/import it)",
+			              ref);
+	}
 	if (r < 0) {
 		pthread_mutex_unlock(&o->mu);
 		reg_image_release(img);
 		free(img);
-		if (r == -ENOENT) {
-			kiln_err_release(err);
-			return kiln_err_set(err, ENOENT,
-			                    "image %s not in the store (kiln pull/load/import it)",
-			                    ref);
-		}
 		return r;
 	}
 	KILN_GROW(o->images, o->aimages, o->nimages + 1);

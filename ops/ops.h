@@ -19,7 +19,8 @@
  *
  * Result ids are snapshot names in o.snaps, except the build context, whose result is
  * OPS_RESULT_CONTEXT: file and exec ops read the context directory in place (no copy).
- *   source image: the image's layers applied as a chain (snap_layer_apply); the result is
+ *   source image: the image from the store (pulled when missing unless no_pull), its layers
+ *                 applied as a chain (snap_layer_apply); the result is
  *                 the top chain id; the content key is the manifest digest, so a tag
  *                 that moves misses the cache. Host platform only.
  *   source scratch: an empty committed snapshot.
@@ -55,6 +56,7 @@ struct ops_opts {
 	const char *ssh_socket;  /* agent socket for RUN --mount=type=ssh, NULL: none */
 	bool allow_network_host; /* --allow network.host */
 	bool allow_insecure;     /* --allow security.insecure */
+	bool no_pull;            /* a base image missing from the store is an error, not pulled */
 };
 #define OPS_OPTS_INIT                                                                              \
 	{                                                                                          \

@@ -117,4 +117,13 @@ COPY --from=busybox /bin/busybox /bin/busybox
 DF
 expect_eq "scratch -o local: $err" "$rc" 0
 expect_eq "only what was copied" "$(cd "$T/scratch-out" && find . | sort | tr '\n' ' ')" ". ./bin ./bin/busybox "
+# ---- a base image neither in the store nor reachable ----
+run_kiln build - <<'DF'
+FROM 127.0.0.1:1/nosuch:1
+RUN true
+DF
+expect_eq "a missing base image fails the build" "$rc" 1
+expect_contains "says how to get it" "$err" "image 127.0.0.1:1/nosuch:1 not in the store (kiln pull/load/import it)"
+expect_contains "with the FROM line" "$err" "Dockerfile:1:"
+
 finish
