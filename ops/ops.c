@@ -55,6 +55,7 @@ ops_free(struct ops *o)
 	if (o->ctx_fd >= 0)
 		close(o->ctx_fd);
 	ops_stat_index_free(o->index);
+	ops_downloads_release(o);
 	for (size_t i = 0; i < o->nimages; i++) {
 		free(o->images[i].ref);
 		reg_image_release(o->images[i].img);

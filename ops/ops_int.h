@@ -18,6 +18,12 @@ struct ops_image {
 	struct reg_image *img;
 };
 
+/* An http source downloaded by its content key, for its run to take. */
+struct ops_download {
+	const struct sv_vertex *vertex;
+	char *snapshot; /* NULL once taken */
+};
+
 struct ops {
 	struct ops_opts opts;
 	int ctx_fd; /* the context directory, -1 without one */
@@ -25,6 +31,8 @@ struct ops {
 	pthread_mutex_t mu; /* images, scratch */
 	struct ops_image *images;
 	size_t nimages, aimages;
+	struct ops_download *downloads;
+	size_t ndownloads, adownloads;
 };
 
 /* Read-only roots of a step's inputs 1..n-1 (fds[0], paths[0] unused). */
@@ -51,6 +59,11 @@ int ops_source_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv
                            char **ret, struct kiln_err *err);
 int ops_source_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
                    char **ret_result, struct kiln_err *err);
+int ops_http_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
+                         char **ret, struct kiln_err *err);
+int ops_http_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v, char **ret_result,
+                 struct kiln_err *err);
+void ops_downloads_release(struct ops *o);
 int ops_context_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
                             const char *const *inputs, char **ret, struct kiln_err *err);
 int ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,

@@ -40,6 +40,8 @@ ops_source_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_ver
 {
 	*ret = NULL;
 	const char *type = def_str(v, "type");
+	if (type && kiln_str_eq(type, "http"))
+		return ops_http_content_key(o, ctx, v, ret, err);
 	if (!type || !kiln_str_eq(type, "image"))
 		return 0;
 	const char *ref = def_str(v, "ref");
@@ -133,7 +135,6 @@ ops_source_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v, 
 		return 0;
 	}
 	if (kiln_str_eq(type, "http"))
-		return kiln_err_set(err, EOPNOTSUPP, "ADD %s: downloads are not supported yet",
-		                    def_str(v, "url") ? def_str(v, "url") : "<url>");
+		return ops_http_run(o, ctx, v, ret_result, err);
 	return kiln_err_invalid(err, "unknown source type %s", type);
 }
