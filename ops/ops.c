@@ -266,6 +266,74 @@ ops_inputs_open(struct ops *o, const char *const *inputs, size_t n, struct ops_i
 	return 0;
 }
 
+/* ---- the context's .dockerignore on copies that read the context in place ---- */
+
+/*
+ * The context is not copied for a build, so its exclude patterns (.dockerignore, relative
+ * to the context root) are applied by each copy that reads it. The file op matches a
+ * copy's "exclude" relative to the copy's source directory S, so patterns under S are
+ * re-rooted there ("S/x" -> "x"), patterns starting with "**" apply anywhere, and the
+ * copy's own --exclude patterns follow (the last match wins, as in a .dockerignore).
+ * Returns a new action; `a` unchanged when the input is not the context.
+ */
+static json_t *
+context_action(const json_t *a, const struct sv_vertex *src_vertex)
+{
+	json_t *ctx_ex = json_object_get(src_vertex->def, "exclude");
+	if (!json_array_size(ctx_ex))
+		return json_incref((json_t *)a);
+	const char *src = json_string_value(json_object_get(a, "src"));
+	_cleanup_free_ char *clean = kiln_path_join("/", src ? src : "/");
+	/* A wildcard matches in its parent directory. */
+	char *slash = strrchr(clean, '/');
+	if (strpbrk(slash + 1, "*?["))
+		*slash = '\0';
+	const char *dir = clean[0] == '/' ? clean + 1 : clean; /* "" for the root */
+	size_t dl = strlen(dir);
+	json_t *ex = json_array();
+	size_t i;
+	json_t *p;
+	json_array_foreach(ctx_ex, i, p)
+	{
+		const char *pat = json_string_value(p);
+		if (!pat)
+			continue;
+		bool neg = pat[0] == '!';
+		const char *body = neg ? pat + 1 : pat;
+		if (!dl || kiln_str_has_prefix(body, "**")) {
+			json_array_append_new(ex, json_string(pat));
+		} else if (!strncmp(body, dir, dl) && body[dl] == '/' && body[dl + 1]) {
+			_cleanup_free_ char *re =
+			        kiln_xasprintf("%s%s", neg ? "!" : "", body + dl + 1);
+			json_array_append_new(ex, json_string(re));
+		}
+	}
+	json_array_foreach(json_object_get(a, "exclude"), i, p) json_array_append(ex, p);
+	json_t *na = json_deep_copy(a);
+	json_object_set_new(na, "exclude", ex);
+	return na;
+}
+
+/* The def of a file vertex with the context's excludes in the copies that read it. */
+static json_t *
+context_def(const struct sv_vertex *v, const char *const *inputs)
+{
+	json_t *def = json_deep_copy(v->def);
+	json_t *actions = json_object_get(def, "actions");
+	size_t i;
+	json_t *a;
+	json_array_foreach(actions, i, a)
+	{
+		json_t *in = json_object_get(a, "input");
+		json_int_t ix = json_integer_value(in);
+		if (!json_is_integer(in) || ix < 1 || (size_t)ix >= v->ninputs ||
+		    !kiln_str_eq(inputs[ix], OPS_RESULT_CONTEXT))
+			continue;
+		json_array_set_new(actions, i, context_action(a, v->inputs[ix]));
+	}
+	return def;
+}
+
 /* ---- file vertices ---- */
 
 static void
@@ -306,7 +374,8 @@ ops_file_vertex_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex
 		return kiln_err_set(err, errno, "eventfd");
 	struct ops_file_env env = OPS_FILE_ENV_INIT;
 	env.cancel_fd = cfd;
-	int r = ops_file_run(v->def, dest, in.fds, in.n, &env, err);
+	_cleanup_json_ json_t *def = context_def(v, inputs);
+	int r = ops_file_run(def, dest, in.fds, in.n, &env, err);
 	sv_op_ctx_on_cancel(ctx, NULL, NULL);
 	close(cfd);
 	if (r < 0)
@@ -354,7 +423,7 @@ ops_context_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_ve
 		_cleanup_json_ json_t *act = NULL;
 		const char *src;
 		if (v->op == SV_OP_FILE) {
-			act = json_incref(a);
+			act = context_action(a, v->inputs[input]);
 			src = json_string_value(json_object_get(a, "src"));
 		} else {
 			/* A bind mount of the context reads the whole tree under its source. */

@@ -117,6 +117,24 @@ COPY --from=busybox /bin/busybox /bin/busybox
 DF
 expect_eq "scratch -o local: $err" "$rc" 0
 expect_eq "only what was copied" "$(cd "$T/scratch-out" && find . | sort | tr '\n' ' ')" ". ./bin ./bin/busybox "
+# ---- .dockerignore applies to copies from the context, whatever the source dir ----
+IC="$T/ignore"
+mkdir -p "$IC/sub/drafts"
+echo a >"$IC/keep.txt"
+echo s >"$IC/secret.txt"
+echo d >"$IC/sub/drafts/d.txt"
+echo k >"$IC/sub/k.txt"
+echo x >"$IC/sub/x.log"
+printf 'secret.txt\nsub/drafts\n**/*.log\nDockerfile\n' >"$IC/.dockerignore"
+printf 'FROM busybox\nCOPY . /all/\nCOPY sub /sub/\nCOPY *.txt /txt/\nRUN find /all /sub /txt | sort > /list\n' >"$IC/Dockerfile"
+run_kiln build -t ign "$IC"
+expect_eq "ignore build: $err" "$rc" 0
+run_kiln run ign cat /list
+expect_eq "ignored files are not copied" "$(echo $out)" "/all /all/.dockerignore /all/keep.txt /all/sub /all/sub/k.txt /sub /sub/k.txt /txt /txt/keep.txt"
+echo "changed" >"$IC/secret.txt"
+run_kiln build -t ign "$IC"
+expect_eq "an ignored file's change misses nothing" "$(printf '%s\n' "$err" | grep -c '^#[0-9]* DONE' || true)" 1
+
 # ---- a base image neither in the store nor reachable ----
 run_kiln build - <<'DF'
 FROM 127.0.0.1:1/nosuch:1
