@@ -959,7 +959,8 @@ do_copy(struct fop *f, const json_t *a)
 		matches.v[keep++] = matches.v[i];
 	}
 	matches.n = keep;
-	matches.v[keep] = NULL;
+	if (matches.v)
+		matches.v[keep] = NULL;
 	if (matches.n == 0) {
 		_cleanup_free_ char *clean = kiln_path_join("/", src);
 		if (wildcard && has_wildcard(src) && jbool(a, "allow_empty_wildcard")) {
