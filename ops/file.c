@@ -15,6 +15,7 @@
 #include "snapshot/snap.h"
 
 #include <archive.h>
+#include <archive_entry.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
@@ -621,10 +622,11 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 
 	if (exists) {
 		if (S_ISDIR(dst.st_mode))
-			r = kiln_rm_rf_at(dirfd, name);
-		else
-			r = remove_nondir(dirfd, name);
-		if (r < 0)
+			return kiln_err_set(
+			        f->err, EISDIR,
+			        "cannot replace directory `%s` with non-directory \"%s\"", destpath,
+			        srcpath);
+		if ((r = remove_nondir(dirfd, name)) < 0)
 			return kiln_err_set(f->err, -r, "replace `%s`", destpath);
 	}
 
@@ -733,6 +735,39 @@ mkdir_all(int rootfd, const char *path, mode_t mode, const struct owner *own, st
 
 /* ---- ADD: unpacking local archives ---- */
 
+/* ADD --chown of an archive: the entries it extracted get the owner (BuildKit passes the
+ * user to its tar applier). Each name is resolved again inside the directory it went to. */
+static int
+chown_entries(struct fop *f, int tar, int dirfd)
+{
+	if (lseek(tar, 0, SEEK_SET) < 0)
+		return kiln_err_set(f->err, errno, "seek");
+	_cleanup_archive_ struct archive *a = archive_read_new();
+	archive_read_support_filter_all(a);
+	archive_read_support_format_tar(a);
+	if (archive_read_open_fd(a, tar, 65536) != ARCHIVE_OK)
+		return kiln_err_invalid(f->err, "reread: %s", archive_error_string(a));
+	struct archive_entry *ent;
+	int r;
+	while ((r = archive_read_next_header(a, &ent)) == ARCHIVE_OK) {
+		const char *name = archive_entry_pathname(ent);
+		if (!name)
+			continue;
+		struct kiln_err e = KILN_ERR_INIT;
+		_cleanup_close_ int fd =
+		        kiln_path_openat_in_root(dirfd, name, O_PATH | O_NOFOLLOW, 0, &e);
+		kiln_err_release(&e);
+		if (fd < 0)
+			continue; /* a whiteout, or replaced by a later entry */
+		if (fchownat(fd, "", f->owner.uid, f->owner.gid,
+		             AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return kiln_err_set(f->err, errno, "chown `%s`", name);
+	}
+	if (r != ARCHIVE_EOF)
+		return kiln_err_invalid(f->err, "reread: %s", archive_error_string(a));
+	return 0;
+}
+
 /*
  * If the file is a tar (plain or gzip/bzip2/xz/zstd-compressed, as Docker's ADD detects),
  * extract it into dest_dirfd and set *unpacked. The extraction is snapshot/apply.c's: every
@@ -793,6 +828,8 @@ try_unpack(struct fop *f, int srcfd, const char *srcpath, int dest_dirfd, bool *
 	if (snap_tar_apply_at(dest_dirfd, tar, &o, f->err) < 0)
 		return kiln_err_wrap(f->err, "unpack \"%s\"", srcpath);
 	*unpacked = true;
+	if (f->owner.set && chown_entries(f, tar, dest_dirfd) < 0)
+		return kiln_err_wrap(f->err, "unpack \"%s\"", srcpath);
 	return 0;
 }
 

@@ -246,6 +246,18 @@ test_file__copy_missing_source_names_it(void **state)
 }
 
 static void
+test_file__copy_file_over_dir_fails(void **state)
+{
+	struct fx *fx = *state;
+	test_write_file(fx->src, "d/x", "file");
+	test_write_file(fx->dest, "o/x/keep", "k");
+	struct kiln_err err = KILN_ERR_INIT;
+	assert_int_equal(copy_err(fx, "/d", "/o", NULL, &err), -EISDIR);
+	assert_err_contains(&err, "cannot replace directory `/o/x`");
+	assert_content(fx->dest, "o/x/keep", "k");
+}
+
+static void
 test_file__copy_from_dest_itself(void **state)
 {
 	struct fx *fx = *state;
@@ -520,6 +532,15 @@ test_file__add_unpacks_archives(void **state)
 		_cleanup_free_ char *rel = kiln_xasprintf("x%zu/top/f.txt", i);
 		assert_content(fx->dest, rel, "tar!");
 	}
+	/* --chown applies to what the archive held, not to what was there */
+	test_write_file(fx->dest, "z/old", "o");
+	_cleanup_free_ char *j =
+	        kiln_xasprintf("{\"actions\":[{\"action\":\"copy\",\"input\":1,\"src\":\"/a0.tar\","
+	                       "\"dest\":\"/z\",\"unpack\":true,\"chown\":{\"user\":\"77\"}}]}");
+	run_ok(fx, j);
+	assert_int_equal(lst(fx->dest, "z/top/f.txt").st_uid, 77);
+	assert_int_equal(lst(fx->dest, "z/top").st_gid, 77);
+	assert_int_equal(lst(fx->dest, "z/old").st_uid, 0);
 	/* a file that is no archive is copied as it is */
 	test_write_file(fx->src, "plain.tar", "not a tar at all");
 	add_ok(fx, "/plain.tar", "/y/");
@@ -775,6 +796,7 @@ main(void)
 	        T(test_file__copy_dir_copies_contents),
 	        T(test_file__copy_wildcards),
 	        T(test_file__copy_missing_source_names_it),
+	        T(test_file__copy_file_over_dir_fails),
 	        T(test_file__copy_from_dest_itself),
 	        T(test_file__copy_symlink_followed_at_top),
 	        T(test_file__copy_symlink_inside_tree_kept),
