@@ -623,6 +623,50 @@ test_file__mkfile(void **state)
 	assert_true(S_ISREG(lst(fx->dest, "victim").st_mode));
 }
 
+static void
+test_file__link_copies_like_copy(void **state)
+{
+	struct fx *fx = *state;
+	test_write_file(fx->src, "d/f", "x");
+	copy_ok(fx, "/d", "/a/", NULL);
+	copy_ok(fx, "/d", "/b/", "\"link\":true");
+	assert_content(fx->dest, "b/f", "x");
+	assert_int_equal(lst(fx->dest, "a/f").st_mode, lst(fx->dest, "b/f").st_mode);
+}
+
+static void
+test_file__cancel_stops_the_copy(void **state)
+{
+	struct fx *fx = *state;
+	test_write_file(fx->src, "d/f", "x");
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(write(p[1], "x", 1), 1);
+	struct ops_file_env env = OPS_FILE_ENV_INIT;
+	env.cancel_fd = p[0];
+	_cleanup_json_ json_t *def = json_loads(
+	        "{\"actions\":[{\"action\":\"copy\",\"input\":1,\"src\":\"/d\",\"dest\":\"/o/\"}]}",
+	        0, NULL);
+	struct kiln_err err = KILN_ERR_INIT;
+	assert_int_equal(ops_file_run(def, fx->destfd, fx->srcs, 2, &env, &err), -ECANCELED);
+	kiln_err_release(&err);
+	assert_false(exists(fx->dest, "o/f"));
+	close(p[0]);
+	close(p[1]);
+}
+
+static void
+test_file__dest_symlink_to_dir_is_followed_inside(void **state)
+{
+	struct fx *fx = *state;
+	mk(fx->dest, "real");
+	ln_s("/real", fx->dest, "app");
+	test_write_file(fx->src, "f", "x");
+	copy_ok(fx, "/f", "/app", NULL);
+	assert_content(fx->dest, "real/f", "x");
+	assert_true(S_ISLNK(lst(fx->dest, "app").st_mode));
+}
+
 /* ---- the destination cannot lead outside ---- */
 
 static void
@@ -813,6 +857,9 @@ main(void)
 	        T(test_file__add_hostile_tar_stays_inside),
 	        T(test_file__mkdir_parents_chown),
 	        T(test_file__mkfile),
+	        T(test_file__link_copies_like_copy),
+	        T(test_file__cancel_stops_the_copy),
+	        T(test_file__dest_symlink_to_dir_is_followed_inside),
 	        T(test_file__dest_symlink_does_not_escape),
 	        T(test_file__digest_tracks_content_mode_owner_link),
 	        T(test_file__digest_missing_source_fails),
