@@ -775,7 +775,7 @@ chown_entries(struct fop *f, int tar, int dirfd)
  * because snap_tar_apply_at reads only plain, gzip and zstd tars.
  */
 static int
-try_unpack(struct fop *f, int srcfd, const char *srcpath, int dest_dirfd, bool *unpacked)
+try_unpack(struct fop *f, int srcfd, const char *srcpath, const char *target, bool *unpacked)
 {
 	*unpacked = false;
 	_cleanup_close_ int in = reopen_read(srcfd, false);
@@ -791,6 +791,10 @@ try_unpack(struct fop *f, int srcfd, const char *srcpath, int dest_dirfd, bool *
 	int filter = archive_filter_code(a, 0);
 	archive_read_free(a);
 	a = NULL;
+	/* An archive always goes into a directory, made as BuildKit's MkdirAll would. */
+	_cleanup_close_ int dest_dirfd = mkdir_all(f->dest_rootfd, target, 0755, &f->owner, f->err);
+	if (dest_dirfd < 0)
+		return kiln_err_wrap(f->err, "%s", f->what);
 	if (lseek(in, 0, SEEK_SET) < 0)
 		return kiln_err_set(f->err, errno, "seek \"%s\"", srcpath);
 	_cleanup_close_ int tar = -1;
@@ -901,15 +905,10 @@ copy_one(struct fop *f, const json_t *a, int srcroot, const char *match, const c
 
 	struct owner own = f->owner;
 	if (jbool(a, "unpack") && S_ISREG(st.st_mode)) {
-		_cleanup_close_ int dfd = mkdir_all(f->dest_rootfd, target, 0755, &own, f->err);
-		if (dfd < 0)
-			return kiln_err_wrap(f->err, "%s", f->what);
 		bool done;
-		int r = try_unpack(f, sfd, match, dfd, &done);
+		int r = try_unpack(f, sfd, match, target, &done);
 		if (r < 0 || done)
 			return r;
-		dest_dir = true;
-		target_is_dir = true;
 	}
 
 	/* BuildKit's prepareTargetDir: a non-directory (or, without contents_only, a
@@ -1005,6 +1004,7 @@ do_copy(struct fop *f, const json_t *a)
 			goto out;
 		}
 		r = kiln_err_set(f->err, ENOENT, "%s failed: \"%s\": not found", f->what, clean);
+		f->err->sys = false; /* the message says it all */
 		goto out;
 	}
 	size_t dl = strlen(dest);
@@ -1243,8 +1243,10 @@ ops_file_content_digest(const json_t *action, int src_rootfd, struct ops_stat_in
 	if (n == 0 && !(wildcard && has_wildcard(src) && jbool(action, "allow_empty_wildcard"))) {
 		kiln_sha256_free(d.h);
 		_cleanup_free_ char *clean = kiln_path_join("/", src);
-		return kiln_err_set(err, ENOENT, "failed to compute cache key: \"%s\": not found",
-		                    clean);
+		r = kiln_err_set(err, ENOENT, "failed to compute cache key: \"%s\": not found",
+		                 clean);
+		err->sys = false;
+		return r;
 	}
 	kiln_sha256_final(d.h, ret);
 	return 0;

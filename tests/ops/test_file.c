@@ -545,6 +545,8 @@ test_file__add_unpacks_archives(void **state)
 	test_write_file(fx->src, "plain.tar", "not a tar at all");
 	add_ok(fx, "/plain.tar", "/y/");
 	assert_content(fx->dest, "y/plain.tar", "not a tar at all");
+	add_ok(fx, "/plain.tar", "/y2");
+	assert_content(fx->dest, "y2", "not a tar at all");
 }
 
 static void
