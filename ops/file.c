@@ -1172,11 +1172,8 @@ dig_entry(struct dig *d, int fd, const struct stat *st, const char *rel, const c
 	} else if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
 		dig_u64(d, st->st_rdev);
 	} else if (S_ISREG(st->st_mode)) {
-		_cleanup_close_ int in = reopen_read(fd, false);
-		if (in < 0)
-			return kiln_err_set(d->err, -in, "open \"%s\"", srcpath);
 		struct kiln_digest cd;
-		if ((r = ops_stat_index_file_digest(d->idx, in, st, &cd, d->err)) < 0)
+		if ((r = ops_stat_index_file_digest(d->idx, fd, st, &cd, d->err)) < 0)
 			return kiln_err_wrap(d->err, "\"%s\"", srcpath);
 		kiln_sha256_update(d->h, cd.bytes, sizeof(cd.bytes));
 	} else if (S_ISDIR(st->st_mode)) {

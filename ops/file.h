@@ -74,8 +74,9 @@ int ops_stat_index_open(const char *path, struct ops_stat_index **ret, struct ki
 /* Write it back atomically (temp file, fsync, rename) if anything changed. */
 int ops_stat_index_save(struct ops_stat_index *idx, struct kiln_err *err);
 void ops_stat_index_free(struct ops_stat_index *idx);
-/* The digest of the open regular file `fd` whose stat is `st`: from the index when the
- * stat matches, otherwise read (and recorded). idx may be NULL (always read). */
+/* The digest of the regular file `fd` (open for reading, or O_PATH: then opened only when
+ * it must be read) whose stat is `st`: from the index when the stat matches, otherwise
+ * read (and recorded). idx may be NULL (always read). */
 int ops_stat_index_file_digest(struct ops_stat_index *idx, int fd, const struct stat *st,
                                struct kiln_digest *ret, struct kiln_err *err);
 struct ops_stat_index_stats {
