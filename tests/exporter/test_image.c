@@ -5,6 +5,7 @@
 
 #include "exporter/exp.h"
 #include "registry/reg.h"
+#include "snapshot/snap.h"
 
 #include <sys/wait.h>
 
@@ -513,6 +514,99 @@ test_image__saved_oci_accepted_by_umoci_and_skopeo(void **state)
 	assert_non_null(strstr(spec, "\"/e\""));
 }
 
+static void
+change_rootfs(const char *p)
+{
+	_cleanup_free_ char *gone = kiln_xasprintf("%s/bin/base-file", p);
+	assert_int_equal(unlink(gone), 0);
+	test_write_file(p, "app/run", "#!/bin/sh\n");
+	_cleanup_free_ char *run = kiln_xasprintf("%s/app/run", p);
+	_cleanup_free_ char *run2 = kiln_xasprintf("%s/app/run2", p);
+	assert_int_equal(chown(run, 4321, 8765), 0);
+	assert_int_equal(chmod(run, 0751), 0);
+	assert_int_equal(link(run, run2), 0);
+	assert_int_equal(lsetxattr(run, "user.note", "hi", 2, 0), 0);
+	_cleanup_free_ char *lnk = kiln_xasprintf("%s/app/sh", p);
+	assert_int_equal(symlink("run", lnk), 0);
+}
+
+/* The whole way ops will go: base image -> snapshot chain -> a step -> layers -> image,
+ * then a saved layout that umoci unpacks with the step's changes. */
+static void
+test_image__snapshot_to_image_unpacks_with_umoci(void **state)
+{
+	struct fixture *f = *state;
+	if (geteuid() != 0) {
+		print_message("needs root\n");
+		exit(77);
+	}
+	struct kiln_err err = KILN_ERR_INIT;
+	struct snap_store_opts so = SNAP_STORE_OPTS_INIT;
+	struct snap_store *ss = NULL;
+	if (snap_store_open(f->root, &so, &ss, &err) < 0)
+		fail_msg("snap store: %s", kiln_err_format(&err));
+	struct reg_image base = REG_IMAGE_INIT;
+	open_image(f, "rootfs:1", &base);
+	_cleanup_free_ char *chain = NULL;
+	int fd = reg_blob_open(f->rs, base.manifest.layers[0].digest, &err);
+	assert_true(fd >= 0);
+	if (snap_layer_apply(ss, NULL, fd, base.manifest.layers[0].media_type,
+	                     base.config.diff_ids.v[0], &chain, &err) < 0)
+		fail_msg("apply: %s", kiln_err_format(&err));
+	close(fd);
+	reg_image_release(&base);
+	{
+		_cleanup_snap_mount_ struct snap_mount *m = NULL;
+		assert_int_equal(snap_prepare(ss, chain, &m, &err), 0);
+		change_rootfs(snap_mount_path(m));
+		assert_int_equal(snap_commit(m, "step-1", &err), 0);
+	}
+	struct exp_layer_opts lo = EXP_LAYER_OPTS_INIT;
+	lo.source_date_epoch = SDE;
+	lo.rewrite_timestamp = true;
+	struct exp_layer *layers = NULL;
+	size_t n = 0;
+	if (exp_chain_layers(ss, "step-1", chain, f->rs, &lo, &layers, &n, &err) < 0)
+		fail_msg("layers: %s", kiln_err_format(&err));
+	assert_int_equal(n, 1);
+	const char *names[] = {"built:1"};
+	commit(f,
+	       "{\"architecture\":\"amd64\",\"os\":\"linux\",\"base\":\"docker.io/library/"
+	       "rootfs:1\","
+	       "\"config\":{\"Env\":[],\"Cmd\":[\"/app/run\"]},"
+	       "\"history\":[{\"created_by\":\"RUN make\"}]}",
+	       layers, n, names, 1, SDE);
+	exp_layers_free(layers, n);
+	snap_store_free(ss);
+
+	_cleanup_free_ char *tar = kiln_xasprintf("%s/built.tar", f->dir);
+	if (reg_archive_save(f->rs, "built:1", REG_ARCHIVE_OCI, tar, &err) < 0)
+		fail_msg("save: %s", kiln_err_format(&err));
+	const char *d = f->dir;
+	assert_int_equal(sh("mkdir %s/oci && tar -xf %s -C %s/oci", d, tar, d), 0);
+	assert_int_equal(sh("cd %s && umoci ls --layout oci > tags && test -s tags", d), 0);
+	assert_int_equal(
+	        sh("cd %s && umoci unpack --image \"oci:$(head -n1 tags)\" bundle >/dev/null", d),
+	        0);
+	_cleanup_free_ char *rootfs = kiln_xasprintf("%s/bundle/rootfs", d);
+	struct stat a, b;
+	assert_false(lexists(rootfs, "bin/base-file", NULL)); /* the whiteout applied */
+	assert_true(lexists(rootfs, "app/run", &a));
+	assert_true(lexists(rootfs, "app/run2", &b));
+	assert_int_equal(a.st_ino, b.st_ino);
+	assert_int_equal(a.st_mode, S_IFREG | 0751);
+	assert_int_equal(a.st_uid, 4321);
+	assert_int_equal(a.st_gid, 8765);
+	assert_true(a.st_mtime <= SDE);
+	_cleanup_free_ char *note = xattr_of(rootfs, "app/run", "user.note");
+	assert_non_null(note);
+	assert_string_equal(note, "hi");
+	struct stat l;
+	assert_true(lexists(rootfs, "app/sh", &l));
+	assert_true(S_ISLNK(l.st_mode));
+	umount_below(f->dir);
+}
+
 int
 main(void)
 {
@@ -531,6 +625,8 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_image__errors, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_image__saved_oci_accepted_by_umoci_and_skopeo,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_image__snapshot_to_image_unpacks_with_umoci,
 	                                        setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
