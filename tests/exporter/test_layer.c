@@ -22,6 +22,10 @@ static const struct tar_ent BASE[] = {
         TF("etc/keep", "k"), TF("etc/old", "old"), TF("top-old", "t"), TD("var"),
 };
 
+#define LONG_NAME                                                                                  \
+	"deep/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/"               \
+	"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.txt"
+
 static void
 diff_id_of(const struct tar_ent *ents, size_t n, char out[KILN_DIGEST_HEX_LEN + 1])
 {
@@ -140,6 +144,13 @@ change_tree(const char *p)
 	assert_int_equal(mknod(null, S_IFCHR | 0666, makedev(1, 3)), 0);
 	assert_int_equal(mkfifo(fifo, 0640), 0);
 	put(p, "etc/keep", "changed", 0644, 0, 0);
+	/* file capabilities: VFS_CAP_REVISION_2 | effective, permitted CAP_NET_BIND_SERVICE */
+	static const unsigned char cap[20] = {0x01, 0x00, 0x00, 0x02, 0x00, 0x04};
+	put(p, "bin/ping", "ping", 0755, 0, 0);
+	_cleanup_free_ char *ping = at(p, "bin/ping");
+	assert_int_equal(lsetxattr(ping, "security.capability", cap, sizeof(cap), 0), 0);
+	/* a name past ustar's 100 bytes */
+	put(p, LONG_NAME, "long", 0644, 0, 0);
 }
 
 typedef void (*change_fn)(const char *root);
@@ -226,6 +237,10 @@ read_layer(struct fixture *f, const struct exp_layer *l, size_t *ret_n)
 	kiln_sha256_buf(tar.buf, tar.len, &d);
 	kiln_digest_format(&d, hex);
 	assert_string_equal(hex, l->diff_id);
+	/* xattrs once (SCHILY), and no access or change times anywhere */
+	assert_null(memmem(tar.buf, tar.len, "LIBARCHIVE.", 11));
+	assert_null(memmem(tar.buf, tar.len, "atime=", 6));
+	assert_null(memmem(tar.buf, tar.len, "ctime=", 6));
 
 	struct archive *a = archive_read_new();
 	archive_read_support_format_tar(a);
@@ -345,6 +360,10 @@ test_layer__entries_say_what_changed(void **state)
 	assert_int_equal(null->rdev, makedev(1, 3));
 	assert_true(S_ISFIFO(find(v, n, "dev/fifo")->mode));
 	assert_string_equal(find(v, n, "etc/keep")->data, "changed");
+	const struct ent *ping = find(v, n, "bin/ping");
+	assert_non_null(ping);
+	assert_non_null(strstr(ping->xattrs, "security.capability="));
+	assert_string_equal(find(v, n, LONG_NAME)->data, "long");
 	/* unchanged files are not in the layer */
 	assert_null(find(v, n, "var/"));
 	/* nothing host-specific */
@@ -391,6 +410,10 @@ test_layer__applies_back_to_the_same_tree(void **state)
 	assert_null(strstr(b, "data/a"));
 	_cleanup_free_ char *x = xattr_of(snap_mount_path(got), "bin/tool", "user.kiln.test");
 	assert_string_equal(x, "yes");
+	_cleanup_free_ char *pcap = at(snap_mount_path(got), "bin/ping");
+	unsigned char cap[32];
+	assert_int_equal(lgetxattr(pcap, "security.capability", cap, sizeof(cap)), 20);
+	assert_int_equal(cap[5], 0x04);
 	struct stat s1, s2;
 	assert_true(lexists(snap_mount_path(got), "bin/tool", &s1));
 	assert_true(lexists(snap_mount_path(got), "bin/tool2", &s2));
