@@ -561,22 +561,34 @@ test_image__snapshot_to_image_unpacks_with_umoci(void **state)
 		change_rootfs(snap_mount_path(m));
 		assert_int_equal(snap_commit(m, "step-1", &err), 0);
 	}
-	struct exp_layer_opts lo = EXP_LAYER_OPTS_INIT;
-	lo.source_date_epoch = SDE;
-	lo.rewrite_timestamp = true;
-	struct exp_layer *layers = NULL;
-	size_t n = 0;
-	if (exp_chain_layers(ss, "step-1", chain, f->rs, &lo, &layers, &n, &err) < 0)
-		fail_msg("layers: %s", kiln_err_format(&err));
-	assert_int_equal(n, 1);
+	_cleanup_json_ json_t *cfg = J("{\"architecture\":\"amd64\",\"os\":\"linux\",\"base\":"
+	                               "\"docker.io/library/rootfs:1\","
+	                               "\"config\":{\"Env\":[],\"Cmd\":[\"/app/run\"]},"
+	                               "\"history\":[{\"created_by\":\"RUN make\"}]}");
+	struct exp_export_opts eo = EXP_EXPORT_OPTS_INIT;
+	eo.stage_config = cfg;
 	const char *names[] = {"built:1"};
-	commit(f,
-	       "{\"architecture\":\"amd64\",\"os\":\"linux\",\"base\":\"docker.io/library/"
-	       "rootfs:1\","
-	       "\"config\":{\"Env\":[],\"Cmd\":[\"/app/run\"]},"
-	       "\"history\":[{\"created_by\":\"RUN make\"}]}",
-	       layers, n, names, 1, SDE);
-	exp_layers_free(layers, n);
+	eo.names = names;
+	eo.nnames = 1;
+	eo.source_date_epoch = SDE;
+	eo.rewrite_timestamp = true;
+	struct exp_image img;
+	if (exp_image_export(ss, f->rs, "step-1", &eo, &img, &err) < 0)
+		fail_msg("export: %s", kiln_err_format(&err));
+	struct reg_image built = REG_IMAGE_INIT;
+	open_image(f, "built:1", &built);
+	assert_int_equal(built.manifest.n_layers, 2); /* the base's and the step's */
+	assert_string_equal(built.manifest_digest, img.manifest_digest);
+	reg_image_release(&built);
+
+	/* the root itself: the base's layers under the merged config */
+	eo.names = NULL;
+	eo.nnames = 0;
+	if (exp_image_export(ss, f->rs, chain, &eo, &img, &err) < 0)
+		fail_msg("export root: %s", kiln_err_format(&err));
+	open_image(f, img.manifest_digest, &built);
+	assert_int_equal(built.manifest.n_layers, 1);
+	reg_image_release(&built);
 	snap_store_free(ss);
 
 	_cleanup_free_ char *tar = kiln_xasprintf("%s/built.tar", f->dir);
@@ -607,6 +619,58 @@ test_image__snapshot_to_image_unpacks_with_umoci(void **state)
 	umount_below(f->dir);
 }
 
+static void
+add_app(const char *p)
+{
+	test_write_file(p, "app/hello", "hello\n");
+}
+
+static void
+test_image__export_scratch_drops_empty_root(void **state)
+{
+	struct fixture *f = *state;
+	if (geteuid() != 0) {
+		print_message("needs root\n");
+		exit(77);
+	}
+	struct kiln_err err = KILN_ERR_INIT;
+	struct snap_store_opts so = SNAP_STORE_OPTS_INIT;
+	struct snap_store *ss = NULL;
+	if (snap_store_open(f->root, &so, &ss, &err) < 0)
+		fail_msg("snap store: %s", kiln_err_format(&err));
+	const char *steps[] = {"scratch", "copy"};
+	for (size_t i = 0; i < 2; i++) {
+		_cleanup_snap_mount_ struct snap_mount *m = NULL;
+		assert_int_equal(snap_prepare(ss, i ? steps[i - 1] : NULL, &m, &err), 0);
+		if (i)
+			add_app(snap_mount_path(m));
+		assert_int_equal(snap_commit(m, steps[i], &err), 0);
+	}
+	_cleanup_json_ json_t *cfg = J(
+	        "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"" DEFAULT_PATH
+	        "\"]},\"history\":[{\"created_by\":\"COPY app /app\"}]}");
+	struct exp_export_opts eo = EXP_EXPORT_OPTS_INIT;
+	eo.stage_config = cfg;
+	eo.source_date_epoch = SDE;
+	struct exp_image a, b;
+	assert_int_equal(exp_image_export(ss, f->rs, "copy", &eo, &a, &err), 0);
+	eo.stop = "scratch";
+	assert_int_equal(exp_image_export(ss, f->rs, "copy", &eo, &b, &err), 0);
+	assert_string_equal(a.manifest_digest, b.manifest_digest);
+	struct reg_image img = REG_IMAGE_INIT;
+	open_image(f, a.manifest_digest, &img);
+	assert_int_equal(img.manifest.n_layers, 1);
+	assert_int_equal(img.config.diff_ids.n, 1);
+	assert_int_equal(json_array_size(img.config.history), 1);
+	reg_image_release(&img);
+
+	eo.stop = "nonsense";
+	assert_true(exp_image_export(ss, f->rs, "copy", &eo, &b, &err) < 0);
+	assert_err_contains(&err, "export image");
+	snap_store_free(ss);
+	umount_below(f->dir);
+}
+
 int
 main(void)
 {
@@ -628,6 +692,8 @@ main(void)
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_image__snapshot_to_image_unpacks_with_umoci,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_image__export_scratch_drops_empty_root, setup,
+	                                        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
