@@ -3,21 +3,26 @@
  *
  * Calling sequence (after sv_solve, for the target result `res`):
  *
+ *	struct exp_export_opts o = EXP_EXPORT_OPTS_INIT;
+ *	o.stage_config = res->config;       // the plan's config: "base": R, history, Env, ...
+ *	o.names = tags; o.nnames = ntags;   // -t, several; may be none
+ *	o.source_date_epoch = sde;          // -1: created = now; o.rewrite_timestamp clamps
+ *	struct exp_image img;
+ *	exp_image_export(ss, rs, sv_solver_result(s, res->vertex), &o, &img, &err);
+ *	...img.config_digest for --iidfile, img.manifest_digest is what the names point to...
+ *
+ * exp_image_export is the three steps below in one call; they are public for callers
+ * that need them apart:
+ *
  *	struct exp_layer_opts lo = EXP_LAYER_OPTS_INIT;    // .source_date_epoch, .rewrite_timestamp
  *	struct exp_layer *layers = NULL;
  *	size_t n = 0;
  *	// the snapshots from the stage's top down to (not including) the stage's root source
  *	// result (the base image's chain, or scratch's), oldest first, one layer each:
- *	exp_chain_layers(ss, sv_solver_result(s, res->vertex), root_result, rs, &lo,
- *	                 &layers, &n, &err);
- *
+ *	exp_chain_layers(ss, top, root_result, rs, &lo, &layers, &n, &err);
  *	struct exp_image_opts io = EXP_IMAGE_OPTS_INIT;
- *	io.stage_config = res->config;     // the plan's config: "base": R, history, Env, ...
- *	io.layers = layers; io.nlayers = n;
- *	io.names = tags; io.nnames = ntags; // -t, several; may be none
- *	io.source_date_epoch = sde;        // -1: created = now
- *	struct exp_image img;
- *	exp_image_commit(rs, &io, &img, &err);  // img.manifest_digest, img.config_digest
+ *	io.stage_config = res->config; io.layers = layers; io.nlayers = n; ...
+ *	exp_image_commit(rs, &io, &img, &err);
  *	exp_layers_free(layers, n);
  *
  * Or one layer at a time: exp_layer_from_snapshot(ss, "snap-name", rs, &lo, &layer, &err).
@@ -143,10 +148,43 @@ int exp_image_commit(struct reg_store *rs, const struct exp_image_opts *opts, st
                      struct kiln_err *err);
 
 /*
- * The config merge alone (exposed for tests and `kiln build --print`): a new config
- * object from the base config (NULL: none) and the stage config, without rootfs or
- * created set. Caller owns the result.
+ * The config merge alone: a new image config document from the base image's whole config
+ * document (NULL: none) and the plan's stage config (both borrowed): author, platform,
+ * "config" merged by the rules above, history = the base's + ours as they are (no
+ * "created" filled in, no fitting to layers), no rootfs, no created, no "base". Caller
+ * owns the result.
  */
 json_t *exp_config_merge(const json_t *base_config, const json_t *stage_config);
+
+/* ---- all of it ---- */
+
+struct exp_export_opts {
+	const json_t *stage_config; /* required, borrowed */
+	/* The stage's root snapshot, whose descendants become layers. NULL: the base image's
+	 * chain (snap_chain_id over its diff_ids, which is what snap_layer_apply named it);
+	 * without a base (scratch), the root of `top`'s chain, where a parentless snapshot with
+	 * an empty diff (an empty scratch snapshot) gives no layer. */
+	const char *stop;
+	const struct reg_platform *platform; /* for opening "base"; NULL: the config's */
+	const char *const *names;
+	size_t nnames;
+	int64_t source_date_epoch; /* -1: unset */
+	bool rewrite_timestamp;    /* clamp layer mtimes to source_date_epoch */
+	bool no_cache;             /* re-tar even when the layer cache knows a snapshot */
+};
+#define EXP_EXPORT_OPTS_INIT                                                                       \
+	{                                                                                          \
+		.stage_config = NULL, .stop = NULL, .platform = NULL, .names = NULL, .nnames = 0,  \
+		.source_date_epoch = -1, .rewrite_timestamp = false, .no_cache = false             \
+	}
+
+/*
+ * Export committed snapshot `top` (the target stage's result) as an image: layers of the
+ * snapshots above the stage's root, then exp_image_commit. `top` equal to the root gives
+ * the base image's layers with the merged config. Names are set last, only on success.
+ */
+int exp_image_export(struct snap_store *ss, struct reg_store *rs, const char *top,
+                     const struct exp_export_opts *opts, struct exp_image *ret,
+                     struct kiln_err *err);
 
 #endif

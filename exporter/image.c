@@ -206,18 +206,16 @@ oci_layer_type(const char *mt)
 	return mt;
 }
 
-static int
-open_base(struct reg_store *rs, const struct exp_image_opts *o, const char *ref,
-          struct reg_image *img, struct kiln_err *err)
+int
+exp_base_open(struct reg_store *rs, const json_t *stage_config, const struct reg_platform *platform,
+              const char *ref, struct reg_image *img, struct kiln_err *err)
 {
 	struct reg_platform p = REG_PLATFORM_INIT;
-	const struct reg_platform *want = o->platform;
+	const struct reg_platform *want = platform;
 	if (!want) {
-		const char *os = json_string_value(json_object_get(o->stage_config, "os"));
-		const char *arch =
-		        json_string_value(json_object_get(o->stage_config, "architecture"));
-		const char *variant =
-		        json_string_value(json_object_get(o->stage_config, "variant"));
+		const char *os = json_string_value(json_object_get(stage_config, "os"));
+		const char *arch = json_string_value(json_object_get(stage_config, "architecture"));
+		const char *variant = json_string_value(json_object_get(stage_config, "variant"));
 		if (os && arch) {
 			p.os = kiln_xstrdup(os);
 			p.architecture = kiln_xstrdup(arch);
@@ -268,7 +266,7 @@ exp_image_commit(struct reg_store *rs, const struct exp_image_opts *o, struct ex
 	const struct reg_image *base = o->base;
 	const char *base_ref = json_string_value(json_object_get(o->stage_config, "base"));
 	if (!base && base_ref) {
-		r = open_base(rs, o, base_ref, &opened, err);
+		r = exp_base_open(rs, o->stage_config, o->platform, base_ref, &opened, err);
 		if (r < 0)
 			return r;
 		base = &opened;

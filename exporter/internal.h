@@ -33,4 +33,12 @@ extern const unsigned char exp_empty_layer[32];
 /* "YYYY-MM-DDTHH:MM:SSZ" for unix time t into buf. */
 void exp_rfc3339(int64_t t, char buf[32]);
 
+struct reg_image;
+struct reg_platform;
+/* Open the base image `ref` for the platform (NULL: the stage config's os/architecture/
+ * variant, else the host's); errors say "base image REF". */
+int exp_base_open(struct reg_store *rs, const json_t *stage_config,
+                  const struct reg_platform *platform, const char *ref, struct reg_image *img,
+                  struct kiln_err *err);
+
 #endif

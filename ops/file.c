@@ -15,6 +15,7 @@
 #include "snapshot/snap.h"
 
 #include <archive.h>
+#include <archive_entry.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <limits.h>
@@ -621,10 +622,11 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 
 	if (exists) {
 		if (S_ISDIR(dst.st_mode))
-			r = kiln_rm_rf_at(dirfd, name);
-		else
-			r = remove_nondir(dirfd, name);
-		if (r < 0)
+			return kiln_err_set(
+			        f->err, EISDIR,
+			        "cannot replace directory `%s` with non-directory \"%s\"", destpath,
+			        srcpath);
+		if ((r = remove_nondir(dirfd, name)) < 0)
 			return kiln_err_set(f->err, -r, "replace `%s`", destpath);
 	}
 
@@ -733,6 +735,39 @@ mkdir_all(int rootfd, const char *path, mode_t mode, const struct owner *own, st
 
 /* ---- ADD: unpacking local archives ---- */
 
+/* ADD --chown of an archive: the entries it extracted get the owner (BuildKit passes the
+ * user to its tar applier). Each name is resolved again inside the directory it went to. */
+static int
+chown_entries(struct fop *f, int tar, int dirfd)
+{
+	if (lseek(tar, 0, SEEK_SET) < 0)
+		return kiln_err_set(f->err, errno, "seek");
+	_cleanup_archive_ struct archive *a = archive_read_new();
+	archive_read_support_filter_all(a);
+	archive_read_support_format_tar(a);
+	if (archive_read_open_fd(a, tar, 65536) != ARCHIVE_OK)
+		return kiln_err_invalid(f->err, "reread: %s", archive_error_string(a));
+	struct archive_entry *ent;
+	int r;
+	while ((r = archive_read_next_header(a, &ent)) == ARCHIVE_OK) {
+		const char *name = archive_entry_pathname(ent);
+		if (!name)
+			continue;
+		struct kiln_err e = KILN_ERR_INIT;
+		_cleanup_close_ int fd =
+		        kiln_path_openat_in_root(dirfd, name, O_PATH | O_NOFOLLOW, 0, &e);
+		kiln_err_release(&e);
+		if (fd < 0)
+			continue; /* a whiteout, or replaced by a later entry */
+		if (fchownat(fd, "", f->owner.uid, f->owner.gid,
+		             AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return kiln_err_set(f->err, errno, "chown `%s`", name);
+	}
+	if (r != ARCHIVE_EOF)
+		return kiln_err_invalid(f->err, "reread: %s", archive_error_string(a));
+	return 0;
+}
+
 /*
  * If the file is a tar (plain or gzip/bzip2/xz/zstd-compressed, as Docker's ADD detects),
  * extract it into dest_dirfd and set *unpacked. The extraction is snapshot/apply.c's: every
@@ -740,7 +775,7 @@ mkdir_all(int rootfd, const char *path, mode_t mode, const struct owner *own, st
  * because snap_tar_apply_at reads only plain, gzip and zstd tars.
  */
 static int
-try_unpack(struct fop *f, int srcfd, const char *srcpath, int dest_dirfd, bool *unpacked)
+try_unpack(struct fop *f, int srcfd, const char *srcpath, const char *target, bool *unpacked)
 {
 	*unpacked = false;
 	_cleanup_close_ int in = reopen_read(srcfd, false);
@@ -756,6 +791,10 @@ try_unpack(struct fop *f, int srcfd, const char *srcpath, int dest_dirfd, bool *
 	int filter = archive_filter_code(a, 0);
 	archive_read_free(a);
 	a = NULL;
+	/* An archive always goes into a directory, made as BuildKit's MkdirAll would. */
+	_cleanup_close_ int dest_dirfd = mkdir_all(f->dest_rootfd, target, 0755, &f->owner, f->err);
+	if (dest_dirfd < 0)
+		return kiln_err_wrap(f->err, "%s", f->what);
 	if (lseek(in, 0, SEEK_SET) < 0)
 		return kiln_err_set(f->err, errno, "seek \"%s\"", srcpath);
 	_cleanup_close_ int tar = -1;
@@ -793,6 +832,8 @@ try_unpack(struct fop *f, int srcfd, const char *srcpath, int dest_dirfd, bool *
 	if (snap_tar_apply_at(dest_dirfd, tar, &o, f->err) < 0)
 		return kiln_err_wrap(f->err, "unpack \"%s\"", srcpath);
 	*unpacked = true;
+	if (f->owner.set && chown_entries(f, tar, dest_dirfd) < 0)
+		return kiln_err_wrap(f->err, "unpack \"%s\"", srcpath);
 	return 0;
 }
 
@@ -864,15 +905,10 @@ copy_one(struct fop *f, const json_t *a, int srcroot, const char *match, const c
 
 	struct owner own = f->owner;
 	if (jbool(a, "unpack") && S_ISREG(st.st_mode)) {
-		_cleanup_close_ int dfd = mkdir_all(f->dest_rootfd, target, 0755, &own, f->err);
-		if (dfd < 0)
-			return kiln_err_wrap(f->err, "%s", f->what);
 		bool done;
-		int r = try_unpack(f, sfd, match, dfd, &done);
+		int r = try_unpack(f, sfd, match, target, &done);
 		if (r < 0 || done)
 			return r;
-		dest_dir = true;
-		target_is_dir = true;
 	}
 
 	/* BuildKit's prepareTargetDir: a non-directory (or, without contents_only, a
@@ -959,7 +995,8 @@ do_copy(struct fop *f, const json_t *a)
 		matches.v[keep++] = matches.v[i];
 	}
 	matches.n = keep;
-	matches.v[keep] = NULL;
+	if (matches.v)
+		matches.v[keep] = NULL;
 	if (matches.n == 0) {
 		_cleanup_free_ char *clean = kiln_path_join("/", src);
 		if (wildcard && has_wildcard(src) && jbool(a, "allow_empty_wildcard")) {
@@ -967,6 +1004,7 @@ do_copy(struct fop *f, const json_t *a)
 			goto out;
 		}
 		r = kiln_err_set(f->err, ENOENT, "%s failed: \"%s\": not found", f->what, clean);
+		f->err->sys = false; /* the message says it all */
 		goto out;
 	}
 	size_t dl = strlen(dest);
@@ -1134,11 +1172,8 @@ dig_entry(struct dig *d, int fd, const struct stat *st, const char *rel, const c
 	} else if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
 		dig_u64(d, st->st_rdev);
 	} else if (S_ISREG(st->st_mode)) {
-		_cleanup_close_ int in = reopen_read(fd, false);
-		if (in < 0)
-			return kiln_err_set(d->err, -in, "open \"%s\"", srcpath);
 		struct kiln_digest cd;
-		if ((r = ops_stat_index_file_digest(d->idx, in, st, &cd, d->err)) < 0)
+		if ((r = ops_stat_index_file_digest(d->idx, fd, st, &cd, d->err)) < 0)
 			return kiln_err_wrap(d->err, "\"%s\"", srcpath);
 		kiln_sha256_update(d->h, cd.bytes, sizeof(cd.bytes));
 	} else if (S_ISDIR(st->st_mode)) {
@@ -1205,8 +1240,10 @@ ops_file_content_digest(const json_t *action, int src_rootfd, struct ops_stat_in
 	if (n == 0 && !(wildcard && has_wildcard(src) && jbool(action, "allow_empty_wildcard"))) {
 		kiln_sha256_free(d.h);
 		_cleanup_free_ char *clean = kiln_path_join("/", src);
-		return kiln_err_set(err, ENOENT, "failed to compute cache key: \"%s\": not found",
-		                    clean);
+		r = kiln_err_set(err, ENOENT, "failed to compute cache key: \"%s\": not found",
+		                 clean);
+		err->sys = false;
+		return r;
 	}
 	kiln_sha256_final(d.h, ret);
 	return 0;

@@ -28,8 +28,24 @@
  *   mkfile {"path","mode","data"}
  * Every destination path is resolved inside dest_rootfd (symlinks in the destination never
  * lead out of it); every source path inside its input's root. Source input 0 is the
- * destination itself (src_rootfds[0] is ignored; dest_rootfd is read). chown names are
- * resolved in the destination's /etc/passwd and /etc/group.
+ * destination itself (src_rootfds[0] is ignored; dest_rootfd is read).
+ *
+ * Semantics (BuildKit's, where it has one):
+ * - Copies keep uid/gid, mode, xattrs and mtimes unless chown/mode say otherwise. (BuildKit
+ *   receives a local context as 0:0: the local source's snapshot should own its files so.)
+ * - chown: a numeric user without a group gets gid = uid; a name gets its passwd uid and
+ *   gid; a group replaces the gid. Names come from the destination's /etc/passwd and
+ *   /etc/group; an unknown name is an error (BuildKit quietly uses 0).
+ * - mode: an integer applies to every copied file and directory; a symbolic mode is
+ *   applied to each one's own mode (X: directories, or files with some x bit).
+ * - unpack: a regular source that is a tar (plain, gzip, bzip2, xz or zstd; detected by
+ *   content) is extracted into the destination as a directory by snapshot/apply.c (every
+ *   entry inside it; `.wh.` entries delete as in a layer); anything else is copied.
+ * - link: copies exactly as without it.
+ * - exclude: patterns match paths relative to a copied directory, and a wildcard match by
+ *   its name; an excluded directory is skipped unless a "!" exception might re-include
+ *   something below it (then it is walked, and made).
+ * - parents: the matched path below dest, or the part after a "/./" pivot in "src".
  */
 #ifndef KILN_OPS_FILE_H
 #define KILN_OPS_FILE_H
@@ -74,8 +90,9 @@ int ops_stat_index_open(const char *path, struct ops_stat_index **ret, struct ki
 /* Write it back atomically (temp file, fsync, rename) if anything changed. */
 int ops_stat_index_save(struct ops_stat_index *idx, struct kiln_err *err);
 void ops_stat_index_free(struct ops_stat_index *idx);
-/* The digest of the open regular file `fd` whose stat is `st`: from the index when the
- * stat matches, otherwise read (and recorded). idx may be NULL (always read). */
+/* The digest of the regular file `fd` (open for reading, or O_PATH: then opened only when
+ * it must be read) whose stat is `st`: from the index when the stat matches, otherwise
+ * read (and recorded). idx may be NULL (always read). */
 int ops_stat_index_file_digest(struct ops_stat_index *idx, int fd, const struct stat *st,
                                struct kiln_digest *ret, struct kiln_err *err);
 struct ops_stat_index_stats {

@@ -235,6 +235,17 @@ ops_stat_index_file_digest(struct ops_stat_index *idx, int fd, const struct stat
 		if (hit)
 			return 0;
 	}
+	/* An O_PATH fd (the digest walk holds those) is opened for reading only on a miss. */
+	_cleanup_close_ int rfd = -1;
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && (fl & O_PATH)) {
+		char p[64];
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+		rfd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		if (rfd < 0)
+			return kiln_err_set(err, errno, "open");
+		fd = rfd;
+	}
 	int r = hash_fd(fd, ret, err);
 	if (r < 0 || !idx)
 		return r;
