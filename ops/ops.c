@@ -251,7 +251,9 @@ ops_inputs_open(struct ops *o, const char *const *inputs, size_t n, struct ops_i
 			if (o->ctx_fd < 0)
 				return kiln_err_invalid(err, "the build has no context directory");
 			in->paths[i] = o->opts.context_dir;
-			in->fds[i] = fcntl(o->ctx_fd, F_DUPFD_CLOEXEC, 3);
+			/* A fresh open, not a dup: a dup shares the directory offset with the
+			 * other steps reading the context at the same time. */
+			in->fds[i] = openat(o->ctx_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 			if (in->fds[i] < 0)
 				return kiln_err_set(err, errno, "dup");
 			continue;
@@ -432,7 +434,13 @@ ops_context_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_ve
 			act = json_pack("{s:s, s:b}", "src", abs, "follow_symlinks", 1);
 		}
 		struct kiln_digest d;
-		if (ops_file_content_digest(act, o->ctx_fd, o->index, &d, err) < 0) {
+		_cleanup_close_ int cfd =
+		        openat(o->ctx_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (cfd < 0) {
+			kiln_sha256_free(h);
+			return kiln_err_set(err, errno, "open the build context");
+		}
+		if (ops_file_content_digest(act, cfd, o->index, &d, err) < 0) {
 			kiln_sha256_free(h);
 			return -1;
 		}
