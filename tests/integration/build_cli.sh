@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# kiln build: bind from a stage, ssh agent, --explain, rawjson progress, lint warnings, -f -.
+source "$(dirname "$0")/../lib.sh"
+# Shared by tests/integration/build_*.sh: a busybox base image made offline in the test's
+# own store (cp /bin/busybox, applet links, passwd/group -> kiln import).
+[ "$(id -u)" -eq 0 ] || skip "needs root (CI runs as root)"
+[ -x /bin/busybox ] || { echo "FAIL: busybox-static is not installed" >&2; exit 1; }
+
+make_busybox() {
+	local r="$T/busybox-rootfs"
+	mkdir -p "$r/bin" "$r/etc" "$r/tmp"
+	chmod 1777 "$r/tmp"
+	cp /bin/busybox "$r/bin/busybox"
+	for applet in $(/bin/busybox --list); do
+		[ "$applet" = busybox ] || ln -s busybox "$r/bin/$applet"
+	done
+	cat >"$r/etc/passwd" <<'PW'
+root:x:0:0:root:/root:/bin/sh
+app:x:1000:1000:app:/home/app:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+PW
+	cat >"$r/etc/group" <<'GR'
+root:x:0:
+app:x:1000:
+nogroup:x:65534:
+GR
+	run_kiln import "$r" busybox
+	[ "$rc" -eq 0 ] || { echo "FAIL: kiln import: $err" >&2; exit 1; }
+}
+
+# count_cached TEXT: the number of steps taken from the cache.
+count_cached() { printf '%s\n' "$1" | grep -c '^#[0-9]* CACHED$' || true; }
+# count_steps TEXT: the number of steps that ran or came from the cache.
+count_ran() { printf '%s\n' "$1" | grep -c '^#[0-9]* DONE' || true; }
+command -v python3 >/dev/null || { echo "FAIL: python3 is needed for a socket" >&2; exit 1; }
+
+make_busybox
+CTX="$T/ctx"
+mkdir -p "$CTX"
+echo v1 >"$CTX/a.txt"
+python3 -c 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/agent.sock"
+cat >"$CTX/Dockerfile" <<'DF'
+FROM busybox AS tools
+RUN mkdir /t && echo tool-output > /t/x
+FROM busybox
+COPY a.txt /a.txt
+RUN --mount=type=bind,from=tools,source=/t,target=/mnt/t cat /mnt/t/x > /from-tools
+RUN --mount=type=ssh sh -c 'test -S "$SSH_AUTH_SOCK" && echo ssh-ok > /ssh'
+run echo lower
+DF
+run_kiln build --ssh "default=$T/agent.sock" -t c2 "$CTX"
+expect_eq "build: $err" "$rc" 0
+expect_contains "lint warnings at the start" "$err" "Dockerfile:7: warning ConsistentInstructionCasing"
+run_kiln run c2 cat /from-tools /ssh
+expect_eq "bind from a stage, ssh agent socket" "$out" "$(printf 'tool-output\nssh-ok')"
+
+echo v2 >"$CTX/a.txt"
+run_kiln build --explain --ssh "default=$T/agent.sock" "$CTX"
+expect_eq "explain build: $err" "$rc" 0
+expect_contains "explain names the changed file" "$err" "explain: [stage-1 2/5] COPY a.txt /a.txt: file /a.txt under"
+expect_contains "explain names the parent" "$err" "cat /mnt/t/x > /from-tools: parent step changed"
+
+run_kiln build --progress rawjson --ssh "default=$T/agent.sock" "$CTX"
+expect_eq "rawjson build: $err" "$rc" 0
+first=$(printf '%s\n' "$err" | grep '^{' | head -1)
+expect_contains "one JSON event per line" "$first" '"event":"'
+expect_eq "every event line is JSON" "$(printf '%s\n' "$err" | grep '^{' | python3 -c 'import json,sys; print(all(json.loads(l)["event"] for l in sys.stdin))')" "True"
+
+run_kiln build --progress quiet --ssh "default=$T/agent.sock" "$CTX"
+expect_eq "quiet build: $err" "$rc" 0
+expect_contains "quiet prints the image id" "$out" "sha256:"
+
+set +e
+printf 'FROM busybox\nRUN echo from-stdin > /f\n' | "$KILN" build -f - -t fromstdin "$CTX" >"$T/stdout" 2>"$T/stderr"
+rc=$?
+set -e
+expect_eq "-f -: $(cat "$T/stderr")" "$rc" 0
+run_kiln run fromstdin cat /f
+expect_eq "the stdin Dockerfile was built" "$out" "from-stdin"
+
+run_kiln build --jobs 0 "$CTX"
+expect_eq "--jobs 0 is a usage error" "$rc" 2
+run_kiln build --progress fancy "$CTX"
+expect_eq "an unknown progress mode is a usage error" "$rc" 2
+
+finish
