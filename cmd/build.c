@@ -20,7 +20,11 @@
 #include "snapshot/snap.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -336,6 +340,75 @@ write_file(const char *path, const char *text, struct kiln_err *err)
 	return 0;
 }
 
+/* Ctrl-C, SIGTERM and SIGHUP stop the build cleanly: running steps are killed, nothing
+ * half-done is committed, mounts and snapshots are released on the way out. */
+struct sigwatch {
+	struct ops *ops;
+	int sfd, stopfd;
+	pthread_t thread;
+	bool started;
+	bool fired;
+};
+
+static void *
+sigwatch_main(void *arg)
+{
+	struct sigwatch *w = arg;
+	struct pollfd p[2] = {{.fd = w->sfd, .events = POLLIN},
+	                      {.fd = w->stopfd, .events = POLLIN}};
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return NULL;
+		}
+		if (p[1].revents)
+			return NULL;
+		if (p[0].revents) {
+			struct signalfd_siginfo si;
+			(void)!read(w->sfd, &si, sizeof(si));
+			if (!w->fired)
+				fprintf(stderr, "kiln: interrupted; stopping the build\n");
+			w->fired = true;
+			ops_interrupt(w->ops);
+		}
+	}
+}
+
+static void
+sigwatch_start(struct sigwatch *w, struct ops *ops)
+{
+	*w = (struct sigwatch){.ops = ops, .sfd = -1, .stopfd = -1};
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	/* Blocked before the solver's threads exist, so they inherit the mask. */
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	w->sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	w->stopfd = eventfd(0, EFD_CLOEXEC);
+	if (w->sfd >= 0 && w->stopfd >= 0 &&
+	    pthread_create(&w->thread, NULL, sigwatch_main, w) == 0)
+		w->started = true;
+}
+
+static void
+sigwatch_stop(struct sigwatch *w)
+{
+	if (w->started) {
+		uint64_t one = 1;
+		(void)!write(w->stopfd, &one, sizeof(one));
+		pthread_join(w->thread, NULL);
+	}
+	if (w->sfd >= 0)
+		close(w->sfd);
+	if (w->stopfd >= 0)
+		close(w->stopfd);
+	w->started = false;
+	w->sfd = w->stopfd = -1;
+}
+
 struct build {
 	struct reg_store *reg;
 	struct snap_store *snaps;
@@ -346,11 +419,13 @@ struct build {
 	struct ops_secret *secrets;
 	char *tmp_context;
 	struct prog prog;
+	struct sigwatch sig;
 };
 
 static void
 build_release(struct build *b)
 {
+	sigwatch_stop(&b->sig);
 	sv_solver_free(b->solver);
 	sv_graph_free(b->graph);
 	ops_free(b->ops);
@@ -474,7 +549,9 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	if (sv_solver_new(ops_vtable(), b->ops, b->cache, &sopts, &b->solver, err) < 0)
 		return -1;
 	struct sv_vertex *want = res->vertex;
+	sigwatch_start(&b->sig, b->ops);
 	r = sv_solve(b->solver, b->graph, &want, 1, err);
+	sigwatch_stop(&b->sig);
 	struct kiln_err serr = KILN_ERR_INIT;
 	ops_save(b->ops, &serr); /* the stat index only speeds up the next build */
 	kiln_err_release(&serr);
@@ -556,7 +633,7 @@ cmd_build(int argc, char **argv)
 			return KILN_EXIT_USAGE;
 		}
 	}
-	struct build b = {0};
+	struct build b = {.sig = {.sfd = -1, .stopfd = -1}};
 	r = build(&a, &b, &err);
 	if (r < 0)
 		cmd_print_err(&err);

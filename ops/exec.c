@@ -340,13 +340,12 @@ ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
 	ro.output = on_output;
 	ro.output_data = &eo;
 	int cfd = -1;
-	if (ops_cancel_fd_new(ctx, &cfd) < 0)
+	if (ops_cancel_fd_new(o, ctx, &cfd) < 0)
 		return kiln_err_set(err, errno, "eventfd");
 	ro.cancel_fd = cfd;
 	struct ex_result res = {0};
 	int r = ex_run(&ro, &res, err);
-	sv_op_ctx_on_cancel(ctx, NULL, NULL);
-	close(cfd);
+	ops_cancel_fd_close(o, ctx, cfd);
 	if (r < 0) {
 		exec_out_release(&eo);
 		return r;

@@ -62,6 +62,7 @@ ops_free(struct ops *o)
 		free(o->images[i].img);
 	}
 	free(o->images);
+	free(o->cancel_fds);
 	pthread_mutex_destroy(&o->mu);
 	free(o);
 }
@@ -174,6 +175,8 @@ run(void *data, struct sv_op_ctx *ctx, const struct sv_vertex *v, const char *co
     char **ret_result, struct kiln_err *err)
 {
 	struct ops *o = data;
+	if (ops_interrupted(o))
+		return kiln_err_set(err, ECANCELED, "interrupted");
 	switch (v->op) {
 	case SV_OP_SOURCE:
 		return ops_source_run(o, ctx, v, ret_result, err);
@@ -347,13 +350,53 @@ cancel_write(void *data)
 }
 
 int
-ops_cancel_fd_new(struct sv_op_ctx *ctx, int *fdp)
+ops_cancel_fd_new(struct ops *o, struct sv_op_ctx *ctx, int *fdp)
 {
 	*fdp = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (*fdp < 0)
 		return -errno;
+	pthread_mutex_lock(&o->mu);
+	KILN_GROW(o->cancel_fds, o->acancel, o->ncancel + 1);
+	o->cancel_fds[o->ncancel++] = *fdp;
+	if (o->interrupted)
+		cancel_write(fdp);
+	pthread_mutex_unlock(&o->mu);
 	sv_op_ctx_on_cancel(ctx, cancel_write, fdp);
 	return 0;
+}
+
+void
+ops_cancel_fd_close(struct ops *o, struct sv_op_ctx *ctx, int fd)
+{
+	sv_op_ctx_on_cancel(ctx, NULL, NULL);
+	pthread_mutex_lock(&o->mu);
+	for (size_t i = 0; i < o->ncancel; i++) {
+		if (o->cancel_fds[i] == fd) {
+			o->cancel_fds[i] = o->cancel_fds[--o->ncancel];
+			break;
+		}
+	}
+	close(fd);
+	pthread_mutex_unlock(&o->mu);
+}
+
+void
+ops_interrupt(struct ops *o)
+{
+	pthread_mutex_lock(&o->mu);
+	o->interrupted = true;
+	for (size_t i = 0; i < o->ncancel; i++)
+		cancel_write(&o->cancel_fds[i]);
+	pthread_mutex_unlock(&o->mu);
+}
+
+bool
+ops_interrupted(struct ops *o)
+{
+	pthread_mutex_lock(&o->mu);
+	bool r = o->interrupted;
+	pthread_mutex_unlock(&o->mu);
+	return r;
 }
 
 int
@@ -372,14 +415,13 @@ ops_file_vertex_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex
 	if (dest < 0)
 		return kiln_err_set(err, errno, "open `%s`", snap_mount_path(m));
 	int cfd = -1;
-	if (ops_cancel_fd_new(ctx, &cfd) < 0)
+	if (ops_cancel_fd_new(o, ctx, &cfd) < 0)
 		return kiln_err_set(err, errno, "eventfd");
 	struct ops_file_env env = OPS_FILE_ENV_INIT;
 	env.cancel_fd = cfd;
 	_cleanup_json_ json_t *def = context_def(v, inputs);
 	int r = ops_file_run(def, dest, in.fds, in.n, &env, err);
-	sv_op_ctx_on_cancel(ctx, NULL, NULL);
-	close(cfd);
+	ops_cancel_fd_close(o, ctx, cfd);
 	if (r < 0)
 		return r;
 	_cleanup_free_ char *name = ops_new_snapshot_name();

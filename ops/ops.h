@@ -72,6 +72,10 @@ void ops_free(struct ops *ops);
 /* The vtable to give sv_solver_new with the ops as its data. Static storage. */
 const struct sv_ops *ops_vtable(void);
 
+/* Stop the build (Ctrl-C): running steps are killed and fail, no new step starts. Safe
+ * from any thread, e.g. one waiting on a signalfd. */
+void ops_interrupt(struct ops *ops);
+
 /* The vertex a stage's root filesystem starts from: follow input 0 from `v` down to its
  * source vertex (image or scratch). */
 const struct sv_vertex *ops_stage_root(const struct sv_vertex *v);

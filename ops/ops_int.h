@@ -31,6 +31,9 @@ struct ops {
 	pthread_mutex_t mu; /* images, scratch */
 	struct ops_image *images;
 	size_t nimages, aimages;
+	int *cancel_fds; /* the running steps' cancel eventfds, for ops_interrupt */
+	size_t ncancel, acancel;
+	bool interrupted;
 	struct ops_download *downloads;
 	size_t ndownloads, adownloads;
 };
@@ -52,8 +55,11 @@ int ops_image_get(struct ops *o, const char *ref, const struct reg_image **ret,
                   struct kiln_err *err);
 char *ops_new_snapshot_name(void);
 /* An eventfd that becomes readable when the solve is cancelled (registered with ctx); the
- * caller clears the callback (sv_op_ctx_on_cancel(ctx, NULL, NULL)) before closing it. */
-int ops_cancel_fd_new(struct sv_op_ctx *ctx, int *fdp);
+ * also becomes readable on ops_interrupt. Close it with ops_cancel_fd_close. */
+int ops_cancel_fd_new(struct ops *o, struct sv_op_ctx *ctx, int *fdp);
+/* Clear the callback and close the fd. */
+void ops_cancel_fd_close(struct ops *o, struct sv_op_ctx *ctx, int fd);
+bool ops_interrupted(struct ops *o);
 
 int ops_source_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
                            char **ret, struct kiln_err *err);

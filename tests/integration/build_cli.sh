@@ -83,4 +83,25 @@ expect_eq "--jobs 0 is a usage error" "$rc" 2
 run_kiln build --progress fancy "$CTX"
 expect_eq "an unknown progress mode is a usage error" "$rc" 2
 
+# ---- Ctrl-C stops the build cleanly ----
+mkdir -p "$T/slow"
+printf 'FROM busybox\nRUN sleep 30 && echo done > /f\n' >"$T/slow/Dockerfile"
+"$KILN" build --no-cache "$T/slow" >"$T/slow.out" 2>"$T/slow.err" &
+pid=$!
+for _ in $(seq 100); do
+	grep -q 'RUN sleep 30' "$T/slow.err" && break
+	sleep 0.1
+done
+sleep 0.3
+start=$(date +%s)
+kill -INT "$pid"
+set +e
+wait "$pid"
+rc=$?
+set -e
+expect_eq "an interrupted build fails" "$rc" 1
+expect_eq "and stops promptly" "$(( $(date +%s) - start < 10 ))" 1
+expect_contains "says so" "$(cat "$T/slow.err")" "interrupted"
+expect_eq "no mounts left behind" "$(grep -cF "$T" /proc/self/mountinfo || true)" 0
+
 finish
