@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# kill -9 of kiln build at several points; the next build succeeds and reuses the cache.
+source "$(dirname "$0")/../lib.sh"
+# Shared by tests/integration/build_*.sh: a busybox base image made offline in the test's
+# own store (cp /bin/busybox, applet links, passwd/group -> kiln import).
+[ "$(id -u)" -eq 0 ] || skip "needs root (CI runs as root)"
+[ -x /bin/busybox ] || { echo "FAIL: busybox-static is not installed" >&2; exit 1; }
+
+make_busybox() {
+	local r="$T/busybox-rootfs"
+	mkdir -p "$r/bin" "$r/etc" "$r/tmp"
+	chmod 1777 "$r/tmp"
+	cp /bin/busybox "$r/bin/busybox"
+	for applet in $(/bin/busybox --list); do
+		[ "$applet" = busybox ] || ln -s busybox "$r/bin/$applet"
+	done
+	cat >"$r/etc/passwd" <<'PW'
+root:x:0:0:root:/root:/bin/sh
+app:x:1000:1000:app:/home/app:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+PW
+	cat >"$r/etc/group" <<'GR'
+root:x:0:
+app:x:1000:
+nogroup:x:65534:
+GR
+	run_kiln import "$r" busybox
+	[ "$rc" -eq 0 ] || { echo "FAIL: kiln import: $err" >&2; exit 1; }
+}
+
+# count_cached TEXT: the number of steps taken from the cache.
+count_cached() { printf '%s\n' "$1" | grep -c '^#[0-9]* CACHED$' || true; }
+# count_steps TEXT: the number of steps that ran or came from the cache.
+count_ran() { printf '%s\n' "$1" | grep -c '^#[0-9]* DONE' || true; }
+
+make_busybox
+CTX="$T/ctx"
+mkdir -p "$CTX"
+echo ctx >"$CTX/c.txt"
+cat >"$CTX/Dockerfile" <<'DF'
+FROM busybox AS a
+RUN sleep 0.3 && echo a1 > /a1
+RUN sleep 0.3 && echo a2 > /a2
+COPY c.txt /c.txt
+RUN sleep 0.3 && cat /a1 /a2 /c.txt > /a3
+FROM busybox
+COPY --from=a /a3 /out/a3
+RUN sleep 0.3 && cat /out/a3 > /all && echo final >> /all
+DF
+# Kill at several points: during the image unpack, a RUN, a commit, a copy, the export.
+for d in 0.05 0.2 0.35 0.5 0.65 0.8 0.95 1.1 1.25; do
+	"$KILN" build "$CTX" >/dev/null 2>&1 &
+	pid=$!
+	sleep "$d"
+	kill -9 "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+done
+run_kiln build -t survived "$CTX"
+expect_eq "the build after the kills succeeds: $err" "$rc" 0
+cached=$(count_cached "$err")
+checks=$((checks + 1))
+[ "$cached" -ge 3 ] || fail "only $cached steps came from the cache after the killed builds"
+run_kiln run survived cat /all
+expect_eq "the right content" "$out" "$(printf 'a1\na2\nctx\nfinal')"
+run_kiln build -t survived "$CTX"
+steps=$(printf '%s\n' "$err" | grep -c '^#[0-9]* \[' || true)
+expect_eq "then everything is cached" "$(count_cached "$err")" "$steps"
+expect_eq "no mounts left behind" "$(grep -cF "$KILN_ROOT" /proc/self/mountinfo || true)" 0
+
+finish
