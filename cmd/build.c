@@ -2,7 +2,8 @@
  * kiln build: Dockerfile + context -> an image in the store.
  *
  *	kiln build [-f FILE] [-t NAME]... [--target T] [--build-arg K=V]... [--secret SPEC]...
- *		   [--ssh default|ID=PATH] [--no-cache] [--jobs N]
+ *		   [--ssh default|ID=PATH] [--no-cache] [--no-cache-filter STAGE] [--jobs N]
+ *		   [--metadata-file F] [--platform HOST]
  *		   [--progress auto|tty|plain|quiet|rawjson] [--iidfile F] [--explain]
  *		   [--allow network.host|security.insecure] [-o type=local,dest=DIR] CONTEXT
  *
@@ -23,6 +24,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -144,8 +146,8 @@ on_event(void *data, const struct sv_event *ev)
 }
 
 struct build_args {
-	const char *file, *context, *target, *iidfile, *output, *ssh;
-	struct kiln_strv tags, build_args;
+	const char *file, *context, *target, *iidfile, *output, *ssh, *metadata_file, *platform;
+	struct kiln_strv tags, build_args, no_cache_stages;
 	struct cmd_secrets secrets;
 	bool no_cache, explain, allow_host, allow_insecure;
 	unsigned jobs;
@@ -157,7 +159,19 @@ build_args_release(struct build_args *a)
 {
 	kiln_strv_release(&a->tags);
 	kiln_strv_release(&a->build_args);
+	kiln_strv_release(&a->no_cache_stages);
 	cmd_secrets_release(&a->secrets);
+}
+
+/* --no-cache-filter: stage names (case-insensitive, as stage names are) or indexes. */
+static bool
+no_cache_stage(void *data, const char *stage)
+{
+	const struct build_args *a = data;
+	for (size_t i = 0; i < a->no_cache_stages.n; i++)
+		if (!strcasecmp(a->no_cache_stages.v[i], stage))
+			return true;
+	return false;
 }
 
 /* -o type=local,dest=DIR -> DIR. */
@@ -198,8 +212,10 @@ static int
 parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 {
 	static const char *const valued[] = {
-	        "--file", "--tag",      "--target",  "--build-arg", "--secret", "--ssh",
-	        "--jobs", "--progress", "--iidfile", "--allow",     "--output",
+	        "--file",          "--tag",      "--target", "--build-arg",
+	        "--secret",        "--ssh",      "--jobs",   "--progress",
+	        "--iidfile",       "--allow",    "--output", "--no-cache-filter",
+	        "--metadata-file", "--platform",
 	};
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
@@ -287,6 +303,15 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 				        err, "--allow takes network.host or security.insecure");
 		} else if (kiln_str_eq(name, "--output")) {
 			a->output = val;
+		} else if (kiln_str_eq(name, "--no-cache-filter")) {
+			_cleanup_free_ char *copy = kiln_xstrdup(val);
+			for (char *save = NULL, *f = strtok_r(copy, ",", &save); f;
+			     f = strtok_r(NULL, ",", &save))
+				kiln_strv_push(&a->no_cache_stages, f);
+		} else if (kiln_str_eq(name, "--metadata-file")) {
+			a->metadata_file = val;
+		} else if (kiln_str_eq(name, "--platform")) {
+			a->platform = val;
 		}
 	}
 	if (!a->context)
@@ -483,6 +508,7 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	po.dockerfile_data = stdin_text.len ? stdin_text.buf : NULL;
 	po.target = a->target;
 	po.build_args = bargs;
+	po.platform = a->platform;
 	_cleanup_strv_ struct kiln_strv warnings = KILN_STRV_INIT;
 	po.warnings = &warnings;
 	int r = fe_plan(&po, &b->graph, err);
@@ -543,6 +569,10 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	sopts.jobs = a->jobs;
 	sopts.no_cache = a->no_cache;
 	sopts.explain = a->explain;
+	if (a->no_cache_stages.n) {
+		sopts.no_cache_filter = no_cache_stage;
+		sopts.no_cache_filter_data = a;
+	}
 	sopts.progress = on_event;
 	sopts.progress_data = &b->prog;
 	sopts.source_file = file_name;
@@ -603,6 +633,22 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	}
 	if (a->iidfile && write_file(a->iidfile, img.config_digest, err) < 0)
 		return -1;
+	if (a->metadata_file) {
+		/* BuildKit's keys, so scripts written for buildx read them unchanged. */
+		_cleanup_json_ json_t *md =
+		        json_pack("{s:s, s:s}", "containerimage.digest", img.manifest_digest,
+		                  "containerimage.config.digest", img.config_digest);
+		if (a->tags.n)
+			json_object_set_new(md, "image.name",
+			                    json_string(kiln_strv_get(&a->tags)[0]));
+		char *text = json_dumps(md, JSON_INDENT(2) | JSON_SORT_KEYS);
+		if (!text)
+			return kiln_err_set(err, ENOMEM, "metadata JSON");
+		int wr = write_file(a->metadata_file, text, err);
+		free(text);
+		if (wr < 0)
+			return -1;
+	}
 	if (a->progress == PROGRESS_QUIET)
 		printf("%s\n", img.config_digest);
 	return 0;

@@ -83,6 +83,17 @@ expect_eq "--jobs 0 is a usage error" "$rc" 2
 run_kiln build --progress fancy "$CTX"
 expect_eq "an unknown progress mode is a usage error" "$rc" 2
 
+run_kiln build --no-cache-filter tools --metadata-file "$T/md.json" --ssh "default=$T/agent.sock" -t c2 "$CTX"
+expect_eq "--no-cache-filter build: $err" "$rc" 0
+expect_eq "the filtered stage's RUN ran" "$(printf '%s\n' "$err" | grep -A1 '\[tools 2/2\]' | grep -c CACHED || true)" 0
+expect_contains "other stages stay cached" "$(printf '%s\n' "$err" | grep -A1 'COPY a.txt')" "CACHED"
+run_kiln inspect c2
+expect_contains "metadata: the manifest digest names' image" "$out" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["containerimage.digest"])' "$T/md.json")"
+expect_contains "metadata: the config digest" "$(cat "$T/md.json")" '"containerimage.config.digest": "sha256:'
+
+run_kiln build --platform linux/s390x "$CTX"
+[ "$(uname -m)" = s390x ] || { expect_eq "a foreign platform fails" "$rc" 1; expect_contains "clearly" "$err" "only the host platform can be built"; }
+
 # ---- Ctrl-C stops the build cleanly ----
 mkdir -p "$T/slow"
 printf 'FROM busybox\nRUN sleep 30 && echo done > /f\n' >"$T/slow/Dockerfile"
