@@ -71,6 +71,23 @@ split_path(const char *path, char **dir, char **base)
 	*dir = slash == c ? kiln_xstrdup("/") : kiln_xstrndup(c, (size_t)(slash - c));
 }
 
+/* The target of the symlink O_PATH fd `fd` (malloc'd; on the heap, not on the stack of a
+ * deep recursion), or NULL with errno set. */
+static char *
+read_link(int fd)
+{
+	char *buf = kiln_xmalloc(PATH_MAX);
+	ssize_t n = readlinkat(fd, "", buf, PATH_MAX - 1);
+	if (n < 0) {
+		int e = errno;
+		free(buf);
+		errno = e;
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
 /* ---- ownership ---- */
 
 struct owner {
@@ -568,10 +585,17 @@ copy_children(struct fop *f, int srcdir, const char *rel, const char *srcpath, i
 		struct stat cst;
 		if (cfd < 0 || fstat(cfd, &cst) < 0)
 			return kiln_err_set(f->err, errno, "stat \"%s\"", cpath);
-		if (excluded(f->exclude, crel) && !(S_ISDIR(cst.st_mode) && exceptions))
+		bool ex = excluded(f->exclude, crel);
+		if (ex && !(S_ISDIR(cst.st_mode) && exceptions))
 			continue;
+		struct stat dst;
+		bool existed = fstatat(dstdir, n, &dst, AT_SYMLINK_NOFOLLOW) == 0;
 		if ((r = copy_tree(f, cfd, &cst, crel, cpath, dstdir, n, cdest, false)) < 0)
 			return r;
+		/* An excluded directory walked only for "!" exceptions stays only if one of
+		 * them put something in it. */
+		if (ex && !existed)
+			(void)unlinkat(dstdir, n, AT_REMOVEDIR);
 	}
 	return 0;
 }
@@ -659,11 +683,9 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 			return kiln_err_set(f->err, -r, "copy \"%s\" to `%s`", srcpath, destpath);
 		copy_xattrs(in, out);
 	} else if (S_ISLNK(st->st_mode)) {
-		char target[PATH_MAX];
-		ssize_t n = readlinkat(srcfd, "", target, sizeof(target) - 1);
-		if (n < 0)
+		_cleanup_free_ char *target = read_link(srcfd);
+		if (!target)
 			return kiln_err_set(f->err, errno, "readlink \"%s\"", srcpath);
-		target[n] = '\0';
 		if (symlinkat(target, dirfd, name) < 0)
 			return kiln_err_set(f->err, errno, "symlink `%s`", destpath);
 	} else {
@@ -1163,11 +1185,9 @@ dig_entry(struct dig *d, int fd, const struct stat *st, const char *rel, const c
 	dig_u64(d, st->st_gid);
 	int r;
 	if (S_ISLNK(st->st_mode)) {
-		char target[PATH_MAX];
-		ssize_t n = readlinkat(fd, "", target, sizeof(target) - 1);
-		if (n < 0)
+		_cleanup_free_ char *target = read_link(fd);
+		if (!target)
 			return kiln_err_set(d->err, errno, "readlink \"%s\"", srcpath);
-		target[n] = '\0';
 		dig_str(d, target);
 	} else if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
 		dig_u64(d, st->st_rdev);

@@ -454,6 +454,14 @@ test_file__exclude(void **state)
 	assert_true(exists(fx->dest, "o/sub/deep.c"));
 	assert_false(exists(fx->dest, "o/skip.o"));
 	assert_false(exists(fx->dest, "o/sub/deep.o"));
+	/* "!" exceptions re-include below an excluded directory; nothing else of it stays */
+	test_write_file(fx->src, "e/docs/a.md", "a");
+	test_write_file(fx->src, "e/docs/b.txt", "b");
+	test_write_file(fx->src, "e/gen/x", "x");
+	copy_ok(fx, "/e", "/ex/", "\"exclude\":[\"docs\",\"gen\",\"!docs/*.md\"]");
+	assert_content(fx->dest, "ex/docs/a.md", "a");
+	assert_false(exists(fx->dest, "ex/docs/b.txt"));
+	assert_false(exists(fx->dest, "ex/gen"));
 	/* wildcard matches are excluded by name */
 	copy_ok(fx, "/d/*", "/w/", "\"exclude\":[\"*.o\"]");
 	assert_true(exists(fx->dest, "w/keep.c"));
