@@ -1064,11 +1064,13 @@ do_mkdir(struct fop *f, const json_t *a)
 	        kiln_path_openat_in_root(f->dest_rootfd, dir, O_RDONLY | O_DIRECTORY, 0, f->err);
 	if (pfd < 0)
 		return kiln_err_wrap(f->err, "mkdir %s", path);
-	struct stat st;
-	if (!*base || (fstatat(pfd, base, &st, 0) == 0 && S_ISDIR(st.st_mode)))
-		return 0; /* exists: BuildKit leaves it as it is */
-	if (mkdirat(pfd, base, mode) < 0)
+	if (!*base)
+		return 0;
+	if (mkdirat(pfd, base, mode) < 0) {
+		if (errno == EEXIST)
+			return 0; /* BuildKit leaves whatever is there as it is */
 		return kiln_err_set(f->err, errno, "mkdir %s", path);
+	}
 	if (fchmodat(pfd, base, mode, 0) < 0 ||
 	    (own.set && fchownat(pfd, base, own.uid, own.gid, AT_SYMLINK_NOFOLLOW) < 0))
 		return kiln_err_set(f->err, errno, "mkdir %s", path);
