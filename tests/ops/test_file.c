@@ -809,6 +809,7 @@ test_file__stat_index_avoids_rereading(void **state)
 	assert_int_equal(s.reads, 3);
 	assert_memory_not_equal(d0.bytes, d1.bytes, 32);
 	assert_int_equal(ops_stat_index_save(idx, &err), 0);
+	assert_int_equal(ops_stat_index_save(idx, &err), 0); /* unchanged: nothing to write */
 	ops_stat_index_free(idx);
 
 	/* Reloaded: entries written within a second of the save are racy and dropped. */
