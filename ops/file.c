@@ -981,6 +981,45 @@ copy_one(struct fop *f, const json_t *a, int srcroot, const char *match, const c
 	return copy_tree(f, sfd, &st, "", match, pfd, tbase, target, contents);
 }
 
+/* The matches of one copy action, copied; f->exclude is the action's. */
+static int
+copy_matches(struct fop *f, const json_t *a, int srcroot, const char *src, const char *dest)
+{
+	bool wildcard = jbool(a, "allow_wildcard");
+	_cleanup_strv_ struct kiln_strv matches = KILN_STRV_INIT;
+	int r = source_matches(srcroot, src, wildcard, &matches, f->err);
+	if (r < 0)
+		return r;
+	/* --exclude applies to a wildcard's matches by name too (COPY --exclude=*.txt hom*). */
+	size_t keep = 0;
+	for (size_t i = 0; i < matches.n; i++) {
+		const char *base = strrchr(matches.v[i], '/') + 1;
+		if (wildcard && has_wildcard(src) && excluded(f->exclude, base)) {
+			free(matches.v[i]);
+			continue;
+		}
+		matches.v[keep++] = matches.v[i];
+	}
+	matches.n = keep;
+	if (matches.v)
+		matches.v[keep] = NULL;
+	if (matches.n == 0) {
+		if (wildcard && has_wildcard(src) && jbool(a, "allow_empty_wildcard"))
+			return 0;
+		_cleanup_free_ char *clean = kiln_path_join("/", src);
+		r = kiln_err_set(f->err, ENOENT, "%s failed: \"%s\": not found", f->what, clean);
+		f->err->sys = false; /* the message says it all */
+		return r;
+	}
+	size_t dl = strlen(dest);
+	bool dest_dir = dl == 0 || dest[dl - 1] == '/' || kiln_str_eq(dest, ".") ||
+	                kiln_str_has_suffix(dest, "/.") || matches.n > 1;
+	for (size_t i = 0; i < matches.n; i++)
+		if ((r = copy_one(f, a, srcroot, matches.v[i], dest, dest_dir)) < 0)
+			return r;
+	return 0;
+}
+
 static int
 do_copy(struct fop *f, const json_t *a)
 {
@@ -1001,42 +1040,7 @@ do_copy(struct fop *f, const json_t *a)
 	if ((r = exclude_parse(a, &ex, f->err)) < 0)
 		return r;
 	f->exclude = ex;
-
-	bool wildcard = jbool(a, "allow_wildcard");
-	_cleanup_strv_ struct kiln_strv matches = KILN_STRV_INIT;
-	if ((r = source_matches(srcroot, src, wildcard, &matches, f->err)) < 0)
-		goto out;
-	/* --exclude applies to a wildcard's matches by name too (COPY --exclude=*.txt hom*). */
-	size_t keep = 0;
-	for (size_t i = 0; i < matches.n; i++) {
-		const char *base = strrchr(matches.v[i], '/') + 1;
-		if (wildcard && has_wildcard(src) && excluded(ex, base)) {
-			free(matches.v[i]);
-			continue;
-		}
-		matches.v[keep++] = matches.v[i];
-	}
-	matches.n = keep;
-	if (matches.v)
-		matches.v[keep] = NULL;
-	if (matches.n == 0) {
-		_cleanup_free_ char *clean = kiln_path_join("/", src);
-		if (wildcard && has_wildcard(src) && jbool(a, "allow_empty_wildcard")) {
-			r = 0;
-			goto out;
-		}
-		r = kiln_err_set(f->err, ENOENT, "%s failed: \"%s\": not found", f->what, clean);
-		f->err->sys = false; /* the message says it all */
-		goto out;
-	}
-	size_t dl = strlen(dest);
-	bool dest_dir = dl == 0 || dest[dl - 1] == '/' || kiln_str_eq(dest, ".") ||
-	                kiln_str_has_suffix(dest, "/.") || matches.n > 1;
-	for (size_t i = 0; i < matches.n; i++)
-		if ((r = copy_one(f, a, srcroot, matches.v[i], dest, dest_dir)) < 0)
-			goto out;
-	r = 0;
-out:
+	r = copy_matches(f, a, srcroot, src, dest);
 	f->exclude = NULL;
 	links_clear(f);
 	return r;
