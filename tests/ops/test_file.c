@@ -282,6 +282,11 @@ test_file__copy_symlink_followed_at_top(void **state)
 	run_ok(fx, "{\"actions\":[{\"action\":\"copy\",\"input\":1,\"src\":\"/link\","
 	           "\"dest\":\"/g\"}]}");
 	assert_true(S_ISLNK(lst(fx->dest, "g").st_mode));
+	/* a symlink to a directory copies the directory's contents */
+	test_write_file(fx->src, "realdir/in", "I");
+	ln_s("/realdir", fx->src, "dirlink");
+	copy_ok(fx, "/dirlink", "/dl/", NULL);
+	assert_content(fx->dest, "dl/in", "I");
 }
 
 static void
