@@ -1,0 +1,115 @@
+/*
+ * Internal to ops/: the file op (COPY, ADD, WORKDIR, heredoc files), BuildKit's FileOp.
+ *
+ * Calling sequence (from the file vertex's run callback, inputs already mounted):
+ *
+ *	int srcs[] = {dest_fd, ctx_fd, stage_fd};      // index = the def's "input" numbers
+ *	struct ops_file_env env = OPS_FILE_ENV_INIT;
+ *	env.cancel_fd = fd;                            // optional
+ *	if (ops_file_run(v->def, dest_fd, srcs, 3, &env, &err) < 0)
+ *		...the destination is partly written: discard the snapshot...
+ *
+ * and for the cache key of a vertex that copies from a local context:
+ *
+ *	struct ops_stat_index *idx;                    // once per build
+ *	ops_stat_index_open("<root>/cache/statindex", &idx, &err);
+ *	...per copy action reading the context (any thread):
+ *	ops_file_content_digest(action, ctx_fd, idx, &digest, &err);
+ *	...at the end of the build:
+ *	ops_stat_index_save(idx, &err);
+ *	ops_stat_index_free(idx);
+ *
+ * def is {"actions": [...]}, the actions of frontend/convert.c's top comment, run in order:
+ *   copy   {"input","src","dest","follow_symlinks","dir_contents_only","allow_wildcard",
+ *           "allow_empty_wildcard","create_dest_path","chown":{"user","group"},
+ *           "mode" (integer, or a symbolic string like "u+x,g-w"),"unpack","link",
+ *           "parents","exclude":[patterns]}
+ *   mkdir  {"path","mode","parents","chown"}
+ *   mkfile {"path","mode","data"}
+ * Every destination path is resolved inside dest_rootfd (symlinks in the destination never
+ * lead out of it); every source path inside its input's root. Source input 0 is the
+ * destination itself (src_rootfds[0] is ignored; dest_rootfd is read).
+ *
+ * Semantics (BuildKit's, where it has one):
+ * - Copies keep uid/gid, mode, xattrs and mtimes unless chown/mode say otherwise. (BuildKit
+ *   receives a local context as 0:0: the local source's snapshot should own its files so.)
+ * - chown: a numeric user without a group gets gid = uid; a name gets its passwd uid and
+ *   gid; a group replaces the gid. Names come from the destination's /etc/passwd and
+ *   /etc/group; an unknown name is an error (BuildKit quietly uses 0).
+ * - mode: an integer applies to every copied file and directory; a symbolic mode is
+ *   applied to each one's own mode (X: directories, or files with some x bit).
+ * - unpack: a regular source that is a tar (plain, gzip, bzip2, xz or zstd; detected by
+ *   content) is extracted into the destination as a directory by snapshot/apply.c (every
+ *   entry inside it; `.wh.` entries delete as in a layer); anything else is copied.
+ * - link: copies exactly as without it.
+ * - exclude: patterns match paths relative to a copied directory, and a wildcard match by
+ *   its name; an excluded directory is skipped unless a "!" exception might re-include
+ *   something below it (then it is walked, and kept only if something was).
+ * - parents: the matched path below dest, or the part after a "/./" pivot in "src".
+ */
+#ifndef KILN_OPS_FILE_H
+#define KILN_OPS_FILE_H
+
+#include "base/base.h"
+
+#include <sys/stat.h>
+
+struct ops_file_env {
+	/* Readable once the build is cancelled: the op stops between files with -ECANCELED.
+	 * -1: never. */
+	int cancel_fd;
+};
+#define OPS_FILE_ENV_INIT                                                                          \
+	{                                                                                          \
+		.cancel_fd = -1                                                                    \
+	}
+
+/*
+ * Run the def's actions on the writable tree dest_rootfd. src_rootfds[i] is a directory fd
+ * of input i's root (read-only), nsrc of them; an action naming an input >= nsrc fails.
+ * env may be NULL. Returns 0, or -errno with err set, e.g.
+ *   `COPY failed: "/foo": not found` (a source that matches nothing),
+ *   `chown: unknown user "bob" in the destination's /etc/passwd`.
+ * On failure the destination is partly written; the caller discards it.
+ */
+int ops_file_run(const json_t *def, int dest_rootfd, const int *src_rootfds, size_t nsrc,
+                 const struct ops_file_env *env, struct kiln_err *err);
+
+/* ---- content digests for cache keys ---- */
+
+/*
+ * A persistent index (dev, ino, size, mtime, ctime) -> SHA-256 of a regular file's content,
+ * so unchanged files are not re-read build after build. Thread-safe (one lock). Entries
+ * for files changed within a second of the save are dropped when the index is loaded (a
+ * later write in the same timestamp tick would go unseen).
+ */
+struct ops_stat_index;
+
+/* Load the index at `path` (a missing or unreadable-format file gives an empty index). */
+int ops_stat_index_open(const char *path, struct ops_stat_index **ret, struct kiln_err *err);
+/* Write it back atomically (temp file, fsync, rename) if anything changed. */
+int ops_stat_index_save(struct ops_stat_index *idx, struct kiln_err *err);
+void ops_stat_index_free(struct ops_stat_index *idx);
+/* The digest of the regular file `fd` (open for reading, or O_PATH: then opened only when
+ * it must be read) whose stat is `st`: from the index when the stat matches, otherwise
+ * read (and recorded). idx may be NULL (always read). */
+int ops_stat_index_file_digest(struct ops_stat_index *idx, int fd, const struct stat *st,
+                               struct kiln_digest *ret, struct kiln_err *err);
+struct ops_stat_index_stats {
+	uint64_t hits;   /* digests answered from the index */
+	uint64_t reads;  /* files read and hashed */
+	uint64_t stored; /* entries in the index */
+};
+void ops_stat_index_get_stats(struct ops_stat_index *idx, struct ops_stat_index_stats *ret);
+
+/*
+ * The digest of exactly what one copy action reads from src_rootfd (after wildcards,
+ * follow_symlinks and excludes, as ops_file_run would select them): for every file, in a
+ * fixed order, its path relative to the copy's source, type, mode, uid/gid, symlink target
+ * and content digest; never mtimes. A source that matches nothing fails as ops_file_run
+ * would (BuildKit: `failed to compute cache key: "/foo": not found`). idx may be NULL.
+ */
+int ops_file_content_digest(const json_t *action, int src_rootfd, struct ops_stat_index *idx,
+                            struct kiln_digest *ret, struct kiln_err *err);
+
+#endif
