@@ -38,12 +38,13 @@
  * application/vnd.oci.image.layer.v1.tar+gzip). An empty diff gives BuildKit's 32-byte
  * empty layer (sha256:4f4fb700...), which is kept so layers and history stay aligned.
  *
- * Layer cache: `<kiln_root>/exporter/layers/<snapshot>.json` maps a snapshot name to its
- * diff_id, digest and size (written atomically); a later export of the same snapshot
- * whose blob is still in the store does not re-tar. Snapshots are immutable once
- * committed, so the record stays valid until the snapshot name is reused after removal;
- * records also carry the options that shape the tar (the clamp), so a different clamp
- * makes a new layer.
+ * Layer cache: `<kiln_root>/exporter/layers/<driver>/<snapshot>[@<clamp>].json` maps a
+ * snapshot to its diff_id, digest and size (written by temp file, fsync, rename); a later
+ * export of the same snapshot whose blob is still in the store, with that size, does not
+ * re-tar. Snapshots are immutable once committed; a record also holds the identity of the
+ * snapshot's meta file (dev, inode, ctime), so a name removed and committed again is
+ * tarred afresh. The clamp shapes the tar, so it is part of the file name. Records are
+ * small and never pruned here (a prune of the snapshot store may remove the directory).
  *
  * Image: the stage config (sv_result.config) is laid over the base image's config:
  * "base": R names the base image (opened from the store unless io.base is given), Env

@@ -50,9 +50,50 @@ struct writer {
 	int failed; /* -errno from the ingest, kept because libarchive only sees -1 */
 	int64_t clamp;
 	size_t entries;
-	struct hardlink *links;
-	size_t n_links, alloc_links;
+	struct hardlink *links; /* open addressing on (dev, ino); size a power of 2 or 0 */
+	size_t n_links, size_links;
 };
+
+static size_t
+link_hash(dev_t dev, ino_t ino)
+{
+	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev;
+	return (size_t)(h ^ (h >> 29));
+}
+
+/* The slot of (dev, ino): its entry, or the empty slot where it would go. */
+static struct hardlink *
+link_slot(struct writer *w, dev_t dev, ino_t ino)
+{
+	size_t mask = w->size_links - 1;
+	for (size_t i = link_hash(dev, ino) & mask;; i = (i + 1) & mask) {
+		struct hardlink *l = &w->links[i];
+		if (!l->path || (l->dev == dev && l->ino == ino))
+			return l;
+	}
+}
+
+/* The first path written for this inode, or NULL after recording `path` as that. */
+static const char *
+link_seen(struct writer *w, dev_t dev, ino_t ino, const char *path)
+{
+	if ((w->n_links + 1) * 2 > w->size_links) {
+		struct hardlink *old = w->links;
+		size_t n = w->size_links;
+		w->size_links = n ? n * 2 : 64;
+		w->links = kiln_xcalloc(w->size_links, sizeof(*w->links));
+		for (size_t i = 0; i < n; i++)
+			if (old[i].path)
+				*link_slot(w, old[i].dev, old[i].ino) = old[i];
+		free(old);
+	}
+	struct hardlink *l = link_slot(w, dev, ino);
+	if (l->path)
+		return l->path;
+	*l = (struct hardlink){dev, ino, kiln_xstrdup(path)};
+	w->n_links++;
+	return NULL;
+}
 
 static la_ssize_t
 gz_out(struct archive *a, void *data, const void *buf, size_t len)
@@ -205,18 +246,12 @@ on_change(const struct snap_change *c, void *data, struct kiln_err *err)
 	archive_entry_set_mtime(e, (time_t)mt, 0);
 	_cleanup_close_ int fd = -1;
 	if (S_ISREG(st->st_mode)) {
-		if (st->st_nlink > 1) {
-			for (size_t k = 0; k < w->n_links; k++) {
-				if (w->links[k].dev == st->st_dev &&
-				    w->links[k].ino == st->st_ino) {
-					archive_entry_set_hardlink(e, w->links[k].path);
-					archive_entry_set_size(e, 0);
-					goto header;
-				}
-			}
-			KILN_GROW(w->links, w->alloc_links, w->n_links + 1);
-			w->links[w->n_links++] =
-			        (struct hardlink){st->st_dev, st->st_ino, kiln_xstrdup(c->path)};
+		const char *first =
+		        st->st_nlink > 1 ? link_seen(w, st->st_dev, st->st_ino, c->path) : NULL;
+		if (first) {
+			archive_entry_set_hardlink(e, first);
+			archive_entry_set_size(e, 0);
+			goto header;
 		}
 		fd = openat(c->dirfd, c->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0)
@@ -319,7 +354,7 @@ out:
 	if (w.in)
 		reg_ingest_abort(w.in);
 	kiln_sha256_free(w.diff);
-	for (size_t i = 0; i < w.n_links; i++)
+	for (size_t i = 0; i < w.size_links; i++)
 		free(w.links[i].path);
 	free(w.links);
 	return r;

@@ -80,7 +80,6 @@ in_list(const char *const *list, size_t n, const char *s)
 	return false;
 }
 
-
 /* Members set directly: json_pack parses its format on every call, and plans of long
  * Dockerfiles build thousands of these objects. */
 static void
@@ -1521,7 +1520,15 @@ do_copy(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err 
 			src = kiln_path_join("/", fname);
 		} else {
 			input = inputs_add(&in, from_v ? from_v : ctx_v);
-			src = kiln_path_join("/", s);
+			/* --parents keeps a "/./" pivot (the part after it is what is kept under
+			 * dest), which cleaning would erase. */
+			const char *rel = s;
+			while (rel[0] == '/' || (rel[0] == '.' && rel[1] == '/'))
+				rel += rel[0] == '/' ? 1 : 2;
+			if (cmd->copy.parents && strstr(rel, "/./"))
+				src = kiln_xasprintf("/%s", rel);
+			else
+				src = kiln_path_join("/", s);
 		}
 		json_array_append_new(actions, copy_action(&co, input, src, !url, url));
 		buf_cat(&h, " ", s, NULL);

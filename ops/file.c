@@ -71,6 +71,23 @@ split_path(const char *path, char **dir, char **base)
 	*dir = slash == c ? kiln_xstrdup("/") : kiln_xstrndup(c, (size_t)(slash - c));
 }
 
+/* The target of the symlink O_PATH fd `fd` (malloc'd; on the heap, not on the stack of a
+ * deep recursion), or NULL with errno set. */
+static char *
+read_link(int fd)
+{
+	char *buf = kiln_xmalloc(PATH_MAX);
+	ssize_t n = readlinkat(fd, "", buf, PATH_MAX - 1);
+	if (n < 0) {
+		int e = errno;
+		free(buf);
+		errno = e;
+		return NULL;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
 /* ---- ownership ---- */
 
 struct owner {
@@ -568,10 +585,17 @@ copy_children(struct fop *f, int srcdir, const char *rel, const char *srcpath, i
 		struct stat cst;
 		if (cfd < 0 || fstat(cfd, &cst) < 0)
 			return kiln_err_set(f->err, errno, "stat \"%s\"", cpath);
-		if (excluded(f->exclude, crel) && !(S_ISDIR(cst.st_mode) && exceptions))
+		bool ex = excluded(f->exclude, crel);
+		if (ex && !(S_ISDIR(cst.st_mode) && exceptions))
 			continue;
+		struct stat dst;
+		bool existed = fstatat(dstdir, n, &dst, AT_SYMLINK_NOFOLLOW) == 0;
 		if ((r = copy_tree(f, cfd, &cst, crel, cpath, dstdir, n, cdest, false)) < 0)
 			return r;
+		/* An excluded directory walked only for "!" exceptions stays only if one of
+		 * them put something in it. */
+		if (ex && !existed)
+			(void)unlinkat(dstdir, n, AT_REMOVEDIR);
 	}
 	return 0;
 }
@@ -659,11 +683,9 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 			return kiln_err_set(f->err, -r, "copy \"%s\" to `%s`", srcpath, destpath);
 		copy_xattrs(in, out);
 	} else if (S_ISLNK(st->st_mode)) {
-		char target[PATH_MAX];
-		ssize_t n = readlinkat(srcfd, "", target, sizeof(target) - 1);
-		if (n < 0)
+		_cleanup_free_ char *target = read_link(srcfd);
+		if (!target)
 			return kiln_err_set(f->err, errno, "readlink \"%s\"", srcpath);
-		target[n] = '\0';
 		if (symlinkat(target, dirfd, name) < 0)
 			return kiln_err_set(f->err, errno, "symlink `%s`", destpath);
 	} else {
@@ -959,6 +981,45 @@ copy_one(struct fop *f, const json_t *a, int srcroot, const char *match, const c
 	return copy_tree(f, sfd, &st, "", match, pfd, tbase, target, contents);
 }
 
+/* The matches of one copy action, copied; f->exclude is the action's. */
+static int
+copy_matches(struct fop *f, const json_t *a, int srcroot, const char *src, const char *dest)
+{
+	bool wildcard = jbool(a, "allow_wildcard");
+	_cleanup_strv_ struct kiln_strv matches = KILN_STRV_INIT;
+	int r = source_matches(srcroot, src, wildcard, &matches, f->err);
+	if (r < 0)
+		return r;
+	/* --exclude applies to a wildcard's matches by name too (COPY --exclude=*.txt hom*). */
+	size_t keep = 0;
+	for (size_t i = 0; i < matches.n; i++) {
+		const char *base = strrchr(matches.v[i], '/') + 1;
+		if (wildcard && has_wildcard(src) && excluded(f->exclude, base)) {
+			free(matches.v[i]);
+			continue;
+		}
+		matches.v[keep++] = matches.v[i];
+	}
+	matches.n = keep;
+	if (matches.v)
+		matches.v[keep] = NULL;
+	if (matches.n == 0) {
+		if (wildcard && has_wildcard(src) && jbool(a, "allow_empty_wildcard"))
+			return 0;
+		_cleanup_free_ char *clean = kiln_path_join("/", src);
+		r = kiln_err_set(f->err, ENOENT, "%s failed: \"%s\": not found", f->what, clean);
+		f->err->sys = false; /* the message says it all */
+		return r;
+	}
+	size_t dl = strlen(dest);
+	bool dest_dir = dl == 0 || dest[dl - 1] == '/' || kiln_str_eq(dest, ".") ||
+	                kiln_str_has_suffix(dest, "/.") || matches.n > 1;
+	for (size_t i = 0; i < matches.n; i++)
+		if ((r = copy_one(f, a, srcroot, matches.v[i], dest, dest_dir)) < 0)
+			return r;
+	return 0;
+}
+
 static int
 do_copy(struct fop *f, const json_t *a)
 {
@@ -979,42 +1040,7 @@ do_copy(struct fop *f, const json_t *a)
 	if ((r = exclude_parse(a, &ex, f->err)) < 0)
 		return r;
 	f->exclude = ex;
-
-	bool wildcard = jbool(a, "allow_wildcard");
-	_cleanup_strv_ struct kiln_strv matches = KILN_STRV_INIT;
-	if ((r = source_matches(srcroot, src, wildcard, &matches, f->err)) < 0)
-		goto out;
-	/* --exclude applies to a wildcard's matches by name too (COPY --exclude=*.txt hom*). */
-	size_t keep = 0;
-	for (size_t i = 0; i < matches.n; i++) {
-		const char *base = strrchr(matches.v[i], '/') + 1;
-		if (wildcard && has_wildcard(src) && excluded(ex, base)) {
-			free(matches.v[i]);
-			continue;
-		}
-		matches.v[keep++] = matches.v[i];
-	}
-	matches.n = keep;
-	if (matches.v)
-		matches.v[keep] = NULL;
-	if (matches.n == 0) {
-		_cleanup_free_ char *clean = kiln_path_join("/", src);
-		if (wildcard && has_wildcard(src) && jbool(a, "allow_empty_wildcard")) {
-			r = 0;
-			goto out;
-		}
-		r = kiln_err_set(f->err, ENOENT, "%s failed: \"%s\": not found", f->what, clean);
-		f->err->sys = false; /* the message says it all */
-		goto out;
-	}
-	size_t dl = strlen(dest);
-	bool dest_dir = dl == 0 || dest[dl - 1] == '/' || kiln_str_eq(dest, ".") ||
-	                kiln_str_has_suffix(dest, "/.") || matches.n > 1;
-	for (size_t i = 0; i < matches.n; i++)
-		if ((r = copy_one(f, a, srcroot, matches.v[i], dest, dest_dir)) < 0)
-			goto out;
-	r = 0;
-out:
+	r = copy_matches(f, a, srcroot, src, dest);
 	f->exclude = NULL;
 	links_clear(f);
 	return r;
@@ -1042,11 +1068,13 @@ do_mkdir(struct fop *f, const json_t *a)
 	        kiln_path_openat_in_root(f->dest_rootfd, dir, O_RDONLY | O_DIRECTORY, 0, f->err);
 	if (pfd < 0)
 		return kiln_err_wrap(f->err, "mkdir %s", path);
-	struct stat st;
-	if (!*base || (fstatat(pfd, base, &st, 0) == 0 && S_ISDIR(st.st_mode)))
-		return 0; /* exists: BuildKit leaves it as it is */
-	if (mkdirat(pfd, base, mode) < 0)
+	if (!*base)
+		return 0;
+	if (mkdirat(pfd, base, mode) < 0) {
+		if (errno == EEXIST)
+			return 0; /* BuildKit leaves whatever is there as it is */
 		return kiln_err_set(f->err, errno, "mkdir %s", path);
+	}
 	if (fchmodat(pfd, base, mode, 0) < 0 ||
 	    (own.set && fchownat(pfd, base, own.uid, own.gid, AT_SYMLINK_NOFOLLOW) < 0))
 		return kiln_err_set(f->err, errno, "mkdir %s", path);
@@ -1163,11 +1191,9 @@ dig_entry(struct dig *d, int fd, const struct stat *st, const char *rel, const c
 	dig_u64(d, st->st_gid);
 	int r;
 	if (S_ISLNK(st->st_mode)) {
-		char target[PATH_MAX];
-		ssize_t n = readlinkat(fd, "", target, sizeof(target) - 1);
-		if (n < 0)
+		_cleanup_free_ char *target = read_link(fd);
+		if (!target)
 			return kiln_err_set(d->err, errno, "readlink \"%s\"", srcpath);
-		target[n] = '\0';
 		dig_str(d, target);
 	} else if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
 		dig_u64(d, st->st_rdev);

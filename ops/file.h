@@ -44,7 +44,7 @@
  * - link: copies exactly as without it.
  * - exclude: patterns match paths relative to a copied directory, and a wildcard match by
  *   its name; an excluded directory is skipped unless a "!" exception might re-include
- *   something below it (then it is walked, and made).
+ *   something below it (then it is walked, and kept only if something was).
  * - parents: the matched path below dest, or the part after a "/./" pivot in "src".
  */
 #ifndef KILN_OPS_FILE_H

@@ -134,19 +134,14 @@ ops_stat_index_open(const char *path, struct ops_stat_index **ret, struct kiln_e
 	return 0;
 }
 
-int
-ops_stat_index_save(struct ops_stat_index *idx, struct kiln_err *err)
+/* Write the index (the caller holds the lock). */
+static int
+si_write(struct ops_stat_index *idx, struct kiln_err *err)
 {
-	pthread_mutex_lock(&idx->lock);
-	int r = 0;
-	if (!idx->dirty)
-		goto out;
 	_cleanup_free_ char *tmp = kiln_xasprintf("%s.tmp.%d", idx->path, (int)getpid());
 	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		r = kiln_err_set(err, errno, "create `%s`", tmp);
-		goto out;
-	}
+	if (fd < 0)
+		return kiln_err_set(err, errno, "create `%s`", tmp);
 	_cleanup_buf_ struct kiln_buf b = KILN_BUF_INIT;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -167,19 +162,27 @@ ops_stat_index_save(struct ops_stat_index *idx, struct kiln_err *err)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			r = kiln_err_set(err, errno, "write `%s`", tmp);
+			int r = kiln_err_set(err, errno, "write `%s`", tmp);
 			unlink(tmp);
-			goto out;
+			return r;
 		}
 		w += (size_t)n;
 	}
 	if (fsync(fd) < 0 || rename(tmp, idx->path) < 0) {
-		r = kiln_err_set(err, errno, "save `%s`", idx->path);
+		int r = kiln_err_set(err, errno, "save `%s`", idx->path);
 		unlink(tmp);
-		goto out;
+		return r;
 	}
-	idx->dirty = false;
-out:
+	return 0;
+}
+
+int
+ops_stat_index_save(struct ops_stat_index *idx, struct kiln_err *err)
+{
+	pthread_mutex_lock(&idx->lock);
+	int r = idx->dirty ? si_write(idx, err) : 0;
+	if (r >= 0)
+		idx->dirty = false;
 	pthread_mutex_unlock(&idx->lock);
 	return r;
 }

@@ -7,22 +7,11 @@
  */
 #include "sv_int.h"
 
-static char *
-canonical(const json_t *j)
-{
-	char *s =
-	        json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
-	if (!s)
-		abort();
-	return s;
-}
-
 static void
 digest_of(const json_t *j, char out[KILN_DIGEST_HEX_LEN + 1])
 {
-	_cleanup_free_ char *s = canonical(j);
 	struct kiln_digest d;
-	kiln_sha256_buf(s, strlen(s), &d);
+	sv_json_digest(j, &d);
 	kiln_digest_format(&d, out);
 }
 

@@ -48,28 +48,102 @@ sv_op_name(enum sv_op op)
 	return "unknown";
 }
 
-static int
-hash_chunk(const char *buf, size_t size, void *data)
+/*
+ * A digest of a JSON value that depends only on its content: every value is fed to SHA-256
+ * as a type tag, a length and its bytes, object members in key order. It walks jansson's
+ * tree directly; printing canonical JSON text just to hash it was most of the cost of
+ * planning long Dockerfiles.
+ */
+static void
+hash_len(struct kiln_sha256 *h, char tag, size_t n)
 {
-	kiln_sha256_update(data, buf, size);
-	return 0;
+	unsigned char b[9] = {(unsigned char)tag};
+	for (int i = 0; i < 8; i++)
+		b[1 + i] = (unsigned char)(n >> (8 * i));
+	kiln_sha256_update(h, b, sizeof(b));
 }
 
-/* The digest of what a vertex is: SHA-256 of the canonical JSON {def, inputs, op} (sorted
- * keys, no whitespace), streamed from jansson into the hash without building the text. */
+static int
+key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void
+hash_json(struct kiln_sha256 *h, const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		size_t n = json_object_size(v), i = 0;
+		const char *stack_keys[32];
+		const char **keys =
+		        n <= 32 ? stack_keys : kiln_xreallocarray(NULL, n, sizeof(*keys));
+		const char *k;
+		json_t *x;
+		json_object_foreach((json_t *)v, k, x) keys[i++] = k;
+		qsort(keys, n, sizeof(*keys), key_cmp);
+		hash_len(h, 'o', n);
+		for (i = 0; i < n; i++) {
+			size_t kl = strlen(keys[i]);
+			hash_len(h, 'k', kl);
+			kiln_sha256_update(h, keys[i], kl);
+			hash_json(h, json_object_get(v, keys[i]));
+		}
+		if (keys != stack_keys)
+			free(keys);
+		break;
+	}
+	case JSON_ARRAY:
+		hash_len(h, 'a', json_array_size(v));
+		for (size_t i = 0; i < json_array_size(v); i++)
+			hash_json(h, json_array_get(v, i));
+		break;
+	case JSON_STRING:
+		hash_len(h, 's', json_string_length(v));
+		kiln_sha256_update(h, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_INTEGER:
+		hash_len(h, 'i', (size_t)json_integer_value(v));
+		break;
+	case JSON_REAL: {
+		double d = json_real_value(v);
+		hash_len(h, 'r', 0);
+		kiln_sha256_update(h, &d, sizeof(d));
+		break;
+	}
+	case JSON_TRUE:
+		hash_len(h, 't', 0);
+		break;
+	case JSON_FALSE:
+		hash_len(h, 'f', 0);
+		break;
+	case JSON_NULL:
+		hash_len(h, 'n', 0);
+		break;
+	}
+}
+
+void
+sv_json_digest(const json_t *value, struct kiln_digest *out)
+{
+	struct kiln_sha256 *h = kiln_sha256_new();
+	hash_json(h, value);
+	kiln_sha256_final(h, out);
+}
+
+/* What a vertex is: its op, its definition and its inputs' digests, in that order. */
 static void
 vertex_digest(enum sv_op op, json_t *def, struct sv_vertex *const *inputs, size_t ninputs,
               struct kiln_digest *d)
 {
-	json_t *inp = json_array();
-	for (size_t i = 0; i < ninputs; i++)
-		json_array_append_new(inp, json_string(inputs[i]->digest_hex));
-	json_t *id = json_pack("{s:s, s:O, s:o}", "op", sv_op_name(op), "def", def, "inputs", inp);
 	struct kiln_sha256 *h = kiln_sha256_new();
-	if (!id || json_dump_callback(id, hash_chunk, h,
-	                              JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII) < 0)
-		abort();
-	json_decref(id);
+	const char *name = sv_op_name(op);
+	hash_len(h, 'p', strlen(name));
+	kiln_sha256_update(h, name, strlen(name));
+	hash_json(h, def);
+	hash_len(h, 'a', ninputs);
+	for (size_t i = 0; i < ninputs; i++)
+		kiln_sha256_update(h, inputs[i]->digest.bytes, sizeof(inputs[i]->digest.bytes));
 	kiln_sha256_final(h, d);
 }
 

@@ -11,7 +11,7 @@
  *	sv_graph_free(g);
  *
  * A vertex is an operation (`op`) with a JSON definition (`def`) and ordered inputs.
- * Its digest is SHA-256 over the canonical JSON of {op, def, inputs: [input digests]},
+ * Its digest is SHA-256 over its op, its def (sv_json_digest's encoding) and its inputs' digests,
  * so it is stable across runs and covers everything the operation depends on; adding a
  * vertex whose digest is already in the graph returns the existing one (identical
  * vertices run once). Metadata (stage, description, line) is not part of the digest.
@@ -54,10 +54,10 @@ struct sv_vertex {
 };
 
 struct sv_result {
-	char *name;            /* stage name, or its index as text */
+	char *name; /* stage name, or its index as text */
 	struct sv_vertex *vertex;
-	json_t *config;        /* the OCI image config the stage ends with */
-	bool target;           /* the stage the build was asked for */
+	json_t *config; /* the OCI image config the stage ends with */
+	bool target;    /* the stage the build was asked for */
 };
 
 struct sv_graph {
@@ -74,12 +74,15 @@ void sv_graph_free(struct sv_graph *g);
 /* Add a vertex; takes ownership of `def`. Inputs must already be in the graph. Returns the
  * vertex (an existing one when identical). */
 struct sv_vertex *sv_graph_add(struct sv_graph *g, enum sv_op op, json_t *def,
-			       struct sv_vertex *const *inputs, size_t ninputs,
-			       const struct sv_vertex_meta *meta);
+                               struct sv_vertex *const *inputs, size_t ninputs,
+                               const struct sv_vertex_meta *meta);
 /* Record a stage's result; takes ownership of `config`. */
 void sv_graph_add_result(struct sv_graph *g, const char *name, struct sv_vertex *vertex,
-			 json_t *config, bool target);
+                         json_t *config, bool target);
 const char *sv_op_name(enum sv_op op);
+/* A digest of a JSON value's content (object members in key order, types and lengths
+ * included), stable across runs and jansson versions. */
+void sv_json_digest(const json_t *value, struct kiln_digest *out);
 /* {"vertices":[{digest,op,inputs,stage,description,line,def}...],"results":[...]} */
 void sv_graph_to_json(const struct sv_graph *g, struct kiln_buf *out);
 /* Graphviz dot. */

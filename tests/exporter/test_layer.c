@@ -567,6 +567,41 @@ test_layer__chain_oldest_first(void **state)
 }
 
 static void
+many_links(const char *p)
+{
+	for (int i = 0; i < 80; i++) {
+		_cleanup_free_ char *rel = kiln_xasprintf("links/f%02d", i);
+		_cleanup_free_ char *content = kiln_xasprintf("%d", i);
+		test_write_file(p, rel, content);
+		_cleanup_free_ char *a = kiln_xasprintf("%s/links/f%02d", p, i);
+		_cleanup_free_ char *b = kiln_xasprintf("%s/links/g%02d", p, i);
+		assert_int_equal(link(a, b), 0);
+	}
+}
+
+static void
+test_layer__many_hard_links(void **state)
+{
+	struct fixture *f = *state;
+	commit_step(f, f->base, "links", many_links);
+	struct exp_layer l = export(f, "links", NULL);
+	size_t n;
+	struct ent *v = read_layer(f, &l, &n);
+	for (int i = 0; i < 80; i++) {
+		char fname[32], gname[32];
+		snprintf(fname, sizeof(fname), "links/f%02d", i);
+		snprintf(gname, sizeof(gname), "links/g%02d", i);
+		const struct ent *fe = find(v, n, fname), *ge = find(v, n, gname);
+		assert_non_null(fe);
+		assert_non_null(ge);
+		assert_null(fe->link);
+		assert_non_null(ge->link);
+		assert_string_equal(ge->link, fname);
+	}
+	ents_free(v, n);
+}
+
+static void
 test_layer__bad_snapshot_name(void **state)
 {
 	struct fixture *f = *state;
@@ -594,6 +629,7 @@ main(void)
 	        BOTH(test_layer__source_date_epoch_clamps_mtimes),
 	        BOTH(test_layer__empty_diff_is_buildkits_empty_layer),
 	        BOTH(test_layer__chain_oldest_first),
+	        BOTH(test_layer__many_hard_links),
 	        BOTH(test_layer__bad_snapshot_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -697,6 +697,23 @@ test_convert__add_url_and_copy_flags(void **state)
 }
 
 static void
+test_convert__copy_parents_keeps_pivot(void **state)
+{
+	struct fx *f = *state;
+	json_t *g = plan(f, "FROM busybox\nCOPY --parents ./a/./b/x.txt c/../d/y.txt /dst/\n", NULL,
+	                 NULL);
+	json_t *acts =
+	        json_object_get(json_object_get(vertex(g, "COPY --parents"), "def"), "actions");
+	assert_int_equal(json_array_size(acts), 2);
+	json_t *a0 = json_array_get(acts, 0), *a1 = json_array_get(acts, 1);
+	/* The "/./" pivot survives for the file op; other paths are cleaned as usual. */
+	assert_string_equal(json_string_value(json_object_get(a0, "src")), "/a/./b/x.txt");
+	assert_string_equal(json_string_value(json_object_get(a1, "src")), "/d/y.txt");
+	assert_true(json_is_true(json_object_get(a0, "parents")));
+	json_decref(g);
+}
+
+static void
 test_convert__ref_normalize(void **state)
 {
 	struct {
@@ -942,6 +959,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	        T(test_convert__copy_parents_keeps_pivot),
 	        T(test_convert__global_arg_usable_in_from),
 	        T(test_convert__global_arg_invisible_until_redeclared),
 	        T(test_convert__stage_arg_default_and_build_arg_override),

@@ -282,6 +282,11 @@ test_file__copy_symlink_followed_at_top(void **state)
 	run_ok(fx, "{\"actions\":[{\"action\":\"copy\",\"input\":1,\"src\":\"/link\","
 	           "\"dest\":\"/g\"}]}");
 	assert_true(S_ISLNK(lst(fx->dest, "g").st_mode));
+	/* a symlink to a directory copies the directory's contents */
+	test_write_file(fx->src, "realdir/in", "I");
+	ln_s("/realdir", fx->src, "dirlink");
+	copy_ok(fx, "/dirlink", "/dl/", NULL);
+	assert_content(fx->dest, "dl/in", "I");
 }
 
 static void
@@ -454,6 +459,14 @@ test_file__exclude(void **state)
 	assert_true(exists(fx->dest, "o/sub/deep.c"));
 	assert_false(exists(fx->dest, "o/skip.o"));
 	assert_false(exists(fx->dest, "o/sub/deep.o"));
+	/* "!" exceptions re-include below an excluded directory; nothing else of it stays */
+	test_write_file(fx->src, "e/docs/a.md", "a");
+	test_write_file(fx->src, "e/docs/b.txt", "b");
+	test_write_file(fx->src, "e/gen/x", "x");
+	copy_ok(fx, "/e", "/ex/", "\"exclude\":[\"docs\",\"gen\",\"!docs/*.md\"]");
+	assert_content(fx->dest, "ex/docs/a.md", "a");
+	assert_false(exists(fx->dest, "ex/docs/b.txt"));
+	assert_false(exists(fx->dest, "ex/gen"));
 	/* wildcard matches are excluded by name */
 	copy_ok(fx, "/d/*", "/w/", "\"exclude\":[\"*.o\"]");
 	assert_true(exists(fx->dest, "w/keep.c"));
@@ -801,6 +814,7 @@ test_file__stat_index_avoids_rereading(void **state)
 	assert_int_equal(s.reads, 3);
 	assert_memory_not_equal(d0.bytes, d1.bytes, 32);
 	assert_int_equal(ops_stat_index_save(idx, &err), 0);
+	assert_int_equal(ops_stat_index_save(idx, &err), 0); /* unchanged: nothing to write */
 	ops_stat_index_free(idx);
 
 	/* Reloaded: entries written within a second of the save are racy and dropped. */
