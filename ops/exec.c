@@ -331,6 +331,15 @@ ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
 	ro.argv = kiln_strv_get(&argv);
 	ro.env = kiln_strv_get(&env);
 	const char *user = jstr(v->def, "user");
+	const char *base = jstr(v->def, "base_env");
+	if ((!user || !*user) && base) {
+		/* No USER in the Dockerfile: the base image's, as BuildKit runs it (the plan
+		 * cannot know it; "" is never a USER the Dockerfile set). */
+		const struct reg_image *img;
+		if (ops_image_get(o, base, &img, err) < 0)
+			return -1;
+		user = json_string_value(json_object_get(img->config.config, "User"));
+	}
 	ro.user = user && *user ? user : NULL;
 	ro.cwd = cwd;
 	ro.mounts = mounts;

@@ -100,6 +100,22 @@ expect_eq "COPY --from, context COPY, ENV/WORKDIR/USER, bind, tmpfs" "$out" "$(p
 run_kiln inspect st
 expect_contains "USER in the config" "$out" '"User": "app"'
 
+# ---- a base image's USER applies to RUN when the Dockerfile sets none ----
+run_kiln build -t app-base - <<'DF'
+FROM busybox
+USER app
+DF
+expect_eq "base with USER: $err" "$rc" 0
+run_kiln build -t app-child - <<'DF'
+FROM app-base
+RUN id -un > /tmp/who
+USER root
+RUN id -un > /tmp/who2
+DF
+expect_eq "child build: $err" "$rc" 0
+run_kiln run -u root app-child cat /tmp/who /tmp/who2
+expect_eq "RUN as the base's user, then as the Dockerfile's" "$out" "$(printf 'app\nroot')"
+
 # ---- FROM scratch and a Dockerfile on stdin ----
 mkdir -p "$T/empty"
 set +e
