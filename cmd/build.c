@@ -319,11 +319,45 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 	return 0;
 }
 
+/* Base images' Env for lint's UndefinedVar, from the store (NULL when not there). */
+struct lint_images {
+	struct reg_store *reg;
+	struct kiln_strv *envs;
+	size_t n, alloc;
+};
+
+static char *const *
+lint_image_env(void *data, const char *image)
+{
+	struct lint_images *li = data;
+	if (!li->reg)
+		return NULL;
+	struct reg_image img = REG_IMAGE_INIT;
+	struct kiln_err err = KILN_ERR_INIT;
+	if (reg_image_open(li->reg, image, NULL, &img, &err) < 0) {
+		kiln_err_release(&err);
+		return NULL;
+	}
+	KILN_GROW(li->envs, li->alloc, li->n + 1);
+	struct kiln_strv *env = &li->envs[li->n++];
+	*env = (struct kiln_strv)KILN_STRV_INIT;
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(img.config.config, "Env"), i, e)
+	{
+		if (json_is_string(e))
+			kiln_strv_push(env, json_string_value(e));
+	}
+	reg_image_release(&img);
+	return kiln_strv_get(env);
+}
+
 /* The lint checks at the start of a build: warnings only, the build goes on. */
 static void
 lint(const char *file, const char *text, const char *context, const char *dockerfile,
-     char *const *build_args)
+     char *const *build_args, struct reg_store *reg)
 {
+	struct lint_images li = {.reg = reg};
 	struct kiln_err err = KILN_ERR_INIT;
 	struct fe_ast *ast = NULL;
 	if (fe_parse(file, text, strlen(text), &ast, &err) < 0) {
@@ -334,6 +368,8 @@ lint(const char *file, const char *text, const char *context, const char *docker
 	lo.context_dir = context;
 	lo.dockerfile = dockerfile;
 	lo.build_args = build_args;
+	lo.image_env = lint_image_env;
+	lo.image_env_ctx = &li;
 	struct fe_lint_finding *f = NULL;
 	size_t nf = 0;
 	if (fe_lint(ast, &lo, &f, &nf, &err) < 0) {
@@ -346,6 +382,9 @@ lint(const char *file, const char *text, const char *context, const char *docker
 		fe_lint_findings_free(f, nf);
 	}
 	fe_ast_free(ast);
+	for (size_t i = 0; i < li.n; i++)
+		kiln_strv_release(&li.envs[i]);
+	free(li.envs);
 }
 
 static int
@@ -499,8 +538,10 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 		text = df_text.buf;
 	}
 	char *const *bargs = kiln_strv_get(&a->build_args);
+	if (reg_store_open(cmd_root(), &b->reg, err) < 0)
+		return -1;
 	if (a->progress != PROGRESS_QUIET)
-		lint(file_name, text, context, dockerfile, bargs);
+		lint(file_name, text, context, dockerfile, bargs, b->reg);
 
 	struct fe_plan_opts po = FE_PLAN_OPTS_INIT;
 	po.context_dir = context;
@@ -523,8 +564,6 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	if (!res)
 		return kiln_err_invalid(err, "the Dockerfile has no target stage");
 
-	if (reg_store_open(cmd_root(), &b->reg, err) < 0)
-		return -1;
 	struct snap_store_opts so = SNAP_STORE_OPTS_INIT;
 	if (snap_driver_parse(cmd_snapshotter(), &so.driver, err) < 0)
 		return -EINVAL;

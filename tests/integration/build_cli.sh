@@ -94,6 +94,16 @@ expect_contains "metadata: the config digest" "$(cat "$T/md.json")" '"containeri
 run_kiln build --platform linux/s390x "$CTX"
 [ "$(uname -m)" = s390x ] || { expect_eq "a foreign platform fails" "$rc" 1; expect_contains "clearly" "$err" "only the host platform can be built"; }
 
+# ---- lint knows a base image's Env from the store (UndefinedVar) ----
+printf 'FROM busybox\nENV FROM_BASE=1\n' | "$KILN" build -t withenv - >/dev/null 2>&1
+run_kiln build - <<'DF'
+FROM withenv
+ENV X=$FROM_BASE Y=$NOT_SET
+DF
+expect_eq "child of withenv: $err" "$rc" 0
+expect_contains "an unset variable is reported" "$err" "UndefinedVar: Usage of undefined variable '\$NOT_SET'"
+expect_eq "the base's variable is known" "$(printf '%s\n' "$err" | grep -c 'FROM_BASE' || true)" 0
+
 # ---- Ctrl-C stops the build cleanly ----
 mkdir -p "$T/slow"
 printf 'FROM busybox\nRUN sleep 30 && echo done > /f\n' >"$T/slow/Dockerfile"
