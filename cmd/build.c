@@ -149,7 +149,7 @@ struct build_args {
 	const char *file, *context, *target, *iidfile, *output, *ssh, *metadata_file, *platform;
 	struct kiln_strv tags, build_args, no_cache_stages;
 	struct cmd_secrets secrets;
-	bool no_cache, explain, allow_host, allow_insecure;
+	bool no_cache, pull, explain, allow_host, allow_insecure;
 	unsigned jobs;
 	enum progress progress;
 };
@@ -229,6 +229,10 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 			return 1;
 		if (kiln_str_eq(arg, "--no-cache")) {
 			a->no_cache = true;
+			continue;
+		}
+		if (kiln_str_eq(arg, "--pull")) {
+			a->pull = true;
 			continue;
 		}
 		if (kiln_str_eq(arg, "--explain")) {
@@ -588,6 +592,7 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	oo.nsecrets = a->secrets.n;
 	oo.allow_network_host = a->allow_host;
 	oo.allow_insecure = a->allow_insecure;
+	oo.pull_always = a->pull;
 	if (a->ssh) {
 		/* default | default=SOCKET | ID=SOCKET: one agent for every ssh mount. */
 		const char *eq = strchr(a->ssh, '=');

@@ -111,7 +111,14 @@ ops_image_get(struct ops *o, const char *ref, const struct reg_image **ret, stru
 	}
 	struct reg_image *img = kiln_xmalloc(sizeof(*img));
 	*img = (struct reg_image)REG_IMAGE_INIT;
-	int r = reg_image_open(o->opts.reg, ref, NULL, img, err);
+	int r;
+	if (o->opts.pull_always && (r = pull(o, ref, err)) < 0) {
+		kiln_err_wrap(err, "--pull: image %s", ref);
+		pthread_mutex_unlock(&o->mu);
+		free(img);
+		return r;
+	}
+	r = reg_image_open(o->opts.reg, ref, NULL, img, err);
 	if (r == -ENOENT) {
 		kiln_err_release(err);
 		r = pull(o, ref, err);

@@ -57,6 +57,7 @@ struct ops_opts {
 	bool allow_network_host; /* --allow network.host */
 	bool allow_insecure;     /* --allow security.insecure */
 	bool no_pull;            /* a base image missing from the store is an error, not pulled */
+	bool pull_always; /* --pull: fetch the newest manifest even when the image is stored */
 };
 #define OPS_OPTS_INIT                                                                              \
 	{                                                                                          \

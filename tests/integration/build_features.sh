@@ -160,4 +160,14 @@ expect_eq "a missing base image fails the build" "$rc" 1
 expect_contains "says how to get it" "$err" "image 127.0.0.1:1/nosuch:1 not in the store (kiln pull/load/import it)"
 expect_contains "with the FROM line" "$err" "Dockerfile:1:"
 
+# ---- --pull fetches a stored base image again ----
+run_kiln tag busybox 127.0.0.1:1/bb:1
+mkdir -p "$T/pull"
+printf 'FROM 127.0.0.1:1/bb:1\nRUN echo pulled-or-not\n' >"$T/pull/Dockerfile"
+run_kiln build "$T/pull"
+expect_eq "a stored image is used without asking the registry: $err" "$rc" 0
+run_kiln build --pull "$T/pull"
+expect_eq "--pull asks the registry, which is not there" "$rc" 1
+expect_contains "and says so" "$err" "--pull: image 127.0.0.1:1/bb:1"
+
 finish
