@@ -384,6 +384,7 @@ ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
 	_cleanup_free_ char *name = ops_new_snapshot_name();
 	if (snap_commit(m, name, err) < 0)
 		return -1;
+	ops_record_size(o, ctx, name);
 	*ret_result = TAKE_PTR(name);
 	return 0;
 }

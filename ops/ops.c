@@ -159,6 +159,26 @@ ops_new_snapshot_name(void)
 	return kiln_buf_detach(&b, NULL);
 }
 
+static int
+add_size(const struct snap_change *c, void *data, struct kiln_err *err)
+{
+	if (c->st && S_ISREG(c->st->st_mode))
+		*(uint64_t *)data += (uint64_t)c->st->st_size;
+	return 0;
+}
+
+void
+ops_record_size(struct ops *o, struct sv_op_ctx *ctx, const char *snapshot)
+{
+	/* For prune and du: the bytes a step added. A walk that fails only leaves it 0. */
+	uint64_t size = 0;
+	struct kiln_err err = KILN_ERR_INIT;
+	if (snap_diff_walk(o->opts.snaps, snapshot, add_size, &size, &err) < 0)
+		kiln_err_release(&err);
+	else
+		sv_op_ctx_set_size(ctx, size);
+}
+
 /* ---- the vtable ---- */
 
 static int
@@ -434,6 +454,7 @@ ops_file_vertex_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex
 	_cleanup_free_ char *name = ops_new_snapshot_name();
 	if (snap_commit(m, name, err) < 0)
 		return -1;
+	ops_record_size(o, ctx, name);
 	*ret_result = TAKE_PTR(name);
 	return 0;
 }

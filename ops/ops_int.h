@@ -54,6 +54,8 @@ void ops_inputs_release(struct ops_inputs *in);
 int ops_image_get(struct ops *o, const char *ref, const struct reg_image **ret,
                   struct kiln_err *err);
 char *ops_new_snapshot_name(void);
+/* sv_op_ctx_set_size with the bytes of regular files in the snapshot's diff. */
+void ops_record_size(struct ops *o, struct sv_op_ctx *ctx, const char *snapshot);
 /* An eventfd that becomes readable when the solve is cancelled (registered with ctx); the
  * also becomes readable on ops_interrupt. Close it with ops_cancel_fd_close. */
 int ops_cancel_fd_new(struct ops *o, struct sv_op_ctx *ctx, int *fdp);

@@ -143,6 +143,14 @@ snap_read(struct fx *fx, const char *snap, const char *path)
 	return kiln_buf_detach(&b, NULL);
 }
 
+static int
+find_size(void *data, const struct sv_cache_entry *e)
+{
+	if (e->size == *(uint64_t *)data)
+		*(uint64_t *)data = 0;
+	return 0;
+}
+
 static void
 test_ops__exec_runs_with_env_and_commits(void **state)
 {
@@ -165,6 +173,10 @@ test_ops__exec_runs_with_env_and_commits(void **state)
 	assert_string_equal(out, "hello\nbar /w\n");
 	assert_ptr_equal(ops_stage_root(run), root->inputs[0]);
 	assert_int_equal(fx->cached, 0);
+	/* The run's record carries the bytes it added: /out, 13 bytes. */
+	uint64_t want = 13;
+	assert_int_equal(sv_cache_list(fx->cache, find_size, &want, &err), 0);
+	assert_int_equal(want, 0);
 	sv_solver_free(s);
 
 	/* Again: every vertex from the cache, the same snapshot. */
