@@ -24,6 +24,8 @@ int cmd_logout(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_lint(int argc, char **argv);
 int cmd_build(int argc, char **argv);
+int cmd_du(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
 
 /* The store root: global `--root DIR`, else $KILN_ROOT, else /var/lib/kiln for root and
  * $XDG_DATA_HOME/kiln (or ~/.local/share/kiln) otherwise. Never NULL. */

@@ -12,6 +12,8 @@ struct command {
 static const struct command commands[] = {
 	{"parse", cmd_parse, "Parse a Dockerfile (--dump: BuildKit's tree; --format=json)"},
 	{"build", cmd_build, "Build an image from a Dockerfile (-t NAME, --target, --build-arg, ...)"},
+	{"du", cmd_du, "Show the build cache records and their sizes"},
+	{"prune", cmd_prune, "Remove build cache records and their snapshots (--all, --keep-storage)"},
 	{"plan", cmd_plan, "Print the build graph of a Dockerfile (--format json|dot)"},
 	{"images", cmd_images, "List the images in the store"},
 	{"inspect", cmd_inspect, "Show an image's digests, manifest and config as JSON"},

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# kiln du and kiln prune: the build cache's records and the snapshots of its steps.
+source "$(dirname "$0")/../lib.sh"
+# Shared by tests/integration/build_*.sh: a busybox base image made offline in the test's
+# own store (cp /bin/busybox, applet links, passwd/group -> kiln import).
+[ "$(id -u)" -eq 0 ] || skip "needs root (CI runs as root)"
+[ -x /bin/busybox ] || { echo "FAIL: busybox-static is not installed" >&2; exit 1; }
+
+make_busybox() {
+	local r="$T/busybox-rootfs"
+	mkdir -p "$r/bin" "$r/etc" "$r/tmp"
+	chmod 1777 "$r/tmp"
+	cp /bin/busybox "$r/bin/busybox"
+	for applet in $(/bin/busybox --list); do
+		[ "$applet" = busybox ] || ln -s busybox "$r/bin/$applet"
+	done
+	cat >"$r/etc/passwd" <<'PW'
+root:x:0:0:root:/root:/bin/sh
+app:x:1000:1000:app:/home/app:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+PW
+	cat >"$r/etc/group" <<'GR'
+root:x:0:
+app:x:1000:
+nogroup:x:65534:
+GR
+	run_kiln import "$r" busybox
+	[ "$rc" -eq 0 ] || { echo "FAIL: kiln import: $err" >&2; exit 1; }
+}
+
+# count_cached TEXT: the number of steps taken from the cache.
+count_cached() { printf '%s\n' "$1" | grep -c '^#[0-9]* CACHED$' || true; }
+# count_steps TEXT: the number of steps that ran or came from the cache.
+count_ran() { printf '%s\n' "$1" | grep -c '^#[0-9]* DONE' || true; }
+
+make_busybox
+mkdir -p "$T/ctx"
+cat >"$T/ctx/Dockerfile" <<'DF'
+FROM busybox
+RUN head -c 200000 /dev/zero > /big
+RUN echo small > /small
+DF
+run_kiln build -t pr "$T/ctx"
+expect_eq "build: $err" "$rc" 0
+run_kiln du
+expect_eq "du: $err" "$rc" 0
+expect_contains "du lists the RUN with its size" "$(printf '%s\n' "$out" | grep 'head -c')" "200.0kB"
+expect_contains "du totals" "$out" "in 3 records"
+
+run_kiln prune
+expect_eq "prune keeps what was used recently" "$out" "Removed 0 records, 0B"
+run_kiln prune --keep-storage 1M
+expect_eq "everything fits in 1M" "$out" "Removed 0 records, 0B"
+run_kiln prune --keep-storage 100k
+expect_eq "prune --keep-storage: $err" "$rc" 0
+expect_contains "the least recently used go until the rest fit" "$out" "Removed"
+run_kiln du
+expect_eq "nothing over 100k is left" "$(printf '%s\n' "$out" | grep -c 'head -c' || true)" 0
+
+run_kiln prune --all
+expect_eq "prune --all: $err" "$rc" 0
+run_kiln du
+expect_contains "no records left" "$out" "Total: 0B in 0 records"
+run_kiln build -t pr "$T/ctx"
+expect_eq "rebuild after prune: $err" "$rc" 0
+expect_eq "the RUN steps ran again" "$(printf '%s\n' "$err" | grep -A1 '\] RUN' | grep -c CACHED || true)" 0
+run_kiln prune --all
+run_kiln run pr cat /small
+expect_eq "images do not depend on the cache" "$out" "small"
+run_kiln prune --bogus
+expect_eq "unknown option" "$rc" 2
+
+finish
