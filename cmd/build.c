@@ -725,8 +725,16 @@ cmd_build(int argc, char **argv)
 	}
 	struct build b = {.sig = {.sfd = -1, .stopfd = -1}};
 	r = build(&a, &b, &err);
-	if (r < 0)
+	if (r < 0) {
+		/* "Dockerfile:7: RUN false: ...": the line already says where; the step's
+		 * "[stage 2/5] " prefix is for the progress output. */
+		if (err.file && err.msg && err.msg[0] == '[') {
+			char *end = strstr(err.msg, "] ");
+			if (end)
+				memmove(err.msg, end + 2, strlen(end + 2) + 1);
+		}
 		cmd_print_err(&err);
+	}
 	build_release(&b);
 	build_args_release(&a);
 	return r < 0 ? KILN_EXIT_FAIL : 0;

@@ -106,7 +106,7 @@ RUN echo never
 DF
 run_kiln build -t broken "$T/fail"
 expect_eq "a failing RUN exits 1" "$rc" 1
-expect_contains "Dockerfile line and BuildKit's wording" "$err" 'Dockerfile:3: '
+expect_contains "Dockerfile line and BuildKit's wording" "$err" 'Dockerfile:3: RUN echo "some output" && false: process "/bin/sh -c echo \"some output\" && false" did not complete successfully: exit code: 1'
 expect_contains "the exit code" "$err" 'process "/bin/sh -c echo \"some output\" && false" did not complete successfully: exit code: 1'
 expect_contains "the last output" "$err" "some output"
 expect_eq "the step after never ran" "$(printf '%s\n' "$err" | grep -c 'echo never' || true)" 0
