@@ -104,6 +104,16 @@ expect_eq "child of withenv: $err" "$rc" 0
 expect_contains "an unset variable is reported" "$err" "UndefinedVar: Usage of undefined variable '\$NOT_SET'"
 expect_eq "the base's variable is known" "$(printf '%s\n' "$err" | grep -c 'FROM_BASE' || true)" 0
 
+# ---- a failing step stops its running siblings promptly ----
+mkdir -p "$T/sib"
+printf 'FROM busybox AS a\nRUN sleep 30\nFROM busybox AS b\nRUN sleep 0.3; false\nFROM busybox\nCOPY --from=a /bin/sh /a\nCOPY --from=b /bin/sh /b\n' >"$T/sib/Dockerfile"
+start=$(date +%s)
+run_kiln build --no-cache "$T/sib"
+expect_eq "the sibling failure fails the build" "$rc" 1
+expect_eq "without waiting for the sleeping sibling" "$(( $(date +%s) - start < 10 ))" 1
+expect_contains "the sibling is reported cancelled" "$err" "CANCELED"
+expect_contains "the error is the failing step's" "$err" "Dockerfile:4: RUN sleep 0.3; false: process"
+
 # ---- Ctrl-C stops the build cleanly ----
 mkdir -p "$T/slow"
 printf 'FROM busybox\nRUN sleep 30 && echo done > /f\n' >"$T/slow/Dockerfile"
