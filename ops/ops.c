@@ -14,6 +14,7 @@ ops_new(const struct ops_opts *opts, struct ops **ret, struct kiln_err *err)
 	o->opts = *opts;
 	o->ctx_fd = -1;
 	pthread_mutex_init(&o->mu, NULL);
+	pthread_mutex_init(&o->images_mu, NULL);
 	if (opts->context_dir) {
 		o->ctx_fd = open(opts->context_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (o->ctx_fd < 0) {
@@ -64,6 +65,7 @@ ops_free(struct ops *o)
 	free(o->images);
 	free(o->cancel_fds);
 	pthread_mutex_destroy(&o->mu);
+	pthread_mutex_destroy(&o->images_mu);
 	free(o);
 }
 
@@ -101,11 +103,11 @@ pull(struct ops *o, const char *ref, struct kiln_err *err)
 int
 ops_image_get(struct ops *o, const char *ref, const struct reg_image **ret, struct kiln_err *err)
 {
-	pthread_mutex_lock(&o->mu);
+	pthread_mutex_lock(&o->images_mu);
 	for (size_t i = 0; i < o->nimages; i++) {
 		if (kiln_str_eq(o->images[i].ref, ref)) {
 			*ret = o->images[i].img;
-			pthread_mutex_unlock(&o->mu);
+			pthread_mutex_unlock(&o->images_mu);
 			return 0;
 		}
 	}
@@ -114,7 +116,7 @@ ops_image_get(struct ops *o, const char *ref, const struct reg_image **ret, stru
 	int r;
 	if (o->opts.pull_always && (r = pull(o, ref, err)) < 0) {
 		kiln_err_wrap(err, "--pull: image %s", ref);
-		pthread_mutex_unlock(&o->mu);
+		pthread_mutex_unlock(&o->images_mu);
 		free(img);
 		return r;
 	}
@@ -129,7 +131,7 @@ ops_image_get(struct ops *o, const char *ref, const struct reg_image **ret, stru
 			              ref);
 	}
 	if (r < 0) {
-		pthread_mutex_unlock(&o->mu);
+		pthread_mutex_unlock(&o->images_mu);
 		reg_image_release(img);
 		free(img);
 		return r;
@@ -137,7 +139,7 @@ ops_image_get(struct ops *o, const char *ref, const struct reg_image **ret, stru
 	KILN_GROW(o->images, o->aimages, o->nimages + 1);
 	o->images[o->nimages++] = (struct ops_image){.ref = kiln_xstrdup(ref), .img = img};
 	*ret = img;
-	pthread_mutex_unlock(&o->mu);
+	pthread_mutex_unlock(&o->images_mu);
 	return 0;
 }
 

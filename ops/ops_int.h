@@ -28,7 +28,10 @@ struct ops {
 	struct ops_opts opts;
 	int ctx_fd; /* the context directory, -1 without one */
 	struct ops_stat_index *index;
-	pthread_mutex_t mu; /* images, scratch */
+	pthread_mutex_t mu; /* scratch, downloads, cancel fds: never held for long */
+	/* Held while an image is opened or pulled, so each is pulled once; apart from mu so a
+	 * slow pull does not hold up Ctrl-C or other steps. */
+	pthread_mutex_t images_mu;
 	struct ops_image *images;
 	size_t nimages, aimages;
 	int *cancel_fds; /* the running steps' cancel eventfds, for ops_interrupt */
