@@ -7,6 +7,7 @@
 #include <fcntl.h>
 
 struct dl {
+	struct ops *o;
 	int fd;
 	struct kiln_sha256 *h;
 	struct sv_op_ctx *ctx;
@@ -36,7 +37,7 @@ static int
 on_progress(void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
 	struct dl *d = arg;
-	return d->ctx && sv_op_ctx_cancelled(d->ctx) ? 1 : 0;
+	return (d->ctx && sv_op_ctx_cancelled(d->ctx)) || ops_interrupted(d->o) ? 1 : 0;
 }
 
 static void
@@ -66,7 +67,7 @@ download(struct ops *o, struct sv_op_ctx *ctx, const char *url, const char *name
 	        openat(root, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return kiln_err_set(err, errno, "create `%s`", name);
-	struct dl d = {.fd = fd, .h = kiln_sha256_new(), .ctx = ctx};
+	struct dl d = {.o = o, .fd = fd, .h = kiln_sha256_new(), .ctx = ctx};
 	char curl_err[CURL_ERROR_SIZE] = "";
 	_cleanup_(curl_cleanup) CURL *c = curl_easy_init();
 	if (!c) {
