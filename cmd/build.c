@@ -59,7 +59,6 @@ struct prog {
 	size_t *numbers; /* by vertex index; 0 = not seen */
 	size_t nvertices;
 	size_t next;
-	struct kiln_buf partial; /* unused: log chunks arrive as whole lines */
 };
 
 static size_t
@@ -506,7 +505,6 @@ build_release(struct build *b)
 		free(b->tmp_context);
 	}
 	free(b->prog.numbers);
-	kiln_buf_release(&b->prog.partial);
 }
 
 static int
@@ -608,7 +606,6 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	b->prog.out = stderr;
 	b->prog.nvertices = b->graph->nvertices;
 	b->prog.numbers = kiln_xcalloc(b->graph->nvertices + 1, sizeof(size_t));
-	b->prog.partial = (struct kiln_buf)KILN_BUF_INIT;
 	struct sv_solve_opts sopts = SV_SOLVE_OPTS_INIT;
 	sopts.jobs = a->jobs;
 	sopts.no_cache = a->no_cache;

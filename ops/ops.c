@@ -238,7 +238,22 @@ discard(void *data, const char *result)
 	kiln_err_release(&err);
 }
 
+/* "The same step" across builds for --explain: the stage and the instruction without its
+ * "[stage 3/8] " position, so inserting a line above a step does not make it a new one. */
+static char *
+identity(void *data, const struct sv_vertex *v)
+{
+	const char *d = v->description ? v->description : sv_op_name(v->op);
+	if (d[0] == '[') {
+		const char *end = strstr(d, "] ");
+		if (end)
+			d = end + 2;
+	}
+	return kiln_xasprintf("%s\n%s", v->stage ? v->stage : "", d);
+}
+
 static const struct sv_ops vtable = {
+        .identity = identity,
         .content_key = content_key,
         .run = run,
         .result_exists = result_exists,

@@ -104,6 +104,15 @@ expect_eq "child of withenv: $err" "$rc" 0
 expect_contains "an unset variable is reported" "$err" "UndefinedVar: Usage of undefined variable '\$NOT_SET'"
 expect_eq "the base's variable is known" "$(printf '%s\n' "$err" | grep -c 'FROM_BASE' || true)" 0
 
+# ---- --explain knows a step after a line was inserted above it ----
+mkdir -p "$T/ins"
+printf 'FROM busybox\nRUN echo one\nRUN echo two\n' >"$T/ins/Dockerfile"
+run_kiln build "$T/ins"
+printf 'FROM busybox\nRUN echo zero\nRUN echo one\nRUN echo two\n' >"$T/ins/Dockerfile"
+run_kiln build --explain "$T/ins"
+expect_contains "a new step is new" "$(printf '%s\n' "$err" | grep 'explain:.*echo zero')" "no earlier build of this step"
+expect_contains "a moved step is the same step, its parent changed" "$(printf '%s\n' "$err" | grep 'explain:.*echo one')" "parent step changed"
+
 # ---- a failing step stops its running siblings promptly ----
 mkdir -p "$T/sib"
 printf 'FROM busybox AS a\nRUN sleep 30\nFROM busybox AS b\nRUN sleep 0.3; false\nFROM busybox\nCOPY --from=a /bin/sh /a\nCOPY --from=b /bin/sh /b\n' >"$T/sib/Dockerfile"
