@@ -313,6 +313,20 @@ ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
 	const char *cwd = jstr(v->def, "cwd");
 	if (!cwd || !*cwd)
 		cwd = "/";
+	const char *base = jstr(v->def, "base_env");
+	const struct reg_image *base_img = NULL;
+	if (base && ops_image_get(o, base, &base_img, err) < 0)
+		return -1;
+	if (base_img && kiln_str_eq(cwd, "/")) {
+		/* The plan writes "/" when the Dockerfile set no WORKDIR, not knowing the base
+		 * image's (FROM golang runs in /go). Until it marks that case, "/" gives way to
+		 * the image's WorkingDir; an explicit WORKDIR / on such an image is the one
+		 * case this gets wrong. */
+		const char *wd =
+		        json_string_value(json_object_get(base_img->config.config, "WorkingDir"));
+		if (wd && wd[0] == '/')
+			cwd = wd;
+	}
 
 	_cleanup_(ops_inputs_release) struct ops_inputs in = {0};
 	if (ops_inputs_open(o, inputs, v->ninputs, &in, err) < 0)
@@ -331,14 +345,10 @@ ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
 	ro.argv = kiln_strv_get(&argv);
 	ro.env = kiln_strv_get(&env);
 	const char *user = jstr(v->def, "user");
-	const char *base = jstr(v->def, "base_env");
-	if ((!user || !*user) && base) {
+	if ((!user || !*user) && base_img) {
 		/* No USER in the Dockerfile: the base image's, as BuildKit runs it (the plan
 		 * cannot know it; "" is never a USER the Dockerfile set). */
-		const struct reg_image *img;
-		if (ops_image_get(o, base, &img, err) < 0)
-			return -1;
-		user = json_string_value(json_object_get(img->config.config, "User"));
+		user = json_string_value(json_object_get(base_img->config.config, "User"));
 	}
 	ro.user = user && *user ? user : NULL;
 	ro.cwd = cwd;

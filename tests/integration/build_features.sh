@@ -116,6 +116,21 @@ expect_eq "child build: $err" "$rc" 0
 run_kiln run -u root app-child cat /tmp/who /tmp/who2
 expect_eq "RUN as the base's user, then as the Dockerfile's" "$out" "$(printf 'app\nroot')"
 
+# ---- and its WorkingDir (FROM golang runs in /go) ----
+run_kiln build -t wd-base - <<'DF'
+FROM busybox
+WORKDIR /app/src
+DF
+run_kiln build -t wd-child - <<'DF'
+FROM wd-base
+RUN pwd > /tmp/pwd
+WORKDIR /elsewhere
+RUN pwd >> /tmp/pwd
+DF
+expect_eq "wd child: $err" "$rc" 0
+run_kiln run wd-child cat /tmp/pwd
+expect_eq "RUN in the base's WorkingDir, then the Dockerfile's" "$out" "$(printf '/app/src\n/elsewhere')"
+
 # ---- FROM scratch and a Dockerfile on stdin ----
 mkdir -p "$T/empty"
 set +e
