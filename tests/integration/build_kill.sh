@@ -67,4 +67,21 @@ steps=$(printf '%s\n' "$err" | grep -c '^#[0-9]* \[' || true)
 expect_eq "then everything is cached" "$(count_cached "$err")" "$steps"
 expect_eq "no mounts left behind" "$(grep -cF "$KILN_ROOT" /proc/self/mountinfo || true)" 0
 
+# ---- concurrent builds on one store ----
+run_kiln prune --all
+pids=()
+for i in 1 2 3; do
+	"$KILN" build -t "conc$i" "$CTX" >"$T/conc$i.out" 2>&1 &
+	pids+=($!)
+done
+for i in 1 2 3; do
+	set +e
+	wait "${pids[$((i - 1))]}"
+	crc=$?
+	set -e
+	expect_eq "concurrent build $i: $(tail -3 "$T/conc$i.out")" "$crc" 0
+	run_kiln run "conc$i" cat /all
+	expect_eq "concurrent build $i's content" "$out" "$(printf 'a1\na2\nctx\nfinal')"
+done
+
 finish
