@@ -3,7 +3,7 @@
  *
  *	kiln build [-f FILE] [-t NAME]... [--target T] [--build-arg K=V]... [--secret SPEC]...
  *		   [--ssh default|ID=PATH] [--no-cache] [--no-cache-filter STAGE] [--jobs N]
- *		   [--metadata-file F] [--platform HOST]
+ *		   [--pull] [--metadata-file F] [--platform HOST]
  *		   [--progress auto|tty|plain|quiet|rawjson] [--iidfile F] [--explain]
  *		   [--allow network.host|security.insecure] [-o type=local,dest=DIR] CONTEXT
  *
@@ -42,9 +42,13 @@ usage(FILE *f)
 	           "  --secret id=ID,src=FILE|env=VAR   a secret for RUN --mount=type=secret\n"
 	           "  --ssh default|ID=SOCKET  an ssh agent for RUN --mount=type=ssh\n"
 	           "  --no-cache               run every step\n"
+	           "  --no-cache-filter STAGE  run every step of these stages (repeatable, a,b)\n"
+	           "  --pull                   fetch base images again even when stored\n"
+	           "  --platform P             the host's platform only, for now\n"
 	           "  --jobs N                 RUN steps at once (default: CPUs)\n"
 	           "  --progress MODE          auto|tty|plain|quiet|rawjson\n"
 	           "  --iidfile FILE           write the image id (config digest) to FILE\n"
+	           "  --metadata-file FILE     containerimage.digest and .config.digest as JSON\n"
 	           "  --explain                say why each step missed the cache\n"
 	           "  --allow ENT              network.host, security.insecure\n"
 	           "  -o, --output SPEC        type=local,dest=DIR: the final stage's files\n");
