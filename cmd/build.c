@@ -654,7 +654,11 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	io.nlayers = nlayers;
 	io.names = (const char *const *)kiln_strv_get(&a->tags);
 	io.nnames = a->tags.n;
+	/* As BuildKit: the build arg, else the environment. */
 	const char *sde = getenv("SOURCE_DATE_EPOCH");
+	for (size_t i = 0; i < a->build_args.n; i++)
+		if (kiln_str_has_prefix(a->build_args.v[i], "SOURCE_DATE_EPOCH="))
+			sde = a->build_args.v[i] + strlen("SOURCE_DATE_EPOCH=");
 	uint64_t sdev;
 	if (sde && *sde && kiln_parse_u64(sde, &sdev) == 0)
 		io.source_date_epoch = (int64_t)sdev;

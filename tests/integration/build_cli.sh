@@ -113,6 +113,15 @@ run_kiln build --explain "$T/ins"
 expect_contains "a new step is new" "$(printf '%s\n' "$err" | grep 'explain:.*echo zero')" "no earlier build of this step"
 expect_contains "a moved step is the same step, its parent changed" "$(printf '%s\n' "$err" | grep 'explain:.*echo one')" "parent step changed"
 
+# ---- SOURCE_DATE_EPOCH as a build arg fixes the image's times: the same image id ----
+run_kiln build --build-arg SOURCE_DATE_EPOCH=1000 --iidfile "$T/iid1" "$T/ins"
+sleep 1.1
+run_kiln build --build-arg SOURCE_DATE_EPOCH=1000 --iidfile "$T/iid2" "$T/ins"
+expect_eq "the same image id a second later" "$(cat "$T/iid2")" "$(cat "$T/iid1")"
+run_kiln build --iidfile "$T/iid3" "$T/ins"
+checks=$((checks + 1))
+[ "$(cat "$T/iid3")" != "$(cat "$T/iid1")" ] || fail "without SOURCE_DATE_EPOCH the creation time is now"
+
 # ---- a failing step stops its running siblings promptly ----
 mkdir -p "$T/sib"
 printf 'FROM busybox AS a\nRUN sleep 30\nFROM busybox AS b\nRUN sleep 0.3; false\nFROM busybox\nCOPY --from=a /bin/sh /a\nCOPY --from=b /bin/sh /b\n' >"$T/sib/Dockerfile"
