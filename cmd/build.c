@@ -488,7 +488,7 @@ struct build {
 	struct sv_solver *solver;
 	struct sv_graph *graph;
 	struct ops_secret *secrets;
-	char *tmp_context;
+	char *tmp_context; /* the empty context of `kiln build -` */
 	struct prog prog;
 	struct sigwatch sig;
 };
@@ -504,10 +504,7 @@ build_release(struct build *b)
 	snap_store_free(b->snaps);
 	reg_store_free(b->reg);
 	free(b->secrets);
-	if (b->tmp_context) {
-		rmdir(b->tmp_context);
-		free(b->tmp_context);
-	}
+	free(b->tmp_context);
 	free(b->prog.numbers);
 }
 
@@ -522,10 +519,13 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 		/* docker build -: the Dockerfile on stdin, no context. */
 		if (cmd_read_input("-", &stdin_text, err) < 0)
 			return -1;
-		char tmpl[] = "/tmp/kiln-context-XXXXXX";
-		if (!mkdtemp(tmpl))
-			return kiln_err_set(err, errno, "mkdtemp");
-		b->tmp_context = kiln_xstrdup(tmpl);
+		/* One empty directory in the store, shared and kept: a killed build leaves
+		 * nothing behind in /tmp. */
+		b->tmp_context = kiln_xasprintf("%s/empty-context", cmd_root());
+		if (mkdir(cmd_root(), 0700) < 0 && errno != EEXIST)
+			return kiln_err_set(err, errno, "mkdir `%s`", cmd_root());
+		if (mkdir(b->tmp_context, 0755) < 0 && errno != EEXIST)
+			return kiln_err_set(err, errno, "mkdir `%s`", b->tmp_context);
 		context = b->tmp_context;
 	} else if (a->file && kiln_str_eq(a->file, "-")) {
 		if (cmd_read_input("-", &stdin_text, err) < 0)
