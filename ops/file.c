@@ -1027,7 +1027,7 @@ do_copy(struct fop *f, const json_t *a)
 	const char *dest = jstr(a, "dest");
 	if (!src || !dest)
 		return kiln_err_invalid(f->err, "file op: copy needs \"src\" and \"dest\"");
-	int srcroot;
+	int srcroot = -1;
 	int r = input_root(f, a, &srcroot);
 	if (r < 0)
 		return r;
