@@ -4,7 +4,7 @@
  *	kiln build [-f FILE] [-t NAME]... [--target T] [--build-arg K=V]... [--secret SPEC]...
  *		   [--ssh default|ID=PATH] [--no-cache] [--no-cache-filter STAGE] [--jobs N]
  *		   [--pull] [--metadata-file F] [--platform HOST]
- *		   [--progress auto|tty|plain|quiet|rawjson] [--iidfile F] [--explain]
+ *		   [--progress auto|tty|plain|quiet|rawjson] [--iidfile F] [--explain] [--check]
  *		   [--allow network.host|security.insecure] [-o type=local,dest=DIR] CONTEXT
  *
  * fe_plan lowers the Dockerfile, the solver runs the target stage's vertices through the
@@ -33,25 +33,27 @@
 static void
 usage(FILE *f)
 {
-	fprintf(f, "Usage: kiln build [OPTIONS] CONTEXT\n"
-	           "  -f, --file FILE          the Dockerfile (default CONTEXT/Dockerfile; - = "
-	           "stdin)\n"
-	           "  -t, --tag NAME           name the image (repeatable)\n"
-	           "  --target STAGE           build this stage\n"
-	           "  --build-arg K[=V]        set a build argument (repeatable)\n"
-	           "  --secret id=ID,src=FILE|env=VAR   a secret for RUN --mount=type=secret\n"
-	           "  --ssh default|ID=SOCKET  an ssh agent for RUN --mount=type=ssh\n"
-	           "  --no-cache               run every step\n"
-	           "  --no-cache-filter STAGE  run every step of these stages (repeatable, a,b)\n"
-	           "  --pull                   fetch base images again even when stored\n"
-	           "  --platform P             the host's platform only, for now\n"
-	           "  --jobs N                 RUN steps at once (default: CPUs)\n"
-	           "  --progress MODE          auto|tty|plain|quiet|rawjson\n"
-	           "  --iidfile FILE           write the image id (config digest) to FILE\n"
-	           "  --metadata-file FILE     containerimage.digest and .config.digest as JSON\n"
-	           "  --explain                say why each step missed the cache\n"
-	           "  --allow ENT              network.host, security.insecure\n"
-	           "  -o, --output SPEC        type=local,dest=DIR: the final stage's files\n");
+	fprintf(f,
+	        "Usage: kiln build [OPTIONS] CONTEXT\n"
+	        "  -f, --file FILE          the Dockerfile (default CONTEXT/Dockerfile; - = "
+	        "stdin)\n"
+	        "  -t, --tag NAME           name the image (repeatable)\n"
+	        "  --target STAGE           build this stage\n"
+	        "  --build-arg K[=V]        set a build argument (repeatable)\n"
+	        "  --secret id=ID,src=FILE|env=VAR   a secret for RUN --mount=type=secret\n"
+	        "  --ssh default|ID=SOCKET  an ssh agent for RUN --mount=type=ssh\n"
+	        "  --no-cache               run every step\n"
+	        "  --no-cache-filter STAGE  run every step of these stages (repeatable, a,b)\n"
+	        "  --pull                   fetch base images again even when stored\n"
+	        "  --platform P             the host's platform only, for now\n"
+	        "  --jobs N                 RUN steps at once (default: CPUs)\n"
+	        "  --progress MODE          auto|tty|plain|quiet|rawjson\n"
+	        "  --iidfile FILE           write the image id (config digest) to FILE\n"
+	        "  --metadata-file FILE     containerimage.digest and .config.digest as JSON\n"
+	        "  --explain                say why each step missed the cache\n"
+	        "  --check                  run the build checks (kiln lint) only, build nothing\n"
+	        "  --allow ENT              network.host, security.insecure\n"
+	        "  -o, --output SPEC        type=local,dest=DIR: the final stage's files\n");
 }
 
 enum progress { PROGRESS_PLAIN, PROGRESS_QUIET, PROGRESS_RAWJSON };
@@ -152,7 +154,7 @@ struct build_args {
 	const char *file, *context, *target, *iidfile, *output, *ssh, *metadata_file, *platform;
 	struct kiln_strv tags, build_args, no_cache_stages;
 	struct cmd_secrets secrets;
-	bool no_cache, pull, explain, allow_host, allow_insecure;
+	bool no_cache, pull, explain, check, allow_host, allow_insecure;
 	unsigned jobs;
 	enum progress progress;
 };
@@ -240,6 +242,10 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 		}
 		if (kiln_str_eq(arg, "--explain")) {
 			a->explain = true;
+			continue;
+		}
+		if (kiln_str_eq(arg, "--check")) {
+			a->check = true;
 			continue;
 		}
 		if (kiln_str_eq(arg, "-q") || kiln_str_eq(arg, "--quiet")) {
@@ -359,17 +365,22 @@ lint_image_env(void *data, const char *image)
 	return kiln_strv_get(env);
 }
 
-/* The lint checks at the start of a build: warnings only, the build goes on. */
-static void
+/*
+ * The build checks at the start of a build, as BuildKit runs them: findings are printed
+ * (unless quiet) and the build goes on, except that findings raised to errors by
+ * `# check=error=true` (or BUILDKIT_DOCKERFILE_CHECK) stop it. Returns how many errors.
+ */
+static size_t
 lint(const char *file, const char *text, const char *context, const char *dockerfile,
-     char *const *build_args, struct reg_store *reg)
+     char *const *build_args, struct reg_store *reg, bool print)
 {
+	size_t errors = 0;
 	struct lint_images li = {.reg = reg};
 	struct kiln_err err = KILN_ERR_INIT;
 	struct fe_ast *ast = NULL;
 	if (fe_parse(file, text, strlen(text), &ast, &err) < 0) {
 		kiln_err_release(&err); /* fe_plan reports parse errors */
-		return;
+		return 0;
 	}
 	struct fe_lint_opts lo = FE_LINT_OPTS_INIT;
 	lo.context_dir = context;
@@ -382,16 +393,22 @@ lint(const char *file, const char *text, const char *context, const char *docker
 	if (fe_lint(ast, &lo, &f, &nf, &err) < 0) {
 		kiln_err_release(&err);
 	} else {
-		for (size_t i = 0; i < nf; i++)
-			fprintf(stderr, "%s:%d: %s %s: %s\n", f[i].file, f[i].line,
-			        fe_lint_severity_name(f[i].severity), f[i].rule->name,
-			        f[i].message);
+		for (size_t i = 0; i < nf; i++) {
+			errors += f[i].severity == FE_LINT_ERROR;
+			if (print)
+				fprintf(stderr, "%s:%d: %s %s: %s\n", f[i].file, f[i].line,
+				        fe_lint_severity_name(f[i].severity), f[i].rule->name,
+				        f[i].message);
+		}
+		if (print && nf)
+			fprintf(stderr, "%zu build check finding(s)\n", nf);
 		fe_lint_findings_free(f, nf);
 	}
 	fe_ast_free(ast);
 	for (size_t i = 0; i < li.n; i++)
 		kiln_strv_release(&li.envs[i]);
 	free(li.envs);
+	return errors;
 }
 
 static int
@@ -546,9 +563,11 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	char *const *bargs = kiln_strv_get(&a->build_args);
 	if (reg_store_open(cmd_root(), &b->reg, err) < 0)
 		return -1;
-	if (a->progress != PROGRESS_QUIET)
-		lint(file_name, text, context, dockerfile, bargs, b->reg);
-
+	size_t check_errors = lint(file_name, text, context, dockerfile, bargs, b->reg,
+	                           a->check || a->progress != PROGRESS_QUIET);
+	if (check_errors)
+		return kiln_err_invalid(err, "%zu build check error(s) (check=error=true)",
+		                        check_errors);
 	struct fe_plan_opts po = FE_PLAN_OPTS_INIT;
 	po.context_dir = context;
 	po.dockerfile = dockerfile;
@@ -563,6 +582,8 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 		fprintf(stderr, "kiln: warning: %s\n", warnings.v[i]);
 	if (r < 0)
 		return r;
+	if (a->check)
+		return 0; /* --check: the checks and the plan only, nothing is built */
 	const struct sv_result *res = NULL;
 	for (size_t i = 0; i < b->graph->nresults; i++)
 		if (b->graph->results[i].target)
