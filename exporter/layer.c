@@ -42,12 +42,9 @@ struct hardlink {
 };
 
 struct writer {
-	struct reg_ingest *in;
-	struct kiln_sha256 *diff;
-	struct archive *gz;  /* raw + gzip, writes to `in` */
-	struct archive *tar; /* pax tar, writes to `gz` */
+	struct reg_layer_writer *lw;
+	struct archive *tar; /* the layer writer's tar */
 	struct kiln_err *err;
-	int failed; /* -errno from the ingest, kept because libarchive only sees -1 */
 	int64_t clamp;
 	size_t entries;
 	struct hardlink *links; /* open addressing on (dev, ino); size a power of 2 or 0 */
@@ -95,42 +92,10 @@ link_seen(struct writer *w, dev_t dev, ino_t ino, const char *path)
 	return NULL;
 }
 
-static la_ssize_t
-gz_out(struct archive *a, void *data, const void *buf, size_t len)
-{
-	struct writer *w = data;
-	struct kiln_err scratch = KILN_ERR_INIT;
-	int r = reg_ingest_write(w->in, buf, len, w->err ? w->err : &scratch);
-	kiln_err_release(&scratch);
-	if (r < 0) {
-		w->failed = r;
-		archive_set_error(a, -r, "write layer to store");
-		return -1;
-	}
-	return (la_ssize_t)len;
-}
-
-static la_ssize_t
-tar_out(struct archive *a, void *data, const void *buf, size_t len)
-{
-	struct writer *w = data;
-	kiln_sha256_update(w->diff, buf, len);
-	la_ssize_t n = archive_write_data(w->gz, buf, len);
-	if (n < 0) {
-		archive_set_error(a, archive_errno(w->gz), "%s", archive_error_string(w->gz));
-		return -1;
-	}
-	return (la_ssize_t)len;
-}
-
 static int
 archive_fail(struct writer *w, struct archive *a, const char *what)
 {
-	if (w->failed)
-		return kiln_err_wrap(w->err, "%s", what);
-	int e = archive_errno(a);
-	return kiln_err_set(w->err, e > 0 ? e : EIO, "%s: %s", what,
-	                    archive_error_string(a) ? archive_error_string(a) : "libarchive error");
+	return reg_layer_writer_fail_on(w->lw, a, what);
 }
 
 static int
@@ -284,54 +249,19 @@ write_layer(struct snap_store *ss, const char *snapshot, struct reg_store *rs, i
             struct exp_layer *ret, struct kiln_err *err)
 {
 	struct writer w = {.err = err, .clamp = clamp};
-	int r = reg_ingest_begin(rs, NULL, -1, &w.in, err);
+	int r = reg_layer_writer_new(rs, &w.lw, err);
 	if (r < 0)
 		return r;
-	w.diff = kiln_sha256_new();
-	_cleanup_archive_write_ struct archive *gz = archive_write_new();
-	_cleanup_archive_write_ struct archive *tar = archive_write_new();
-	_cleanup_entry_ struct archive_entry *raw = archive_entry_new();
-	w.gz = gz;
-	w.tar = tar;
-	archive_write_set_format_raw(gz);
-	archive_write_add_filter_gzip(gz);
-	archive_write_set_filter_option(gz, "gzip", "timestamp", NULL);
-	archive_write_set_bytes_in_last_block(gz, 1);
-	archive_write_set_format_pax_restricted(tar);
-	/* xattrs once, as SCHILY.xattr.* (what Go's archive/tar and containerd read), not
-	 * again base64-encoded as LIBARCHIVE.xattr.* */
-	archive_write_set_format_option(tar, "pax", "xattrheader", "SCHILY");
-	archive_write_set_bytes_in_last_block(tar, 1);
-	archive_entry_set_pathname(raw, "layer.tar");
-	archive_entry_set_filetype(raw, AE_IFREG);
-	if (archive_write_open2(gz, &w, NULL, gz_out, NULL, NULL) != ARCHIVE_OK ||
-	    archive_write_header(gz, raw) != ARCHIVE_OK) {
-		r = archive_fail(&w, gz, "start layer");
-		goto out;
-	}
-	if (archive_write_open2(tar, &w, NULL, tar_out, NULL, NULL) != ARCHIVE_OK) {
-		r = archive_fail(&w, tar, "start layer");
-		goto out;
-	}
+	w.tar = reg_layer_writer_archive(w.lw);
 	r = snap_diff_walk(ss, snapshot, on_change, &w, err);
 	if (r < 0)
 		goto out;
-	if (archive_write_close(tar) != ARCHIVE_OK) {
-		r = archive_fail(&w, tar, "finish layer tar");
+	char diff_id[KILN_DIGEST_HEX_LEN + 1];
+	if ((r = reg_layer_writer_close(w.lw, diff_id)) < 0)
 		goto out;
-	}
-	if (archive_write_close(gz) != ARCHIVE_OK) {
-		r = archive_fail(&w, gz, "finish layer compression");
-		goto out;
-	}
-	struct kiln_digest d;
-	kiln_sha256_final(w.diff, &d);
-	w.diff = NULL;
 	*ret = (struct exp_layer){.media_type = REG_MT_OCI_LAYER_GZIP};
 	if (w.entries == 0) {
 		/* Same tar (1024 zero bytes), BuildKit's compressed bytes. */
-		reg_ingest_abort(w.in);
-		w.in = NULL;
 		ret->empty = true;
 		ret->size = (int64_t)sizeof(exp_empty_layer);
 		snprintf(ret->diff_id, sizeof(ret->diff_id), "%s", EXP_EMPTY_LAYER_DIFF_ID);
@@ -339,21 +269,16 @@ write_layer(struct snap_store *ss, const char *snapshot, struct reg_store *rs, i
 		                 EXP_EMPTY_LAYER_DIGEST, ret->digest, err);
 		goto out;
 	}
-	kiln_digest_format(&d, ret->diff_id);
-	ret->size = reg_ingest_offset(w.in);
-	r = reg_ingest_commit(w.in, ret->digest, err);
-	w.in = NULL;
+	snprintf(ret->diff_id, sizeof(ret->diff_id), "%s", diff_id);
+	struct reg_descriptor layer = {0};
+	r = reg_layer_writer_commit(w.lw, &layer);
+	if (r >= 0) {
+		snprintf(ret->digest, sizeof(ret->digest), "%s", layer.digest);
+		ret->size = layer.size;
+	}
+	free(layer.media_type);
 out:
-	/* Freeing an open writer flushes it through the callbacks: do it while their state
-	 * is alive, and keep errors from the flush out of `err`. */
-	w.err = NULL;
-	archive_write_free(tar);
-	tar = NULL;
-	archive_write_free(gz);
-	gz = NULL;
-	if (w.in)
-		reg_ingest_abort(w.in);
-	kiln_sha256_free(w.diff);
+	reg_layer_writer_free(w.lw);
 	for (size_t i = 0; i < w.size_links; i++)
 		free(w.links[i].path);
 	free(w.links);

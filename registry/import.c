@@ -16,12 +16,9 @@
 #include <time.h>
 
 struct pipeline {
-	struct reg_ingest *in;
-	struct kiln_sha256 *diff;
-	struct archive *gz;  /* raw + gzip, writes to `in` */
-	struct archive *tar; /* pax tar, writes to `gz` */
+	struct reg_layer_writer *lw;
+	struct archive *tar; /* the layer writer's tar */
 	struct kiln_err *err;
-	int failed; /* -errno from the ingest, kept because libarchive only sees -1 */
 	int64_t clamp;
 	struct hardlink {
 		dev_t dev;
@@ -31,40 +28,10 @@ struct pipeline {
 	size_t n_links, alloc_links;
 };
 
-static la_ssize_t
-gz_out(struct archive *a, void *data, const void *buf, size_t len)
-{
-	struct pipeline *p = data;
-	int r = reg_ingest_write(p->in, buf, len, p->err);
-	if (r < 0) {
-		p->failed = r;
-		archive_set_error(a, -r, "write layer to store");
-		return -1;
-	}
-	return (la_ssize_t)len;
-}
-
-static la_ssize_t
-tar_out(struct archive *a, void *data, const void *buf, size_t len)
-{
-	struct pipeline *p = data;
-	kiln_sha256_update(p->diff, buf, len);
-	la_ssize_t n = archive_write_data(p->gz, buf, len);
-	if (n < 0) {
-		archive_set_error(a, archive_errno(p->gz), "%s", archive_error_string(p->gz));
-		return -1;
-	}
-	return (la_ssize_t)len;
-}
-
 static int
 archive_fail(struct pipeline *p, struct archive *a, const char *what)
 {
-	if (p->failed)
-		return kiln_err_wrap(p->err, "%s", what);
-	int e = archive_errno(a);
-	return kiln_err_set(p->err, e > 0 ? e : EIO, "%s: %s", what,
-	                    archive_error_string(a) ? archive_error_string(a) : "libarchive error");
+	return reg_layer_writer_fail_on(p->lw, a, what);
 }
 
 static void
@@ -245,32 +212,10 @@ build_layer(struct reg_store *st, const char *src, int64_t clamp, struct reg_des
 	if (stat(src, &sst) < 0)
 		return kiln_err_set(err, errno, "import `%s`", src);
 	struct pipeline p = {.err = err, .clamp = clamp};
-	int r = reg_ingest_begin(st, NULL, -1, &p.in, err);
+	int r = reg_layer_writer_new(st, &p.lw, err);
 	if (r < 0)
 		return r;
-	p.diff = kiln_sha256_new();
-	_cleanup_archive_write_ struct archive *gz = archive_write_new();
-	_cleanup_archive_write_ struct archive *tar = archive_write_new();
-	_cleanup_entry_ struct archive_entry *raw = archive_entry_new();
-	p.gz = gz;
-	p.tar = tar;
-	archive_write_set_format_raw(gz);
-	archive_write_add_filter_gzip(gz);
-	archive_write_set_filter_option(gz, "gzip", "timestamp", NULL);
-	archive_write_set_bytes_in_last_block(gz, 1);
-	archive_write_set_format_pax_restricted(tar);
-	archive_write_set_bytes_in_last_block(tar, 1);
-	archive_entry_set_pathname(raw, "layer.tar");
-	archive_entry_set_filetype(raw, AE_IFREG);
-	if (archive_write_open2(gz, &p, NULL, gz_out, NULL, NULL) != ARCHIVE_OK ||
-	    archive_write_header(gz, raw) != ARCHIVE_OK) {
-		r = archive_fail(&p, gz, "start layer");
-		goto out;
-	}
-	if (archive_write_open2(tar, &p, NULL, tar_out, NULL, NULL) != ARCHIVE_OK) {
-		r = archive_fail(&p, tar, "start layer");
-		goto out;
-	}
+	p.tar = reg_layer_writer_archive(p.lw);
 	if (S_ISDIR(sst.st_mode)) {
 		_cleanup_close_ int dfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		r = dfd < 0 ? kiln_err_set(err, errno, "open `%s`", src) : add_dir(&p, dfd, "", 0);
@@ -279,33 +224,11 @@ build_layer(struct reg_store *st, const char *src, int64_t clamp, struct reg_des
 	}
 	if (r < 0)
 		goto out;
-	if (archive_write_close(tar) != ARCHIVE_OK) {
-		r = archive_fail(&p, tar, "finish layer tar");
+	if ((r = reg_layer_writer_close(p.lw, diff_id)) < 0)
 		goto out;
-	}
-	if (archive_write_close(gz) != ARCHIVE_OK) {
-		r = archive_fail(&p, gz, "finish layer compression");
-		goto out;
-	}
-	struct kiln_digest d;
-	kiln_sha256_final(p.diff, &d);
-	p.diff = NULL;
-	kiln_digest_format(&d, diff_id);
-	layer->size = reg_ingest_offset(p.in);
-	r = reg_ingest_commit(p.in, layer->digest, err);
-	p.in = NULL;
-	layer->media_type = kiln_xstrdup(REG_MT_OCI_LAYER_GZIP);
+	r = reg_layer_writer_commit(p.lw, layer);
 out:
-	/* Freeing an open writer flushes it through the callbacks: do it while their state
-	 * is alive, and keep errors from the flush out of `err`. */
-	p.err = NULL;
-	archive_write_free(tar);
-	tar = NULL;
-	archive_write_free(gz);
-	gz = NULL;
-	if (p.in)
-		reg_ingest_abort(p.in);
-	kiln_sha256_free(p.diff);
+	reg_layer_writer_free(p.lw);
 	for (size_t i = 0; i < p.n_links; i++)
 		free(p.links[i].path);
 	free(p.links);

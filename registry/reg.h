@@ -81,6 +81,25 @@ int reg_ingest_commit(struct reg_ingest *in, char ret_digest[KILN_DIGEST_HEX_LEN
                       struct kiln_err *err);
 void reg_ingest_abort(struct reg_ingest *in);
 
+/*
+ * A layer written into the store: write tar entries to reg_layer_writer_archive(); the tar
+ * is hashed (the diff_id) and gzip-compressed without timestamp into a blob ingest, so the
+ * same entries give the same blob. _close finishes the tar and yields the diff_id; _commit
+ * stores the blob and fills the descriptor (media type owned by it); _free aborts whatever
+ * was not committed. Errors from writes land in the err given to _new.
+ */
+struct archive;
+struct reg_layer_writer;
+int reg_layer_writer_new(struct reg_store *st, struct reg_layer_writer **ret, struct kiln_err *err);
+struct archive *reg_layer_writer_archive(struct reg_layer_writer *w);
+/* The error for a failed libarchive call on the layer tar (or on `a`), naming `what`. */
+int reg_layer_writer_fail(struct reg_layer_writer *w, const char *what);
+int reg_layer_writer_fail_on(struct reg_layer_writer *w, struct archive *a, const char *what);
+int reg_layer_writer_close(struct reg_layer_writer *w, char diff_id[KILN_DIGEST_HEX_LEN + 1]);
+struct reg_descriptor;
+int reg_layer_writer_commit(struct reg_layer_writer *w, struct reg_descriptor *layer);
+void reg_layer_writer_free(struct reg_layer_writer *w);
+
 /* ---- names: canonical reference strings -> manifest (or index) digests ---- */
 
 struct reg_name {
