@@ -20,6 +20,8 @@
  *                         go first and "env" entries replace them by key;
  *         "default_path": true  the PATH in "env" is kiln's default because the Dockerfile
  *                         set none; an image PATH replaces it;
+ *         "default_cwd": true  the Dockerfile set no WORKDIR: the base image's WorkingDir
+ *                         (FROM golang runs in /go) replaces "cwd";
  *         "proxy_env": [...]  HTTP_PROXY & co given with --build-arg and not declared with
  *                         ARG: added to the environment, never to the image config.
  *   file: copy {"input","src","dest" (ends in "/": a directory),"follow_symlinks",
@@ -1269,6 +1271,8 @@ do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 	json_object_set(def, "args", args);
 	json_object_set(def, "env", st->img.env_json); /* shared, never changed once built */
 	jset_str(def, "cwd", st->img.workdir ? st->img.workdir : "/");
+	if (!st->img.workdir && st->img.base)
+		json_object_set_new(def, "default_cwd", json_true());
 	jset_str(def, "user", st->img.user ? st->img.user : "");
 	jset_str(def, "network", network);
 	jset_str(def, "security", security);

@@ -317,11 +317,8 @@ ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
 	const struct reg_image *base_img = NULL;
 	if (base && ops_image_get(o, base, &base_img, err) < 0)
 		return -1;
-	if (base_img && kiln_str_eq(cwd, "/")) {
-		/* The plan writes "/" when the Dockerfile set no WORKDIR, not knowing the base
-		 * image's (FROM golang runs in /go). Until it marks that case, "/" gives way to
-		 * the image's WorkingDir; an explicit WORKDIR / on such an image is the one
-		 * case this gets wrong. */
+	if (base_img && json_is_true(json_object_get(v->def, "default_cwd"))) {
+		/* No WORKDIR in the Dockerfile: the plan could not know the base image's. */
 		const char *wd =
 		        json_string_value(json_object_get(base_img->config.config, "WorkingDir"));
 		if (wd && wd[0] == '/')

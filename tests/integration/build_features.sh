@@ -102,6 +102,14 @@ DF
 expect_eq "wd child: $err" "$rc" 0
 run_kiln run wd-child cat /tmp/pwd
 expect_eq "RUN in the base's WorkingDir, then the Dockerfile's" "$out" "$(printf '/app/src\n/elsewhere')"
+run_kiln build -t wd-root - <<'DF'
+FROM wd-base
+WORKDIR /
+RUN pwd > /tmp/pwd
+DF
+expect_eq "wd root: $err" "$rc" 0
+run_kiln run wd-root cat /tmp/pwd
+expect_eq "an explicit WORKDIR / wins over the base's WorkingDir" "$out" "/"
 
 # ---- FROM scratch and a Dockerfile on stdin ----
 mkdir -p "$T/empty"
