@@ -259,6 +259,12 @@ int kiln_dir_names(int dirfd, struct kiln_strv *ret);
 int kiln_rm_rf_at(int dirfd, const char *name);
 /* The same for everything inside dirfd, keeping dirfd itself. */
 int kiln_rm_children(int dirfd);
+/* Write all `len` bytes to fd, retrying short writes and EINTR. */
+int kiln_write_all(int fd, const void *data, size_t len, struct kiln_err *err);
+/* Replace dirfd/path (AT_FDCWD for plain paths) with `data`: a temp file beside it, fsync,
+ * rename. Readers see the old content or the new, never half of it. */
+int kiln_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len,
+                              mode_t mode, struct kiln_err *err);
 
 /* ---- small string helpers ---- */
 

@@ -118,3 +118,45 @@ kiln_rm_rf_at(int dirfd, const char *name)
 		return r;
 	return unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0;
 }
+
+int
+kiln_write_all(int fd, const void *data, size_t len, struct kiln_err *err)
+{
+	const char *p = data;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return kiln_err_set(err, errno, "write");
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+kiln_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                          struct kiln_err *err)
+{
+	/* The temp file sits beside the target (same directory, so rename is atomic), hidden
+	 * behind a dot and named by pid, so concurrent writers never share one. */
+	const char *slash = strrchr(path, '/');
+	size_t dir_len = slash ? (size_t)(slash - path) + 1 : 0;
+	_cleanup_free_ char *tmp =
+	        kiln_xasprintf("%.*s.%s.tmp-%d", (int)dir_len, path, path + dir_len, (int)getpid());
+	_cleanup_close_ int fd =
+	        openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return kiln_err_set(err, errno, "write `%s`: create `%s`", path, tmp);
+	int r = kiln_write_all(fd, data, len, err);
+	if (r >= 0 && fsync(fd) < 0)
+		r = kiln_err_set(err, errno, "fsync `%s`", tmp);
+	if (r >= 0 && renameat(dirfd, tmp, dirfd, path) < 0)
+		r = kiln_err_set(err, errno, "rename to `%s`", path);
+	if (r < 0) {
+		unlinkat(dirfd, tmp, 0);
+		return kiln_err_wrap(err, "write `%s`", path);
+	}
+	return 0;
+}

@@ -414,18 +414,7 @@ lint(const char *file, const char *text, const char *context, const char *docker
 static int
 write_file(const char *path, const char *text, struct kiln_err *err)
 {
-	_cleanup_free_ char *tmp = kiln_xasprintf("%s.tmp%d", path, (int)getpid());
-	FILE *f = fopen(tmp, "we");
-	if (!f)
-		return kiln_err_set(err, errno, "open `%s`", tmp);
-	bool ok = fputs(text, f) >= 0;
-	ok &= fclose(f) == 0;
-	if (!ok || rename(tmp, path) < 0) {
-		int e = errno;
-		unlink(tmp);
-		return kiln_err_set(err, e, "write `%s`", path);
-	}
-	return 0;
+	return kiln_write_file_atomic_at(AT_FDCWD, path, text, strlen(text), 0644, err);
 }
 
 /* Ctrl-C, SIGTERM and SIGHUP stop the build cleanly: running steps are killed, nothing

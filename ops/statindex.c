@@ -138,10 +138,6 @@ ops_stat_index_open(const char *path, struct ops_stat_index **ret, struct kiln_e
 static int
 si_write(struct ops_stat_index *idx, struct kiln_err *err)
 {
-	_cleanup_free_ char *tmp = kiln_xasprintf("%s.tmp.%d", idx->path, (int)getpid());
-	_cleanup_close_ int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return kiln_err_set(err, errno, "create `%s`", tmp);
 	_cleanup_buf_ struct kiln_buf b = KILN_BUF_INIT;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
@@ -157,23 +153,7 @@ si_write(struct ops_stat_index *idx, struct kiln_err *err)
 		              (unsigned long long)e->size, (long long)e->ms, (long long)e->mns,
 		              (long long)e->cs, (long long)e->cns, hex + 7);
 	}
-	for (size_t w = 0; w < b.len;) {
-		ssize_t n = write(fd, b.buf + w, b.len - w);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int r = kiln_err_set(err, errno, "write `%s`", tmp);
-			unlink(tmp);
-			return r;
-		}
-		w += (size_t)n;
-	}
-	if (fsync(fd) < 0 || rename(tmp, idx->path) < 0) {
-		int r = kiln_err_set(err, errno, "save `%s`", idx->path);
-		unlink(tmp);
-		return r;
-	}
-	return 0;
+	return kiln_write_file_atomic_at(AT_FDCWD, idx->path, b.buf, b.len, 0644, err);
 }
 
 int

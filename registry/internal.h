@@ -42,10 +42,5 @@ json_t *reg_ref_annotations(const char *name);
 /* The canonical name in such annotations, or NULL (a bare tag names no repository). */
 char *reg_name_from_annotations(json_t *annotations);
 
-/* Write `len` bytes to fd, retrying short writes. */
-int reg_write_all(int fd, const void *data, size_t len, struct kiln_err *err);
-/* Replace dirfd/name with content: temp file, fsync, rename. */
-int reg_write_file_atomic(int dirfd, const char *name, const void *data, size_t len,
-                          struct kiln_err *err);
 
 #endif

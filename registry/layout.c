@@ -12,42 +12,6 @@
 #define REF_NAME       "org.opencontainers.image.ref.name"
 #define IMAGE_NAME     "io.containerd.image.name"
 
-int
-reg_write_all(int fd, const void *data, size_t len, struct kiln_err *err)
-{
-	const char *p = data;
-	while (len) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return kiln_err_set(err, errno, "write");
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-int
-reg_write_file_atomic(int dirfd, const char *name, const void *data, size_t len,
-                      struct kiln_err *err)
-{
-	_cleanup_free_ char *tmp = kiln_xasprintf(".%s.tmp-%d", name, getpid());
-	_cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return kiln_err_set(err, errno, "create `%s`", name);
-	int r = reg_write_all(fd, data, len, err);
-	if (r >= 0 && fsync(fd) < 0)
-		r = kiln_err_set(err, errno, "fsync `%s`", name);
-	if (r >= 0 && renameat(dirfd, tmp, dirfd, name) < 0)
-		r = kiln_err_set(err, errno, "rename `%s`", name);
-	if (r < 0) {
-		unlinkat(dirfd, tmp, 0);
-		return kiln_err_wrap(err, "write `%s`", name);
-	}
-	return 0;
-}
-
 json_t *
 reg_ref_annotations(const char *name)
 {
@@ -181,8 +145,8 @@ reg_layout_init(const char *dir, struct kiln_err *err)
 	_cleanup_close_ int s = open_dir(dir, "blobs/sha256", true, err);
 	if (s < 0)
 		return s;
-	int r = reg_write_file_atomic(dfd, LAYOUT_FILE, LAYOUT_CONTENT, strlen(LAYOUT_CONTENT),
-	                              err);
+	int r = kiln_write_file_atomic_at(dfd, LAYOUT_FILE, LAYOUT_CONTENT, strlen(LAYOUT_CONTENT),
+	                                  0644, err);
 	if (r < 0)
 		return r;
 	if (faccessat(dfd, "index.json", F_OK, 0) == 0)
@@ -221,7 +185,7 @@ reg_layout_put_blob(const char *dir, struct reg_store *st, const char *digest, s
 		}
 		if (n == 0)
 			break;
-		r = reg_write_all(fd, buf, (size_t)n, err);
+		r = kiln_write_all(fd, buf, (size_t)n, err);
 		if (r < 0)
 			break;
 	}
@@ -256,7 +220,7 @@ reg_layout_write_index(const char *dir, const struct reg_index *idx, struct kiln
 	_cleanup_close_ int dfd = open_dir(dir, NULL, false, err);
 	if (dfd < 0)
 		return dfd;
-	return reg_write_file_atomic(dfd, "index.json", b.buf, b.len, err);
+	return kiln_write_file_atomic_at(dfd, "index.json", b.buf, b.len, 0644, err);
 }
 
 int
