@@ -65,6 +65,8 @@ kiln_freep(void *p)
 {
 	free(*(void **)p);
 }
+/* Close *fd if open and leave it -1, so a second call (an explicit close before the
+ * scope's cleanup runs) cannot close a number another thread has opened since. */
 static inline void
 kiln_closep(int *fd)
 {
@@ -72,6 +74,7 @@ kiln_closep(int *fd)
 		int saved = errno;
 		close(*fd);
 		errno = saved;
+		*fd = -1;
 	}
 }
 static inline void
