@@ -70,6 +70,20 @@ struct reg_store;
 struct reg_image;
 struct reg_platform;
 
+/* Layer compression (BuildKit's `compression=`). */
+enum exp_compression {
+	EXP_COMPRESSION_GZIP = 0, /* the default */
+	EXP_COMPRESSION_ZSTD,
+	EXP_COMPRESSION_NONE, /* "uncompressed" */
+};
+/* "gzip", "zstd", "uncompressed" -> *ret; -EINVAL for anything else (no error text). */
+int exp_compression_parse(const char *s, enum exp_compression *ret);
+const char *exp_compression_name(enum exp_compression c);
+/* The level used for `level` (-1: the default: gzip 6, zstd 3), clamped to the range. */
+int exp_compression_level(enum exp_compression c, int level);
+/* The OCI layer media type of a compression (static). */
+const char *exp_compression_media_type(enum exp_compression c);
+
 struct exp_layer_opts {
 	/* SOURCE_DATE_EPOCH, or -1 when unset. */
 	int64_t source_date_epoch;
@@ -79,26 +93,32 @@ struct exp_layer_opts {
 	bool no_cache;
 	/* Root of the layer cache index; NULL: reg_store_root(rs) (the kiln root). */
 	const char *cache_root;
+	enum exp_compression compression;
+	int compression_level; /* -1: the compression's default */
+	/* exp_chain_layers: layers exported at once (0: one per CPU). */
+	unsigned jobs;
 };
 #define EXP_LAYER_OPTS_INIT                                                                        \
 	{                                                                                          \
 		.source_date_epoch = -1, .rewrite_timestamp = false, .no_cache = false,            \
-		.cache_root = NULL                                                                 \
+		.cache_root = NULL, .compression = EXP_COMPRESSION_GZIP, .compression_level = -1,  \
+		.jobs = 0                                                                          \
 	}
 
 struct exp_layer {
 	char diff_id[KILN_DIGEST_HEX_LEN + 1]; /* sha256 of the uncompressed tar */
-	char digest[KILN_DIGEST_HEX_LEN + 1];  /* sha256 of the gzip blob in the store */
-	int64_t size;                          /* of the gzip blob */
-	const char *media_type;                /* static: REG_MT_OCI_LAYER_GZIP */
+	char digest[KILN_DIGEST_HEX_LEN + 1];  /* sha256 of the compressed blob in the store */
+	int64_t size;                          /* of the compressed blob */
+	const char *media_type;                /* static: exp_compression_media_type() */
 	bool empty;                            /* the diff had no entries */
 	bool cached;                           /* taken from the layer cache, not re-tarred */
 };
 
 /*
- * Export the diff of committed snapshot `snapshot` (against its parent) as a gzip layer
- * blob in `rs`. `opts` may be NULL (EXP_LAYER_OPTS_INIT). On failure nothing is named
- * and no cache record is written (a partly ingested blob is aborted).
+ * Export the diff of committed snapshot `snapshot` (against its parent) as a layer blob
+ * in `rs`, compressed as opts->compression says (gzip by default). `opts` may be NULL
+ * (EXP_LAYER_OPTS_INIT). On failure nothing is named and no cache record is written (a partly
+ * ingested blob is aborted).
  */
 int exp_layer_from_snapshot(struct snap_store *ss, const char *snapshot, struct reg_store *rs,
                             const struct exp_layer_opts *opts, struct exp_layer *ret,
@@ -127,11 +147,21 @@ struct exp_image_opts {
 	const char *const *names; /* references to point at the image, may be none */
 	size_t nnames;
 	int64_t source_date_epoch; /* -1: created = now */
+	/* false: Docker media types (manifest v2 schema 2, rootfs.diff.tar.gzip), as
+	 * BuildKit's oci-mediatypes=false; zstd layers keep OCI types (Docker has none). */
+	bool oci_mediatypes;
+	/* Base image layers in another compression than `compression` are recompressed
+	 * (BuildKit's force-compression); each source blob is recompressed once (cached). */
+	bool force_compression;
+	enum exp_compression compression;
+	int compression_level;
 };
 #define EXP_IMAGE_OPTS_INIT                                                                        \
 	{                                                                                          \
 		.stage_config = NULL, .base = NULL, .platform = NULL, .layers = NULL,              \
-		.nlayers = 0, .names = NULL, .nnames = 0, .source_date_epoch = -1                  \
+		.nlayers = 0, .names = NULL, .nnames = 0, .source_date_epoch = -1,                 \
+		.oci_mediatypes = true, .force_compression = false,                                \
+		.compression = EXP_COMPRESSION_GZIP, .compression_level = -1                       \
 	}
 
 struct exp_image {
@@ -172,11 +202,17 @@ struct exp_export_opts {
 	int64_t source_date_epoch; /* -1: unset */
 	bool rewrite_timestamp;    /* clamp layer mtimes to source_date_epoch */
 	bool no_cache;             /* re-tar even when the layer cache knows a snapshot */
+	enum exp_compression compression;
+	int compression_level;  /* -1: default */
+	bool force_compression; /* recompress base layers of another compression */
+	bool oci_mediatypes;    /* false: Docker media types */
 };
 #define EXP_EXPORT_OPTS_INIT                                                                       \
 	{                                                                                          \
 		.stage_config = NULL, .stop = NULL, .platform = NULL, .names = NULL, .nnames = 0,  \
-		.source_date_epoch = -1, .rewrite_timestamp = false, .no_cache = false             \
+		.source_date_epoch = -1, .rewrite_timestamp = false, .no_cache = false,            \
+		.compression = EXP_COMPRESSION_GZIP, .compression_level = -1,                      \
+		.force_compression = false, .oci_mediatypes = true                                 \
 	}
 
 /*

@@ -38,6 +38,8 @@ exp_image_export(struct snap_store *ss, struct reg_store *rs, const char *top,
 	lo.source_date_epoch = o->source_date_epoch;
 	lo.rewrite_timestamp = o->rewrite_timestamp;
 	lo.no_cache = o->no_cache;
+	lo.compression = o->compression;
+	lo.compression_level = o->compression_level;
 	r = exp_chain_layers(ss, top, stop, rs, &lo, &layers, &n, err);
 	if (r < 0)
 		goto out;
@@ -53,6 +55,10 @@ exp_image_export(struct snap_store *ss, struct reg_store *rs, const char *top,
 	io.names = o->names;
 	io.nnames = o->nnames;
 	io.source_date_epoch = o->source_date_epoch;
+	io.oci_mediatypes = o->oci_mediatypes;
+	io.force_compression = o->force_compression;
+	io.compression = o->compression;
+	io.compression_level = o->compression_level;
 	r = exp_image_commit(rs, &io, ret, err);
 out:
 	exp_layers_free(layers, n);

@@ -206,6 +206,47 @@ oci_layer_type(const char *mt)
 	return mt;
 }
 
+/* The Docker twin of an OCI layer type; zstd has none and stays OCI (as in BuildKit). */
+static const char *
+docker_layer_type(const char *mt)
+{
+	if (mt && kiln_str_eq(mt, REG_MT_OCI_LAYER_GZIP))
+		return REG_MT_DOCKER_LAYER_GZIP;
+	if (mt && kiln_str_eq(mt, REG_MT_OCI_LAYER))
+		return REG_MT_DOCKER_LAYER;
+	return mt;
+}
+
+/* A base layer's descriptor in the output: recompressed when force_compression asks for
+ * another compression, its media type in the output's family. */
+static int
+base_layer(struct reg_store *rs, const struct exp_image_opts *o, const struct reg_descriptor *src,
+           const char *diff_id, struct reg_descriptor *d, struct kiln_err *err)
+{
+	reg_descriptor_copy(d, src);
+	enum exp_compression have;
+	if (o->force_compression && exp_media_compression(d->media_type, &have) &&
+	    have != o->compression) {
+		struct exp_layer l;
+		int r = exp_blob_recompress(rs, d->digest, diff_id, o->compression,
+		                            o->compression_level, &l, err);
+		if (r < 0)
+			return r;
+		snprintf(d->digest, sizeof(d->digest), "%s", l.digest);
+		d->size = l.size;
+		free(d->media_type);
+		d->media_type = kiln_xstrdup(l.media_type);
+	}
+	const char *mt = o->oci_mediatypes ? oci_layer_type(d->media_type)
+	                                   : docker_layer_type(oci_layer_type(d->media_type));
+	if (mt != d->media_type) {
+		char *copy = kiln_xstrdup(mt);
+		free(d->media_type);
+		d->media_type = copy;
+	}
+	return 0;
+}
+
 int
 exp_base_open(struct reg_store *rs, const json_t *stage_config, const struct reg_platform *platform,
               const char *ref, struct reg_image *img, struct kiln_err *err)
@@ -272,7 +313,8 @@ exp_image_commit(struct reg_store *rs, const struct exp_image_opts *o, struct ex
 		base = &opened;
 	}
 	_cleanup_json_ json_t *base_doc = NULL;
-	struct reg_manifest m = {.kind = REG_KIND_OCI_MANIFEST};
+	struct reg_manifest m = {.kind = o->oci_mediatypes ? REG_KIND_OCI_MANIFEST
+	                                                   : REG_KIND_DOCKER_MANIFEST};
 	_cleanup_buf_ struct kiln_buf cbuf = KILN_BUF_INIT;
 	_cleanup_buf_ struct kiln_buf mbuf = KILN_BUF_INIT;
 	_cleanup_json_ json_t *merged = NULL, *doc = NULL;
@@ -345,7 +387,8 @@ exp_image_commit(struct reg_store *rs, const struct exp_image_opts *o, struct ex
 	char *text = json_dumps(doc, JSON_COMPACT);
 	kiln_buf_addstr(&cbuf, text);
 	free(text);
-	m.config.media_type = kiln_xstrdup(REG_MT_OCI_CONFIG);
+	m.config.media_type =
+	        kiln_xstrdup(o->oci_mediatypes ? REG_MT_OCI_CONFIG : REG_MT_DOCKER_CONFIG);
 	m.config.size = (int64_t)cbuf.len;
 	r = reg_blob_put(rs, cbuf.buf, cbuf.len, NULL, m.config.digest, err);
 	if (r < 0)
@@ -354,12 +397,10 @@ exp_image_commit(struct reg_store *rs, const struct exp_image_opts *o, struct ex
 	m.n_layers = nbase + o->nlayers;
 	m.layers = m.n_layers ? kiln_xcalloc(m.n_layers, sizeof(*m.layers)) : NULL;
 	for (size_t k = 0; k < nbase; k++) {
-		reg_descriptor_copy(&m.layers[k], &base->manifest.layers[k]);
-		const char *mt = oci_layer_type(m.layers[k].media_type);
-		if (mt != m.layers[k].media_type) {
-			free(m.layers[k].media_type);
-			m.layers[k].media_type = kiln_xstrdup(mt);
-		}
+		r = base_layer(rs, o, &base->manifest.layers[k], base->config.diff_ids.v[k],
+		               &m.layers[k], err);
+		if (r < 0)
+			goto out;
 	}
 	for (size_t k = 0; k < o->nlayers; k++) {
 		struct reg_descriptor *d = &m.layers[nbase + k];
@@ -368,7 +409,8 @@ exp_image_commit(struct reg_store *rs, const struct exp_image_opts *o, struct ex
 			r = kiln_err_set(err, ENOENT, "layer %s is not in the store", l->digest);
 			goto out;
 		}
-		d->media_type = kiln_xstrdup(l->media_type ? l->media_type : REG_MT_OCI_LAYER_GZIP);
+		const char *mt = l->media_type ? l->media_type : REG_MT_OCI_LAYER_GZIP;
+		d->media_type = kiln_xstrdup(o->oci_mediatypes ? mt : docker_layer_type(mt));
 		snprintf(d->digest, sizeof(d->digest), "%s", l->digest);
 		d->size = l->size;
 	}

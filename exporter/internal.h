@@ -41,4 +41,34 @@ int exp_base_open(struct reg_store *rs, const json_t *stage_config,
                   const struct reg_platform *platform, const char *ref, struct reg_image *img,
                   struct kiln_err *err);
 
+/* A tar stream -> compressed blob in a store ingest, diff_id and blob digest in one pass
+ * (compress.c). The ingest stays the caller's; on failure free the compressor and abort
+ * the ingest. */
+struct reg_ingest;
+struct exp_compressor;
+int exp_compressor_new(enum exp_compression kind, int level, struct reg_ingest *in,
+                       struct exp_compressor **ret, struct kiln_err *err);
+int exp_compressor_write(struct exp_compressor *c, const void *data, size_t len,
+                         struct kiln_err *err);
+int exp_compressor_finish(struct exp_compressor *c, char diff_id[KILN_DIGEST_HEX_LEN + 1],
+                          struct kiln_err *err);
+int64_t exp_compressor_tar_size(const struct exp_compressor *c);
+void exp_compressor_free(struct exp_compressor *c);
+/* mkdir -p, mode 0700. */
+int exp_mkdir_p(const char *path, struct kiln_err *err);
+/* Online CPUs, 1..64. */
+size_t exp_cpus(void);
+
+/* The compression a layer media type says (false when none of ours: foreign layers). */
+bool exp_media_compression(const char *media_type, enum exp_compression *ret);
+
+/*
+ * A stored layer blob (`digest`, of type `media_type`, uncompressed content `diff_id`) in
+ * compression `c` at `level`: decompressed and compressed again once, then remembered
+ * (<root>/exporter/blobs/<hex>.<compression>-<level>.json). The diff_id is checked.
+ */
+int exp_blob_recompress(struct reg_store *rs, const char *digest, const char *diff_id,
+                        enum exp_compression c, int level, struct exp_layer *ret,
+                        struct kiln_err *err);
+
 #endif

@@ -15,6 +15,7 @@
 #include "snapshot/snap.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -42,9 +43,11 @@ struct hardlink {
 };
 
 struct writer {
-	struct reg_layer_writer *lw;
-	struct archive *tar; /* the layer writer's tar */
+	struct reg_ingest *in;
+	struct exp_compressor *comp;
+	struct archive *tar;
 	struct kiln_err *err;
+	int failed; /* -errno from the compressor or ingest: libarchive only sees -1 */
 	int64_t clamp;
 	size_t entries;
 	struct hardlink *links; /* open addressing on (dev, ino); size a power of 2 or 0 */
@@ -95,7 +98,27 @@ link_seen(struct writer *w, dev_t dev, ino_t ino, const char *path)
 static int
 archive_fail(struct writer *w, struct archive *a, const char *what)
 {
-	return reg_layer_writer_fail_on(w->lw, a, what);
+	if (w->failed)
+		return kiln_err_wrap(w->err, "%s", what);
+	int e = archive_errno(a);
+	return kiln_err_set(w->err, e > 0 ? e : EIO, "%s: %s", what,
+	                    archive_error_string(a) ? archive_error_string(a) : "libarchive error");
+}
+
+static la_ssize_t
+tar_out(struct archive *a, void *data, const void *buf, size_t len)
+{
+	struct writer *w = data;
+	struct kiln_err scratch = KILN_ERR_INIT;
+	int r = w->failed ? w->failed
+	                  : exp_compressor_write(w->comp, buf, len, w->err ? w->err : &scratch);
+	kiln_err_release(&scratch);
+	if (r < 0) {
+		w->failed = r;
+		archive_set_error(a, -r, "write layer");
+		return -1;
+	}
+	return (la_ssize_t)len;
 }
 
 static int
@@ -246,21 +269,39 @@ header:;
 /* Tar and compress the diff of `snapshot` into a new blob. */
 static int
 write_layer(struct snap_store *ss, const char *snapshot, struct reg_store *rs, int64_t clamp,
-            struct exp_layer *ret, struct kiln_err *err)
+            enum exp_compression comp, int level, struct exp_layer *ret, struct kiln_err *err)
 {
 	struct writer w = {.err = err, .clamp = clamp};
-	int r = reg_layer_writer_new(rs, &w.lw, err);
+	int r = reg_ingest_begin(rs, NULL, -1, &w.in, err);
 	if (r < 0)
 		return r;
-	w.tar = reg_layer_writer_archive(w.lw);
+	r = exp_compressor_new(comp, level, w.in, &w.comp, err);
+	if (r < 0)
+		goto out;
+	w.tar = archive_write_new();
+	archive_write_set_format_pax_restricted(w.tar);
+	/* xattrs once, as SCHILY.xattr.* (what Go's archive/tar and containerd read), not
+	 * again base64-encoded as LIBARCHIVE.xattr.* */
+	archive_write_set_format_option(w.tar, "pax", "xattrheader", "SCHILY");
+	archive_write_set_bytes_in_last_block(w.tar, 1);
+	/* Big writes: fewer calls into the compressor (the bytes are the same). */
+	archive_write_set_bytes_per_block(w.tar, 65536);
+	if (archive_write_open2(w.tar, &w, NULL, tar_out, NULL, NULL) != ARCHIVE_OK) {
+		r = archive_fail(&w, w.tar, "start layer");
+		goto out;
+	}
 	r = snap_diff_walk(ss, snapshot, on_change, &w, err);
 	if (r < 0)
 		goto out;
-	char diff_id[KILN_DIGEST_HEX_LEN + 1];
-	if ((r = reg_layer_writer_close(w.lw, diff_id)) < 0)
+	if (archive_write_close(w.tar) != ARCHIVE_OK) {
+		r = archive_fail(&w, w.tar, "finish layer tar");
 		goto out;
-	*ret = (struct exp_layer){.media_type = REG_MT_OCI_LAYER_GZIP};
-	if (w.entries == 0) {
+	}
+	char diff_id[KILN_DIGEST_HEX_LEN + 1];
+	if ((r = exp_compressor_finish(w.comp, diff_id, err)) < 0)
+		goto out;
+	*ret = (struct exp_layer){.media_type = exp_compression_media_type(comp)};
+	if (w.entries == 0 && comp == EXP_COMPRESSION_GZIP) {
 		/* Same tar (1024 zero bytes), BuildKit's compressed bytes. */
 		ret->empty = true;
 		ret->size = (int64_t)sizeof(exp_empty_layer);
@@ -269,16 +310,19 @@ write_layer(struct snap_store *ss, const char *snapshot, struct reg_store *rs, i
 		                 EXP_EMPTY_LAYER_DIGEST, ret->digest, err);
 		goto out;
 	}
+	ret->empty = w.entries == 0;
 	snprintf(ret->diff_id, sizeof(ret->diff_id), "%s", diff_id);
-	struct reg_descriptor layer = {0};
-	r = reg_layer_writer_commit(w.lw, &layer);
-	if (r >= 0) {
-		snprintf(ret->digest, sizeof(ret->digest), "%s", layer.digest);
-		ret->size = layer.size;
-	}
-	free(layer.media_type);
+	ret->size = reg_ingest_offset(w.in);
+	r = reg_ingest_commit(w.in, ret->digest, err);
+	w.in = NULL;
 out:
-	reg_layer_writer_free(w.lw);
+	/* Freeing an open tar writer flushes it through tar_out: keep that out of `err`. */
+	w.err = NULL;
+	if (w.tar)
+		archive_write_free(w.tar);
+	exp_compressor_free(w.comp);
+	if (w.in)
+		reg_ingest_abort(w.in);
 	for (size_t i = 0; i < w.size_links; i++)
 		free(w.links[i].path);
 	free(w.links);
@@ -289,7 +333,7 @@ out:
 
 struct cache_loc {
 	char *dir;  /* <root>/exporter/layers/<driver> */
-	char *file; /* <dir>/<snapshot>[@<clamp>].json */
+	char *file; /* <dir>/<snapshot>[@<clamp>].<compression>-<level>.json */
 };
 
 static void
@@ -306,10 +350,15 @@ cache_loc_init(struct cache_loc *l, struct snap_store *ss, const char *snapshot,
 	const char *root = o->cache_root ? o->cache_root : reg_store_root(rs);
 	l->dir = kiln_xasprintf("%s/exporter/layers/%s", root,
 	                        snap_driver_name(snap_store_driver(ss)));
+	/* A layer compressed once is never compressed again, in each compression. */
+	_cleanup_free_ char *how =
+	        kiln_xasprintf("%s-%d", exp_compression_name(o->compression),
+	                       exp_compression_level(o->compression, o->compression_level));
 	if (clamp >= 0)
-		l->file = kiln_xasprintf("%s/%s@%lld.json", l->dir, snapshot, (long long)clamp);
+		l->file = kiln_xasprintf("%s/%s@%lld.%s.json", l->dir, snapshot, (long long)clamp,
+		                         how);
 	else
-		l->file = kiln_xasprintf("%s/%s.json", l->dir, snapshot);
+		l->file = kiln_xasprintf("%s/%s.%s.json", l->dir, snapshot, how);
 }
 
 /* What identifies this committed snapshot, not just its name: a name removed and
@@ -333,7 +382,7 @@ identity_json(const struct stat *st)
  * error: the layer is built again). */
 static int
 cache_lookup(const struct cache_loc *l, struct snap_store *ss, const char *snapshot,
-             struct reg_store *rs, struct exp_layer *ret)
+             struct reg_store *rs, enum exp_compression comp, struct exp_layer *ret)
 {
 	struct stat st;
 	if (!snapshot_identity(ss, snapshot, &st))
@@ -357,15 +406,17 @@ cache_lookup(const struct cache_loc *l, struct snap_store *ss, const char *snaps
 	kiln_err_release(&scratch);
 	if (have != size)
 		return 0;
-	*ret = (struct exp_layer){
-	        .size = size, .media_type = REG_MT_OCI_LAYER_GZIP, .empty = empty, .cached = true};
+	*ret = (struct exp_layer){.size = size,
+	                          .media_type = exp_compression_media_type(comp),
+	                          .empty = empty,
+	                          .cached = true};
 	snprintf(ret->diff_id, sizeof(ret->diff_id), "%s", diff_id);
 	snprintf(ret->digest, sizeof(ret->digest), "%s", digest);
 	return 1;
 }
 
-static int
-mkdir_p(const char *path, struct kiln_err *err)
+int
+exp_mkdir_p(const char *path, struct kiln_err *err)
 {
 	_cleanup_free_ char *p = kiln_xstrdup(path);
 	for (char *s = p + 1; *s; s++) {
@@ -389,7 +440,7 @@ cache_store(const struct cache_loc *l, struct snap_store *ss, const char *snapsh
 	struct stat st;
 	if (!snapshot_identity(ss, snapshot, &st))
 		return 0; /* nothing to tie a record to */
-	int r = mkdir_p(l->dir, err);
+	int r = exp_mkdir_p(l->dir, err);
 	if (r < 0)
 		return r;
 	_cleanup_json_ json_t *j = json_pack(
@@ -429,10 +480,10 @@ exp_layer_from_snapshot(struct snap_store *ss, const char *snapshot, struct reg_
 	struct cache_loc loc = {0};
 	cache_loc_init(&loc, ss, snapshot, rs, o, clamp);
 	int r = 0;
-	if (!o->no_cache && cache_lookup(&loc, ss, snapshot, rs, ret) > 0)
+	if (!o->no_cache && cache_lookup(&loc, ss, snapshot, rs, o->compression, ret) > 0)
 		goto out;
 	struct exp_layer layer;
-	r = write_layer(ss, snapshot, rs, clamp, &layer, err);
+	r = write_layer(ss, snapshot, rs, clamp, o->compression, o->compression_level, &layer, err);
 	if (r < 0) {
 		kiln_err_wrap(err, "export layer of snapshot %s", snapshot);
 		goto out;
@@ -453,6 +504,46 @@ exp_layers_free(struct exp_layer *layers, size_t n)
 {
 	(void)n;
 	free(layers);
+}
+
+struct chain_job {
+	struct snap_store *ss;
+	struct reg_store *rs;
+	const struct exp_layer_opts *opts;
+	const char **names; /* oldest first */
+	struct exp_layer *layers;
+	size_t n;
+	pthread_mutex_t mu;
+	size_t next;
+	int result; /* the first failure; its text is in err */
+	struct kiln_err *err;
+};
+
+static void *
+chain_worker(void *arg)
+{
+	struct chain_job *j = arg;
+	for (;;) {
+		pthread_mutex_lock(&j->mu);
+		size_t i = j->result < 0 ? j->n : j->next++;
+		pthread_mutex_unlock(&j->mu);
+		if (i >= j->n)
+			return NULL;
+		struct kiln_err e = KILN_ERR_INIT;
+		int r = exp_layer_from_snapshot(j->ss, j->names[i], j->rs, j->opts, &j->layers[i],
+		                                &e);
+		pthread_mutex_lock(&j->mu);
+		if (r < 0 && j->result >= 0) {
+			j->result = r;
+			if (j->err) {
+				kiln_err_release(j->err);
+				*j->err = e;
+				e = (struct kiln_err)KILN_ERR_INIT;
+			}
+		}
+		pthread_mutex_unlock(&j->mu);
+		kiln_err_release(&e);
+	}
 }
 
 int
@@ -477,12 +568,30 @@ exp_chain_layers(struct snap_store *ss, const char *top, const char *stop, struc
 		                        stop, top);
 	_cleanup_free_ struct exp_layer *layers =
 	        chain.n ? kiln_xcalloc(chain.n, sizeof(*layers)) : NULL;
-	for (size_t i = 0; i < chain.n; i++) {
-		int r = exp_layer_from_snapshot(ss, chain.v[chain.n - 1 - i], rs, opts, &layers[i],
-		                                err);
-		if (r < 0)
-			return r;
-	}
+	/* Oldest first; the layers are independent, so they are exported at once. */
+	struct chain_job job = {
+	        .ss = ss, .rs = rs, .opts = opts, .layers = layers, .n = chain.n, .err = err};
+	job.names = kiln_xcalloc(chain.n ? chain.n : 1, sizeof(*job.names));
+	for (size_t i = 0; i < chain.n; i++)
+		job.names[i] = chain.v[chain.n - 1 - i];
+	pthread_mutex_init(&job.mu, NULL);
+	size_t nthreads = opts && opts->jobs ? opts->jobs : exp_cpus();
+	if (nthreads > chain.n)
+		nthreads = chain.n;
+	pthread_t *threads = kiln_xcalloc(nthreads ? nthreads : 1, sizeof(*threads));
+	size_t started = 0;
+	for (size_t i = 1; i < nthreads; i++, started++)
+		if (pthread_create(&threads[i - 1], NULL, chain_worker, &job) != 0)
+			break;
+	if (chain.n)
+		chain_worker(&job); /* this thread works too */
+	for (size_t i = 0; i < started; i++)
+		pthread_join(threads[i], NULL);
+	free(threads);
+	free(job.names);
+	pthread_mutex_destroy(&job.mu);
+	if (job.result < 0)
+		return job.result;
 	*ret = TAKE_PTR(layers);
 	*ret_n = chain.n;
 	return 0;

@@ -601,6 +601,104 @@ test_layer__many_hard_links(void **state)
 	ents_free(v, n);
 }
 
+/* 5 MiB that compress partly: runs of pseudo-random bytes and of text, so the gzip is cut
+ * in several chunks that each hold both. */
+static void
+big_file(const char *p)
+{
+	size_t n = 5u << 20;
+	_cleanup_free_ char *data = kiln_xmalloc(n + 1);
+	uint64_t x = 88172645463325252ull;
+	for (size_t i = 0; i < n; i++) {
+		if ((i / 4096) % 2) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			data[i] = (char)x;
+		} else {
+			data[i] = "kiln layer text "[i % 16];
+		}
+	}
+	_cleanup_free_ char *path = at(p, "big");
+	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, n), (ssize_t)n);
+}
+
+/* The blob decompressed (any filter libarchive knows): its sha256. */
+static void
+blob_diff_id(struct fixture *f, const char *digest, char out[KILN_DIGEST_HEX_LEN + 1])
+{
+	struct kiln_err err = KILN_ERR_INIT;
+	_cleanup_close_ int fd = reg_blob_open(f->rs, digest, &err);
+	assert_true(fd >= 0);
+	struct archive *a = archive_read_new();
+	archive_read_support_filter_all(a);
+	archive_read_support_format_raw(a);
+	struct archive_entry *e;
+	assert_int_equal(archive_read_open_fd(a, fd, 65536), ARCHIVE_OK);
+	assert_int_equal(archive_read_next_header(a, &e), ARCHIVE_OK);
+	struct kiln_sha256 *sha = kiln_sha256_new();
+	char buf[65536];
+	la_ssize_t n;
+	while ((n = archive_read_data(a, buf, sizeof(buf))) > 0)
+		kiln_sha256_update(sha, buf, (size_t)n);
+	assert_int_equal(n, 0);
+	archive_read_free(a);
+	struct kiln_digest d;
+	kiln_sha256_final(sha, &d);
+	kiln_digest_format(&d, out);
+}
+
+static void
+test_layer__compressions_same_tar(void **state)
+{
+	struct fixture *f = *state;
+	commit_step(f, f->base, "big", big_file);
+	struct exp_layer_opts o = EXP_LAYER_OPTS_INIT;
+	struct exp_layer gz = export(f, "big", &o);
+	assert_string_equal(gz.media_type, REG_MT_OCI_LAYER_GZIP);
+	o.compression = EXP_COMPRESSION_ZSTD;
+	struct exp_layer zs = export(f, "big", &o);
+	assert_false(zs.cached); /* the gzip record is not the zstd one */
+	assert_string_equal(zs.media_type, REG_MT_OCI_LAYER_ZSTD);
+	o.compression = EXP_COMPRESSION_NONE;
+	struct exp_layer raw = export(f, "big", &o);
+	assert_string_equal(raw.media_type, REG_MT_OCI_LAYER);
+	/* one tar, three blobs, each decompressing to it */
+	assert_string_equal(gz.diff_id, zs.diff_id);
+	assert_string_equal(gz.diff_id, raw.diff_id);
+	assert_string_equal(raw.digest, raw.diff_id);
+	assert_string_not_equal(gz.digest, zs.digest);
+	char got[KILN_DIGEST_HEX_LEN + 1];
+	blob_diff_id(f, gz.digest, got);
+	assert_string_equal(got, gz.diff_id);
+	blob_diff_id(f, zs.digest, got);
+	assert_string_equal(got, zs.diff_id);
+	assert_true(gz.size < raw.size * 3 / 4);
+	assert_true(zs.size < raw.size * 3 / 4);
+
+	/* each compression is cached on its own; a new level is a new blob */
+	o.compression = EXP_COMPRESSION_ZSTD;
+	assert_true(export(f, "big", &o).cached);
+	o.compression = EXP_COMPRESSION_GZIP;
+	struct exp_layer again = export(f, "big", &o);
+	assert_true(again.cached);
+	assert_string_equal(again.digest, gz.digest);
+	o.compression_level = 1;
+	struct exp_layer fast = export(f, "big", &o);
+	assert_false(fast.cached);
+	assert_string_equal(fast.diff_id, gz.diff_id);
+	assert_string_not_equal(fast.digest, gz.digest);
+
+	/* the parallel gzip and zstd give the same bytes every time */
+	o.no_cache = true;
+	o.compression_level = -1;
+	assert_string_equal(export(f, "big", &o).digest, gz.digest);
+	o.compression = EXP_COMPRESSION_ZSTD;
+	assert_string_equal(export(f, "big", &o).digest, zs.digest);
+}
+
 static void
 test_layer__bad_snapshot_name(void **state)
 {
@@ -631,6 +729,7 @@ main(void)
 	        BOTH(test_layer__chain_oldest_first),
 	        BOTH(test_layer__many_hard_links),
 	        BOTH(test_layer__bad_snapshot_name),
+	        BOTH(test_layer__compressions_same_tar),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
