@@ -13,6 +13,7 @@
  * reads the Dockerfile from standard input, with an empty context.
  * Exit status: 0 built, 1 the build failed, 2 usage.
  */
+#include "build_output.h"
 #include "cmd.h"
 #include "exporter/exp.h"
 #include "frontend/fe.h"
@@ -53,7 +54,12 @@ usage(FILE *f)
 	        "  --explain                say why each step missed the cache\n"
 	        "  --check                  run the build checks (kiln lint) only, build nothing\n"
 	        "  --allow ENT              network.host, security.insecure\n"
-	        "  -o, --output SPEC        type=local,dest=DIR: the final stage's files\n");
+	        "  -o, --output SPEC        type=image|registry|oci|docker|local|tar[,dest=..]\n"
+	        "                           [,name=..][,push=true][,compression=gzip|zstd]\n"
+	        "                           [,compression-level=N][,force-compression=true]\n"
+	        "                           [,oci-mediatypes=false][,rewrite-timestamp=true]\n"
+	        "                           [,tar=false] (repeatable; as buildx)\n"
+	        "  --push                   push the image (-o type=registry)\n");
 }
 
 enum progress { PROGRESS_PLAIN, PROGRESS_QUIET, PROGRESS_RAWJSON };
@@ -151,7 +157,9 @@ on_event(void *data, const struct sv_event *ev)
 }
 
 struct build_args {
-	const char *file, *context, *target, *iidfile, *output, *ssh, *metadata_file, *platform;
+	const char *file, *context, *target, *iidfile, *ssh, *metadata_file, *platform;
+	struct cmd_outputs outputs;
+	bool push;
 	struct kiln_strv tags, build_args, no_cache_stages;
 	struct cmd_secrets secrets;
 	bool no_cache, pull, explain, check, allow_host, allow_insecure;
@@ -166,6 +174,7 @@ build_args_release(struct build_args *a)
 	kiln_strv_release(&a->build_args);
 	kiln_strv_release(&a->no_cache_stages);
 	cmd_secrets_release(&a->secrets);
+	cmd_outputs_release(&a->outputs);
 }
 
 /* --no-cache-filter: stage names (case-insensitive, as stage names are) or indexes. */
@@ -177,40 +186,6 @@ no_cache_stage(void *data, const char *stage)
 		if (!strcasecmp(a->no_cache_stages.v[i], stage))
 			return true;
 	return false;
-}
-
-/* -o type=local,dest=DIR -> DIR. */
-static int
-parse_output(const char *spec, char **ret_dest, struct kiln_err *err)
-{
-	_cleanup_free_ char *copy = kiln_xstrdup(spec);
-	const char *type = NULL, *dest = NULL;
-	for (char *save = NULL, *f = strtok_r(copy, ",", &save); f;
-	     f = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(f, '=');
-		if (!eq) {
-			/* buildx: a bare path is type=local,dest=PATH */
-			if (!type && !dest) {
-				type = "local";
-				dest = f;
-				continue;
-			}
-			return kiln_err_invalid(err, "--output %s: %s is not key=value", spec, f);
-		}
-		*eq = '\0';
-		if (kiln_str_eq(f, "type"))
-			type = eq + 1;
-		else if (kiln_str_eq(f, "dest"))
-			dest = eq + 1;
-		else
-			return kiln_err_invalid(err, "--output %s: unknown key %s", spec, f);
-	}
-	if (!type || !kiln_str_eq(type, "local"))
-		return kiln_err_invalid(err, "--output %s: only type=local is supported yet", spec);
-	if (!dest || !*dest)
-		return kiln_err_invalid(err, "--output %s: dest= is required", spec);
-	*ret_dest = kiln_xstrdup(dest);
-	return 0;
 }
 
 static int
@@ -246,6 +221,10 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 		}
 		if (kiln_str_eq(arg, "--check")) {
 			a->check = true;
+			continue;
+		}
+		if (kiln_str_eq(arg, "--push")) {
+			a->push = true;
 			continue;
 		}
 		if (kiln_str_eq(arg, "-q") || kiln_str_eq(arg, "--quiet")) {
@@ -315,7 +294,8 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 				return kiln_err_invalid(
 				        err, "--allow takes network.host or security.insecure");
 		} else if (kiln_str_eq(name, "--output")) {
-			a->output = val;
+			if (cmd_outputs_parse(&a->outputs, val, err) < 0)
+				return -1;
 		} else if (kiln_str_eq(name, "--no-cache-filter")) {
 			_cleanup_free_ char *copy = kiln_xstrdup(val);
 			for (char *save = NULL, *f = strtok_r(copy, ",", &save); f;
@@ -329,6 +309,9 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 	}
 	if (!a->context)
 		return kiln_err_invalid(err, "no CONTEXT given");
+	if (cmd_outputs_finish(&a->outputs, kiln_strv_get(&a->tags), a->tags.n, a->push,
+	                       a->iidfile || a->metadata_file, err) < 0)
+		return -1;
 	return 0;
 }
 
@@ -649,68 +632,36 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	const char *stop = sv_solver_result(b->solver, root);
 	if (!top || !stop)
 		return kiln_err_invalid(err, "the target stage has no result");
-	uint64_t t0 = (uint64_t)time(NULL);
-	size_t n = ++b->prog.next;
+	struct cmd_export_ctx ec = {.ss = b->snaps,
+	                            .rs = b->reg,
+	                            .ops = b->ops,
+	                            .top = top,
+	                            .stop = stop,
+	                            .stage_config = res->config,
+	                            .source_date_epoch = -1,
+	                            .step = ++b->prog.next};
 	if (a->progress == PROGRESS_PLAIN)
-		fprintf(stderr, "#%zu exporting to image\n", n);
-	struct exp_layer_opts lo = EXP_LAYER_OPTS_INIT;
-	struct exp_layer *layers = NULL;
-	size_t nlayers = 0;
-	if (exp_chain_layers(b->snaps, top, stop, b->reg, &lo, &layers, &nlayers, err) < 0)
-		return kiln_err_wrap(err, "export layers");
-	struct exp_image_opts io = EXP_IMAGE_OPTS_INIT;
-	io.stage_config = res->config;
-	io.layers = layers;
-	io.nlayers = nlayers;
-	io.names = (const char *const *)kiln_strv_get(&a->tags);
-	io.nnames = a->tags.n;
+		ec.progress = stderr;
 	/* As BuildKit: the build arg, else the environment. */
 	const char *sde = getenv("SOURCE_DATE_EPOCH");
 	for (size_t i = 0; i < a->build_args.n; i++)
 		if (kiln_str_has_prefix(a->build_args.v[i], "SOURCE_DATE_EPOCH="))
 			sde = a->build_args.v[i] + strlen("SOURCE_DATE_EPOCH=");
 	uint64_t sdev;
-	if (sde && *sde && kiln_parse_u64(sde, &sdev) == 0)
-		io.source_date_epoch = (int64_t)sdev;
-	struct exp_image img;
-	r = exp_image_commit(b->reg, &io, &img, err);
-	exp_layers_free(layers, nlayers);
-	if (r < 0)
-		return kiln_err_wrap(err, "export image");
-	if (a->progress == PROGRESS_PLAIN) {
-		fprintf(stderr, "#%zu writing image %s\n", n, img.config_digest);
-		for (size_t i = 0; i < a->tags.n; i++)
-			fprintf(stderr, "#%zu naming to %s\n", n, a->tags.v[i]);
-		fprintf(stderr, "#%zu DONE %.1fs\n", n, (double)((uint64_t)time(NULL) - t0));
-	}
-	if (a->output) {
-		_cleanup_free_ char *dest = NULL;
-		if (parse_output(a->output, &dest, err) < 0)
-			return -EINVAL;
-		if (ops_export_local(b->ops, top, dest, err) < 0)
-			return -1;
-	}
-	if (a->iidfile && write_file(a->iidfile, img.config_digest, err) < 0)
-		return -1;
-	if (a->metadata_file) {
-		/* BuildKit's keys, so scripts written for buildx read them unchanged. */
-		_cleanup_json_ json_t *md =
-		        json_pack("{s:s, s:s}", "containerimage.digest", img.manifest_digest,
-		                  "containerimage.config.digest", img.config_digest);
-		if (a->tags.n)
-			json_object_set_new(md, "image.name",
-			                    json_string(kiln_strv_get(&a->tags)[0]));
-		char *text = json_dumps(md, JSON_INDENT(2) | JSON_SORT_KEYS);
-		if (!text)
-			return kiln_err_set(err, ENOMEM, "metadata JSON");
-		int wr = write_file(a->metadata_file, text, err);
-		free(text);
-		if (wr < 0)
-			return -1;
-	}
-	if (a->progress == PROGRESS_QUIET)
-		printf("%s\n", img.config_digest);
-	return 0;
+	if (sde && *sde && kiln_parse_u64(sde, &sdev) == 0 && sdev <= INT64_MAX)
+		ec.source_date_epoch = (int64_t)sdev;
+	if (ec.progress)
+		fprintf(stderr, "#%zu exporting to image\n", ec.step);
+	struct cmd_export_result xr = {0};
+	r = cmd_outputs_export(&a->outputs, &ec, &xr, err);
+	if (r >= 0 && a->iidfile && xr.have_image)
+		r = write_file(a->iidfile, xr.img.config_digest, err);
+	if (r >= 0 && a->metadata_file)
+		r = cmd_outputs_metadata(&xr, a->metadata_file, err);
+	if (r >= 0 && a->progress == PROGRESS_QUIET && xr.have_image)
+		printf("%s\n", xr.img.config_digest);
+	cmd_export_result_release(&xr);
+	return r < 0 ? -1 : 0;
 }
 
 int
@@ -729,14 +680,6 @@ cmd_build(int argc, char **argv)
 		}
 		build_args_release(&a);
 		return r < 0 ? KILN_EXIT_USAGE : 0;
-	}
-	if (a.output) {
-		_cleanup_free_ char *dest = NULL;
-		if (parse_output(a.output, &dest, &err) < 0) {
-			cmd_print_err(&err);
-			build_args_release(&a);
-			return KILN_EXIT_USAGE;
-		}
 	}
 	struct build b = {.sig = {.sfd = -1, .stopfd = -1}};
 	r = build(&a, &b, &err);

@@ -366,6 +366,11 @@ void reg_loaded_free(struct reg_loaded *v, size_t n);
  * manifest, layers uncompressed. The name `ref` resolved to is recorded in the archive. */
 int reg_archive_save(struct reg_store *st, const char *ref, enum reg_archive_format fmt,
                      const char *path, struct kiln_err *err);
+/* The same for the image manifest `manifest_digest` (a manifest, or an index for OCI),
+ * recorded under `name` (normalized; NULL: no name). `path` "-" writes to standard
+ * output. */
+int reg_archive_save_image(struct reg_store *st, const char *manifest_digest, const char *name,
+                           enum reg_archive_format fmt, const char *path, struct kiln_err *err);
 
 /* ==== registry client: pull, push, auth (owned by the client work) ==== */
 
