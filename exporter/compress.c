@@ -12,6 +12,14 @@
  * the data, the same bytes for the same tar however many threads ran. The dictionary keeps
  * the ratio within a fraction of a percent of single-stream gzip.
  *
+ * Each chunk is first looked at (chunk_params): bytes that look random (order-0 entropy
+ * above 7.9 bits a byte: compressed or encrypted data) are stored, since deflate would
+ * spend its time for at most 1%; bytes whose matches gain little over their entropy
+ * (base64, most numeric noise: a 16 KiB trial at level 1 is not 10% smaller than the
+ * entropy says) get Huffman coding only, which is as small for them and 3-4x faster;
+ * everything else gets the level asked for. The choice depends only on the chunk's
+ * bytes and the level, so the output stays the same for the same tar.
+ *
  * zstd uses libzstd's own workers (ZSTD_c_nbWorkers); its multi-threaded output depends
  * on the parameters, not on the number of workers.
  */
@@ -143,10 +151,63 @@ gz_job_free(struct gz_job *j)
 	free(j);
 }
 
-static int
-gz_deflate(z_stream *zs, struct gz_job *j)
+/* log2(x) for x >= 1 within 0.01 (no libm): the exponent, then a quadratic in the
+ * mantissa. */
+static double
+approx_log2(uint32_t x)
 {
+	int e = 31 - __builtin_clz(x);
+	double m = (double)x / (double)(1u << e) - 1.0;
+	return e + m * (4.0 / 3.0 - m / 3.0);
+}
+
+#define GZ_TRIAL 16384u
+
+/* The level and strategy for one chunk (see the top of the file). */
+static void
+chunk_params(z_stream *trial, const unsigned char *p, size_t n, int level, int *ret_level,
+             int *ret_strategy)
+{
+	*ret_level = level;
+	*ret_strategy = Z_DEFAULT_STRATEGY;
+	if (level == 0 || n < GZ_TRIAL * 2)
+		return;
+	uint32_t count[256] = {0};
+	for (size_t i = 0; i < n; i++)
+		count[p[i]]++;
+	double bits = 0, ln = approx_log2((uint32_t)n);
+	for (int c = 0; c < 256; c++)
+		if (count[c])
+			bits += count[c] * (ln - approx_log2(count[c]));
+	if (bits >= 7.9 * (double)n) {
+		*ret_level = 0;
+		return;
+	}
+	/* Does LZ77 pay? A trial on a slice from the middle of the chunk. */
+	unsigned char out[GZ_TRIAL + 1024];
+	if (deflateReset(trial) != Z_OK)
+		return;
+	trial->next_in = (unsigned char *)p + n / 2 - GZ_TRIAL / 2;
+	trial->avail_in = GZ_TRIAL;
+	trial->next_out = out;
+	trial->avail_out = sizeof(out);
+	int r = deflate(trial, Z_FINISH);
+	if (r != Z_STREAM_END)
+		return;
+	double lz = (double)(sizeof(out) - trial->avail_out);
+	double huff = bits / 8.0 * GZ_TRIAL / (double)n;
+	if (lz > huff * 0.9)
+		*ret_strategy = Z_HUFFMAN_ONLY;
+}
+
+static int
+gz_deflate(z_stream *zs, z_stream *trial, int want_level, struct gz_job *j)
+{
+	int level, strategy;
+	chunk_params(trial, j->in, j->in_len, want_level, &level, &strategy);
 	int r = deflateReset(zs);
+	if (r == Z_OK)
+		r = deflateParams(zs, level, strategy);
 	if (r == Z_OK && j->dict_len)
 		r = deflateSetDictionary(zs, j->dict, (uInt)j->dict_len);
 	if (r != Z_OK)
@@ -188,8 +249,12 @@ static void *
 gz_worker(void *arg)
 {
 	struct exp_compressor *c = arg;
-	z_stream zs;
+	z_stream zs, trial;
 	int init = gz_stream_init(&zs, c->level);
+	if (init == Z_OK && gz_stream_init(&trial, 1) != Z_OK) {
+		deflateEnd(&zs);
+		init = Z_MEM_ERROR;
+	}
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		while (!c->stop && c->next_take == c->count)
@@ -199,15 +264,17 @@ gz_worker(void *arg)
 		struct gz_job *j = c->ring[(c->head + c->next_take) % c->ring_size];
 		c->next_take++;
 		pthread_mutex_unlock(&c->mu);
-		int r = init == Z_OK ? gz_deflate(&zs, j) : init;
+		int r = init == Z_OK ? gz_deflate(&zs, &trial, c->level, j) : init;
 		pthread_mutex_lock(&c->mu);
 		j->result = r;
 		j->done = true;
 		pthread_cond_broadcast(&c->cv);
 	}
 	pthread_mutex_unlock(&c->mu);
-	if (init == Z_OK)
+	if (init == Z_OK) {
 		deflateEnd(&zs);
+		deflateEnd(&trial);
+	}
 	return NULL;
 }
 
@@ -258,11 +325,14 @@ gz_submit(struct exp_compressor *c, bool last, struct kiln_err *err)
 	}
 	if (last && !c->threads) {
 		/* A small layer, one chunk: no threads for it. */
-		z_stream zs;
+		z_stream zs, trial;
 		int r = gz_stream_init(&zs, c->level);
-		if (r == Z_OK) {
-			r = gz_deflate(&zs, j);
+		if (r == Z_OK && (r = gz_stream_init(&trial, 1)) != Z_OK)
 			deflateEnd(&zs);
+		if (r == Z_OK) {
+			r = gz_deflate(&zs, &trial, c->level, j);
+			deflateEnd(&zs);
+			deflateEnd(&trial);
 		}
 		j->result = r;
 		r = gz_emit(c, j, err);

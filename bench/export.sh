@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Benchmark: export the image of a RUN that writes ~300 MB (150 MB from /dev/urandom, ~147 MB
+# of base64 text of random bytes, ~20 MB of `seq`: incompressible, half-compressible and
+# very compressible) to an OCI archive:
+#   kiln build -o type=oci,dest=X.tar            (gzip; the RUN is cached, so this is the export)
+#   kiln build -o type=oci,...,compression=zstd
+#   buildah push IMAGE oci-archive:X.tar          (the same Dockerfile built by buildah 1.28
+#                                                  in its own temp root, base image offline)
+#   kiln, unchanged rebuild: re-exports without compressing anything again
+# Each figure is the median of RUNS runs of the whole command; kiln's layer records are
+# removed before each timed run so it compresses again. Sizes are of the archives.
+# Usage: bench/export.sh [path/to/kiln]   (default: build/kiln; use a Release build)
+set -euo pipefail
+export KILN=$(realpath "${1:-build/kiln}")
+export KILN_SRC=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${RUNS:-3}
+source "$KILN_SRC/tests/lib.sh"
+source "$KILN_SRC/tests/integration/build_lib.bash"
+BUILDAH=(buildah --root "$T/buildah" --runroot "$T/buildah-run" --storage-driver vfs)
+trap '"${BUILDAH[@]}" rm -a >/dev/null 2>&1 || true; umount -R "$T/buildah" 2>/dev/null || true; rm -rf "$T"' EXIT
+command -v buildah >/dev/null || { echo "buildah is not installed" >&2; exit 1; }
+
+export SOURCE_DATE_EPOCH=1700000000 # the same config each run, so archives compare
+make_busybox
+"$KILN" save busybox --format oci -o "$T/busybox.tar"
+mkdir -p "$T/ctx"
+cat >"$T/ctx/Dockerfile" <<'DF'
+ARG BASE=busybox
+FROM $BASE
+RUN mkdir /data && dd if=/dev/urandom of=/data/random bs=1M count=150 2>/dev/null \
+    && head -c 110000000 /dev/urandom | base64 >/data/text && seq 1 3000000 >/data/seq
+CMD ["ls", "-l", "/data"]
+DF
+
+# The RUN once; its layer stored uncompressed (a compression the timed runs do not use).
+"$KILN" build -q -o type=image,name=bench:1,compression=uncompressed "$T/ctx" >/dev/null
+"${BUILDAH[@]}" bud -q --isolation chroot --build-arg BASE="oci-archive:$T/busybox.tar" \
+	-t bench:1 "$T/ctx" >/dev/null
+
+ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+drop_records() { find "$KILN_ROOT/exporter" -name "*.$1-*.json" -delete 2>/dev/null || true; }
+kg=() kz=() bg=() bz=() kc=()
+for i in $(seq "$RUNS"); do
+	drop_records gzip
+	s=$(date +%s%N)
+	"$KILN" build -q -o "type=oci,dest=$T/kiln-gzip.tar" "$T/ctx" >/dev/null
+	kg+=($(ms "$s"))
+	drop_records zstd
+	s=$(date +%s%N)
+	"$KILN" build -q -o "type=oci,dest=$T/kiln-zstd.tar,compression=zstd" "$T/ctx" >/dev/null
+	kz+=($(ms "$s"))
+	s=$(date +%s%N)
+	"$KILN" build -o "type=oci,dest=$T/kiln-again.tar" "$T/ctx" 2>"$T/again.log" >/dev/null
+	kc+=($(ms "$s"))
+	rm -f "$T/buildah-gzip.tar" "$T/buildah-zstd.tar"
+	s=$(date +%s%N)
+	"${BUILDAH[@]}" push -q bench:1 "oci-archive:$T/buildah-gzip.tar"
+	bg+=($(ms "$s"))
+	s=$(date +%s%N)
+	"${BUILDAH[@]}" push -q --compression-format zstd bench:1 "oci-archive:$T/buildah-zstd.tar"
+	bz+=($(ms "$s"))
+done
+grep -q "gzip, 0 new of" "$T/again.log" || { echo "the unchanged rebuild compressed again" >&2; exit 1; }
+cmp -s "$T/kiln-gzip.tar" "$T/kiln-again.tar" || { echo "the re-export differs" >&2; exit 1; }
+
+size() { stat -c %s "$1" | awk '{printf "%.1f MB", $1/1e6}'; }
+row() { printf '  %-40s %8.2f s  %10s  %s\n' "$1" "$(echo "$2" | awk '{print $1/1000}')" "$3" "$4"; }
+mg=$(printf '%s\n' "${kg[@]}" | median) mz=$(printf '%s\n' "${kz[@]}" | median)
+mbg=$(printf '%s\n' "${bg[@]}" | median) mbz=$(printf '%s\n' "${bz[@]}" | median)
+mc=$(printf '%s\n' "${kc[@]}" | median)
+echo "export of a ~317 MB RUN layer to an OCI archive, median of $RUNS, $(nproc) CPUs:"
+row "buildah push oci-archive: (gzip)" "$mbg" "$(size "$T/buildah-gzip.tar")" ""
+row "buildah push --compression-format zstd" "$mbz" "$(size "$T/buildah-zstd.tar")" ""
+row "kiln build -o type=oci (gzip)" "$mg" "$(size "$T/kiln-gzip.tar")" \
+	"$(awk -v a="$mbg" -v b="$mg" 'BEGIN {printf "%.1fx faster than buildah gzip", a/b}')"
+row "kiln build -o type=oci,compression=zstd" "$mz" "$(size "$T/kiln-zstd.tar")" \
+	"$(awk -v a="$mbg" -v b="$mz" 'BEGIN {printf "%.1fx faster than buildah gzip", a/b}')"
+row "kiln, unchanged rebuild (no compression)" "$mc" "$(size "$T/kiln-again.tar")" \
+	"(same bytes as the gzip archive)"
