@@ -20,6 +20,11 @@
  * everything else gets the level asked for. The choice depends only on the chunk's
  * bytes and the level, so the output stays the same for the same tar.
  *
+ * The stages run on their own threads once a layer is bigger than one chunk, so the tar
+ * writer (the caller) never waits for a digest: a hasher takes the chunks in order for
+ * the diff_id, gzip workers compress them in any order, and an emitter writes them in
+ * order into the ingest (which hashes them: the blob digest), or feeds them to zstd.
+ *
  * zstd uses libzstd's own workers (ZSTD_c_nbWorkers); its multi-threaded output depends
  * on the parameters, not on the number of workers.
  */
@@ -35,16 +40,16 @@
 #define GZ_CHUNK (1u << 20)
 #define GZ_DICT  32768u
 
-struct gz_job {
+struct chunk {
 	unsigned char *in;
 	size_t in_len;
-	unsigned char dict[GZ_DICT];
+	unsigned char dict[GZ_DICT]; /* gzip: the 32 KiB before this chunk */
 	size_t dict_len;
 	unsigned char *out;
 	size_t out_len;
 	uLong crc;
-	int result; /* 0, or a zlib error */
-	bool done;
+	int result; /* gzip: Z_OK, or a zlib error */
+	bool compressed, hashed, emitted;
 };
 
 struct exp_compressor {
@@ -53,18 +58,22 @@ struct exp_compressor {
 	struct reg_ingest *in;
 	struct kiln_sha256 *diff;
 	int64_t total;
-	/* gzip */
-	struct gz_job *cur;          /* being filled */
-	unsigned char tail[GZ_DICT]; /* the last bytes of the previous chunk */
+	struct chunk *cur;             /* being filled */
+	unsigned char tail[GZ_DICT];   /* gzip: the last bytes before `cur` */
 	size_t tail_len;
-	struct gz_job **ring; /* in-flight jobs in stream order */
-	size_t ring_size, head, count, next_take;
+	/* The pipeline: chunk number k lives in ring[k % ring_size] from its submission
+	 * until it is hashed and emitted; the counters only grow. */
+	struct chunk **ring;
+	size_t ring_size;
+	uint64_t produced, hash_next, compress_next, emit_next, freed;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t *threads;
 	size_t nthreads;
 	bool stop;
-	uLong crc;
+	int failed; /* -errno from the emitter; its text in perr */
+	struct kiln_err perr;
+	uLong crc; /* gzip: of everything emitted */
 	/* zstd */
 	ZSTD_CCtx *zc;
 	unsigned char *zout;
@@ -142,7 +151,7 @@ exp_cpus(void)
 /* ---- gzip ---- */
 
 static void
-gz_job_free(struct gz_job *j)
+chunk_free(struct chunk *j)
 {
 	if (!j)
 		return;
@@ -150,7 +159,6 @@ gz_job_free(struct gz_job *j)
 	free(j->out);
 	free(j);
 }
-
 /* log2(x) for x >= 1 within 0.01 (no libm): the exponent, then a quadratic in the
  * mantissa. */
 static double
@@ -201,7 +209,7 @@ chunk_params(z_stream *trial, const unsigned char *p, size_t n, int level, int *
 }
 
 static int
-gz_deflate(z_stream *zs, z_stream *trial, int want_level, struct gz_job *j)
+gz_deflate(z_stream *zs, z_stream *trial, int want_level, struct chunk *j)
 {
 	int level, strategy;
 	chunk_params(trial, j->in, j->in_len, want_level, &level, &strategy);
@@ -233,8 +241,6 @@ gz_deflate(z_stream *zs, z_stream *trial, int want_level, struct gz_job *j)
 	}
 	j->out_len = (size_t)(zs->next_out - j->out);
 	j->crc = crc32(0L, j->in, (uInt)j->in_len);
-	free(j->in);
-	j->in = NULL;
 	return Z_OK;
 }
 
@@ -245,204 +251,39 @@ gz_stream_init(z_stream *zs, int level)
 	return deflateInit2(zs, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
 }
 
-static void *
-gz_worker(void *arg)
-{
-	struct exp_compressor *c = arg;
+/* A deflater and its trial stream for one thread. */
+struct gz_streams {
 	z_stream zs, trial;
-	int init = gz_stream_init(&zs, c->level);
-	if (init == Z_OK && gz_stream_init(&trial, 1) != Z_OK) {
-		deflateEnd(&zs);
-		init = Z_MEM_ERROR;
-	}
-	pthread_mutex_lock(&c->mu);
-	for (;;) {
-		while (!c->stop && c->next_take == c->count)
-			pthread_cond_wait(&c->cv, &c->mu);
-		if (c->stop)
-			break;
-		struct gz_job *j = c->ring[(c->head + c->next_take) % c->ring_size];
-		c->next_take++;
-		pthread_mutex_unlock(&c->mu);
-		int r = init == Z_OK ? gz_deflate(&zs, &trial, c->level, j) : init;
-		pthread_mutex_lock(&c->mu);
-		j->result = r;
-		j->done = true;
-		pthread_cond_broadcast(&c->cv);
-	}
-	pthread_mutex_unlock(&c->mu);
-	if (init == Z_OK) {
-		deflateEnd(&zs);
-		deflateEnd(&trial);
-	}
-	return NULL;
-}
+	int init;
+};
 
-static int
-gz_emit(struct exp_compressor *c, struct gz_job *j, struct kiln_err *err)
+static void
+gz_streams_init(struct gz_streams *g, int level)
 {
-	if (j->result != Z_OK)
-		return kiln_err_set(err, j->result == Z_MEM_ERROR ? ENOMEM : EIO,
-		                    "gzip: deflate failed (%d)", j->result);
-	c->crc = crc32_combine(c->crc, j->crc, (z_off_t)j->in_len);
-	return reg_ingest_write(c->in, j->out, j->out_len, err);
-}
-
-/* Write out and drop the oldest in-flight job, waiting for it. */
-static int
-gz_pop(struct exp_compressor *c, struct kiln_err *err)
-{
-	pthread_mutex_lock(&c->mu);
-	struct gz_job *j = c->ring[c->head];
-	while (!j->done)
-		pthread_cond_wait(&c->cv, &c->mu);
-	c->head = (c->head + 1) % c->ring_size;
-	c->count--;
-	c->next_take--;
-	pthread_mutex_unlock(&c->mu);
-	int r = gz_emit(c, j, err);
-	gz_job_free(j);
-	return r;
-}
-
-static int
-gz_submit(struct exp_compressor *c, bool last, struct kiln_err *err)
-{
-	struct gz_job *j = c->cur;
-	c->cur = NULL;
-	/* The next chunk's dictionary is this chunk's end (with what came before when it
-	 * is shorter than a window). */
-	memcpy(j->dict, c->tail, c->tail_len);
-	j->dict_len = c->tail_len;
-	if (j->in_len >= GZ_DICT) {
-		memcpy(c->tail, j->in + j->in_len - GZ_DICT, GZ_DICT);
-		c->tail_len = GZ_DICT;
-	} else {
-		size_t keep = c->tail_len + j->in_len > GZ_DICT ? GZ_DICT - j->in_len : c->tail_len;
-		memmove(c->tail, c->tail + c->tail_len - keep, keep);
-		memcpy(c->tail + keep, j->in, j->in_len);
-		c->tail_len = keep + j->in_len;
+	g->init = gz_stream_init(&g->zs, level);
+	if (g->init == Z_OK && gz_stream_init(&g->trial, 1) != Z_OK) {
+		deflateEnd(&g->zs);
+		g->init = Z_MEM_ERROR;
 	}
-	if (last && !c->threads) {
-		/* A small layer, one chunk: no threads for it. */
-		z_stream zs, trial;
-		int r = gz_stream_init(&zs, c->level);
-		if (r == Z_OK && (r = gz_stream_init(&trial, 1)) != Z_OK)
-			deflateEnd(&zs);
-		if (r == Z_OK) {
-			r = gz_deflate(&zs, &trial, c->level, j);
-			deflateEnd(&zs);
-			deflateEnd(&trial);
-		}
-		j->result = r;
-		r = gz_emit(c, j, err);
-		gz_job_free(j);
-		return r;
-	}
-	if (!c->threads) {
-		c->nthreads = exp_cpus();
-		c->ring_size = c->nthreads * 2 + 1;
-		c->ring = kiln_xcalloc(c->ring_size, sizeof(*c->ring));
-		c->threads = kiln_xcalloc(c->nthreads, sizeof(*c->threads));
-		for (size_t i = 0; i < c->nthreads; i++) {
-			if (pthread_create(&c->threads[i], NULL, gz_worker, c) != 0) {
-				c->nthreads = i;
-				break;
-			}
-		}
-		if (!c->nthreads) {
-			gz_job_free(j);
-			return kiln_err_set(err, EAGAIN, "gzip: no compression thread");
-		}
-	}
-	if (c->count == c->ring_size) {
-		int r = gz_pop(c, err);
-		if (r < 0) {
-			gz_job_free(j);
-			return r;
-		}
-	}
-	pthread_mutex_lock(&c->mu);
-	c->ring[(c->head + c->count) % c->ring_size] = j;
-	c->count++;
-	pthread_cond_broadcast(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-	return 0;
-}
-
-static int
-gz_write(struct exp_compressor *c, const unsigned char *p, size_t len, struct kiln_err *err)
-{
-	while (len) {
-		if (!c->cur) {
-			c->cur = kiln_xcalloc(1, sizeof(*c->cur));
-			c->cur->in = kiln_xmalloc(GZ_CHUNK);
-		}
-		size_t n = GZ_CHUNK - c->cur->in_len;
-		if (n > len)
-			n = len;
-		memcpy(c->cur->in + c->cur->in_len, p, n);
-		c->cur->in_len += n;
-		p += n;
-		len -= n;
-		if (c->cur->in_len == GZ_CHUNK) {
-			int r = gz_submit(c, false, err);
-			if (r < 0)
-				return r;
-		}
-	}
-	return 0;
 }
 
 static void
-put_le32(unsigned char *p, uint32_t v)
+gz_streams_end(struct gz_streams *g)
 {
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-	p[2] = (unsigned char)(v >> 16);
-	p[3] = (unsigned char)(v >> 24);
-}
-
-static int
-gz_finish(struct exp_compressor *c, struct kiln_err *err)
-{
-	int r = 0;
-	if (c->cur && c->cur->in_len)
-		r = gz_submit(c, true, err);
-	while (r >= 0 && c->count)
-		r = gz_pop(c, err);
-	if (r < 0)
-		return r;
-	/* A final empty fixed-Huffman block, then crc32 and the length mod 2^32. */
-	unsigned char end[10] = {0x03, 0x00};
-	put_le32(end + 2, (uint32_t)c->crc);
-	put_le32(end + 6, (uint32_t)c->total);
-	return reg_ingest_write(c->in, end, sizeof(end), err);
+	if (g->init == Z_OK) {
+		deflateEnd(&g->zs);
+		deflateEnd(&g->trial);
+	}
 }
 
 static void
-gz_stop(struct exp_compressor *c)
+gz_compress(struct exp_compressor *c, struct gz_streams *g, struct chunk *j)
 {
-	if (c->threads) {
-		pthread_mutex_lock(&c->mu);
-		c->stop = true;
-		pthread_cond_broadcast(&c->cv);
-		pthread_mutex_unlock(&c->mu);
-		for (size_t i = 0; i < c->nthreads; i++)
-			pthread_join(c->threads[i], NULL);
-		free(c->threads);
-		c->threads = NULL;
-	}
-	for (size_t i = 0; i < c->count; i++)
-		gz_job_free(c->ring[(c->head + i) % c->ring_size]);
-	c->count = 0;
-	free(c->ring);
-	c->ring = NULL;
-	gz_job_free(c->cur);
-	c->cur = NULL;
+	j->result = g->init == Z_OK ? gz_deflate(&g->zs, &g->trial, c->level, j) : g->init;
 }
 
 /* ---- zstd ---- */
+
 
 static int
 zstd_fail(size_t code, struct kiln_err *err)
@@ -468,6 +309,239 @@ zstd_run(struct exp_compressor *c, const void *p, size_t len, ZSTD_EndDirective 
 		if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size)
 			return 0;
 	}
+}
+
+/* ---- the pipeline ---- */
+
+static struct chunk *
+slot(struct exp_compressor *c, uint64_t k)
+{
+	return c->ring[k % c->ring_size];
+}
+
+/* Write one chunk, in order: its compressed bytes (gzip), it through zstd, or it as it
+ * is. Called by the emitter, or inline for a one-chunk layer. */
+static int
+emit(struct exp_compressor *c, struct chunk *j, struct kiln_err *err)
+{
+	switch (c->kind) {
+	case EXP_COMPRESSION_GZIP:
+		if (j->result != Z_OK)
+			return kiln_err_set(err, j->result == Z_MEM_ERROR ? ENOMEM : EIO,
+			                    "gzip: deflate failed (%d)", j->result);
+		c->crc = crc32_combine(c->crc, j->crc, (z_off_t)j->in_len);
+		return reg_ingest_write(c->in, j->out, j->out_len, err);
+	case EXP_COMPRESSION_ZSTD:
+		return zstd_run(c, j->in, j->in_len, ZSTD_e_continue, err);
+	case EXP_COMPRESSION_NONE:
+		break;
+	}
+	return reg_ingest_write(c->in, j->in, j->in_len, err);
+}
+
+static void *
+hasher_main(void *arg)
+{
+	struct exp_compressor *c = arg;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->stop && c->hash_next == c->produced)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->stop)
+			break;
+		struct chunk *j = slot(c, c->hash_next);
+		pthread_mutex_unlock(&c->mu);
+		kiln_sha256_update(c->diff, j->in, j->in_len);
+		pthread_mutex_lock(&c->mu);
+		j->hashed = true;
+		c->hash_next++;
+		pthread_cond_broadcast(&c->cv);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static void *
+emitter_main(void *arg)
+{
+	struct exp_compressor *c = arg;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->stop && !c->failed &&
+		       (c->emit_next == c->produced ||
+		        (c->kind == EXP_COMPRESSION_GZIP && !slot(c, c->emit_next)->compressed)))
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->stop || c->failed)
+			break;
+		struct chunk *j = slot(c, c->emit_next);
+		pthread_mutex_unlock(&c->mu);
+		int r = emit(c, j, &c->perr);
+		/* gzip output is written; zstd copied the input into its own buffers */
+		free(j->out);
+		j->out = NULL;
+		pthread_mutex_lock(&c->mu);
+		if (r < 0)
+			c->failed = r;
+		j->emitted = true;
+		c->emit_next++;
+		pthread_cond_broadcast(&c->cv);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+static void *
+gz_worker(void *arg)
+{
+	struct exp_compressor *c = arg;
+	struct gz_streams g;
+	gz_streams_init(&g, c->level);
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->stop && c->compress_next == c->produced)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->stop)
+			break;
+		struct chunk *j = slot(c, c->compress_next++);
+		pthread_mutex_unlock(&c->mu);
+		gz_compress(c, &g, j);
+		pthread_mutex_lock(&c->mu);
+		j->compressed = true;
+		pthread_cond_broadcast(&c->cv);
+	}
+	pthread_mutex_unlock(&c->mu);
+	gz_streams_end(&g);
+	return NULL;
+}
+
+static int
+pipeline_start(struct exp_compressor *c, struct kiln_err *err)
+{
+	size_t workers = c->kind == EXP_COMPRESSION_GZIP ? exp_cpus() : 0;
+	c->ring_size = workers * 2 + 4;
+	c->ring = kiln_xcalloc(c->ring_size, sizeof(*c->ring));
+	c->threads = kiln_xcalloc(workers + 2, sizeof(*c->threads));
+	void *(*mains[2])(void *) = {hasher_main, emitter_main};
+	for (size_t i = 0; i < workers + 2; i++) {
+		if (pthread_create(&c->threads[i], NULL, i < 2 ? mains[i] : gz_worker, c) != 0) {
+			if (i < 3) { /* a hasher, an emitter and, for gzip, one worker at least */
+				c->nthreads = i;
+				return kiln_err_set(err, EAGAIN, "compression threads");
+			}
+			break;
+		}
+		c->nthreads = i + 1;
+	}
+	return 0;
+}
+
+/* Hand `cur` to the pipeline, waiting for room in the ring. */
+static int
+submit(struct exp_compressor *c, struct kiln_err *err)
+{
+	struct chunk *j = c->cur;
+	c->cur = NULL;
+	if (c->kind == EXP_COMPRESSION_GZIP) {
+		/* The next chunk's dictionary is this chunk's end (with what came before when it
+		 * is shorter than a window). */
+		memcpy(j->dict, c->tail, c->tail_len);
+		j->dict_len = c->tail_len;
+		if (j->in_len >= GZ_DICT) {
+			memcpy(c->tail, j->in + j->in_len - GZ_DICT, GZ_DICT);
+			c->tail_len = GZ_DICT;
+		} else {
+			size_t keep = c->tail_len + j->in_len > GZ_DICT ? GZ_DICT - j->in_len
+			                                                : c->tail_len;
+			memmove(c->tail, c->tail + c->tail_len - keep, keep);
+			memcpy(c->tail + keep, j->in, j->in_len);
+			c->tail_len = keep + j->in_len;
+		}
+	}
+	if (!c->threads) {
+		int r = pipeline_start(c, err);
+		if (r < 0) {
+			chunk_free(j);
+			return r;
+		}
+	}
+	pthread_mutex_lock(&c->mu);
+	while (c->produced - c->freed == c->ring_size && !c->failed) {
+		struct chunk *old = slot(c, c->freed);
+		if (old->hashed && old->emitted) {
+			chunk_free(old);
+			c->ring[c->freed % c->ring_size] = NULL;
+			c->freed++;
+		} else {
+			pthread_cond_wait(&c->cv, &c->mu);
+		}
+	}
+	int r = c->failed;
+	if (!r) {
+		c->ring[c->produced % c->ring_size] = j;
+		c->produced++;
+		pthread_cond_broadcast(&c->cv);
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (r) {
+		chunk_free(j);
+		return r;
+	}
+	return 0;
+}
+
+/* Wait for every submitted chunk to be hashed and emitted. */
+static int
+drain(struct exp_compressor *c)
+{
+	pthread_mutex_lock(&c->mu);
+	while (!c->failed && (c->hash_next < c->produced || c->emit_next < c->produced))
+		pthread_cond_wait(&c->cv, &c->mu);
+	while (c->failed && c->hash_next < c->produced)
+		pthread_cond_wait(&c->cv, &c->mu);
+	int r = c->failed;
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
+static void
+pipeline_stop(struct exp_compressor *c)
+{
+	if (c->threads) {
+		pthread_mutex_lock(&c->mu);
+		c->stop = true;
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+		for (size_t i = 0; i < c->nthreads; i++)
+			pthread_join(c->threads[i], NULL);
+		free(c->threads);
+		c->threads = NULL;
+	}
+	for (uint64_t k = c->freed; c->ring && k < c->produced; k++)
+		chunk_free(slot(c, k));
+	free(c->ring);
+	c->ring = NULL;
+	chunk_free(c->cur);
+	c->cur = NULL;
+}
+
+static void
+put_le32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+
+/* A copy of the emitter's error for the caller. */
+static int
+failed_err(struct exp_compressor *c, int r, struct kiln_err *err)
+{
+	if (err && c->perr.msg)
+		kiln_err_set(err, c->perr.code ? c->perr.code : -r, "%s", c->perr.msg);
+	else
+		kiln_err_set(err, -r, "write layer");
+	return r;
 }
 
 /* ---- public (internal.h) ---- */
@@ -520,28 +594,74 @@ exp_compressor_new(enum exp_compression kind, int level, struct reg_ingest *in,
 int
 exp_compressor_write(struct exp_compressor *c, const void *data, size_t len, struct kiln_err *err)
 {
-	kiln_sha256_update(c->diff, data, len);
+	if (c->failed)
+		return failed_err(c, c->failed, err);
 	c->total += (int64_t)len;
-	switch (c->kind) {
-	case EXP_COMPRESSION_GZIP:
-		return gz_write(c, data, len, err);
-	case EXP_COMPRESSION_ZSTD:
-		return zstd_run(c, data, len, ZSTD_e_continue, err);
-	case EXP_COMPRESSION_NONE:
-		break;
+	const unsigned char *p = data;
+	while (len) {
+		if (!c->cur) {
+			c->cur = kiln_xcalloc(1, sizeof(*c->cur));
+			c->cur->in = kiln_xmalloc(GZ_CHUNK);
+		}
+		size_t n = GZ_CHUNK - c->cur->in_len;
+		if (n > len)
+			n = len;
+		memcpy(c->cur->in + c->cur->in_len, p, n);
+		c->cur->in_len += n;
+		p += n;
+		len -= n;
+		if (c->cur->in_len == GZ_CHUNK) {
+			int r = submit(c, err);
+			if (r < 0)
+				return c->failed ? failed_err(c, r, err) : r;
+		}
 	}
-	return reg_ingest_write(c->in, data, len, err);
+	return 0;
 }
 
 int
 exp_compressor_finish(struct exp_compressor *c, char diff_id[KILN_DIGEST_HEX_LEN + 1],
                       struct kiln_err *err)
 {
-	int r = 0;
-	if (c->kind == EXP_COMPRESSION_GZIP)
-		r = gz_finish(c, err);
-	else if (c->kind == EXP_COMPRESSION_ZSTD)
+	int r = c->failed;
+	if (r)
+		return failed_err(c, r, err);
+	struct chunk *j = c->cur;
+	if (j && !j->in_len) {
+		chunk_free(j);
+		c->cur = j = NULL;
+	}
+	if (!c->threads) {
+		/* A layer of one chunk (or none): no threads for it. */
+		c->cur = NULL;
+		if (j) {
+			kiln_sha256_update(c->diff, j->in, j->in_len);
+			if (c->kind == EXP_COMPRESSION_GZIP) {
+				struct gz_streams g;
+				gz_streams_init(&g, c->level);
+				gz_compress(c, &g, j);
+				gz_streams_end(&g);
+			}
+			r = emit(c, j, err);
+			chunk_free(j);
+		}
+	} else {
+		if (j)
+			r = submit(c, err);
+		if (r >= 0 && (r = drain(c)) < 0)
+			return failed_err(c, r, err);
+	}
+	if (r < 0)
+		return r;
+	if (c->kind == EXP_COMPRESSION_GZIP) {
+		/* A final empty fixed-Huffman block, then crc32 and the length mod 2^32. */
+		unsigned char end[10] = {0x03, 0x00};
+		put_le32(end + 2, (uint32_t)c->crc);
+		put_le32(end + 6, (uint32_t)c->total);
+		r = reg_ingest_write(c->in, end, sizeof(end), err);
+	} else if (c->kind == EXP_COMPRESSION_ZSTD) {
 		r = zstd_run(c, NULL, 0, ZSTD_e_end, err);
+	}
 	if (r < 0)
 		return r;
 	struct kiln_digest d;
@@ -562,7 +682,8 @@ exp_compressor_free(struct exp_compressor *c)
 {
 	if (!c)
 		return;
-	gz_stop(c);
+	pipeline_stop(c);
+	kiln_err_release(&c->perr);
 	ZSTD_freeCCtx(c->zc);
 	free(c->zout);
 	kiln_sha256_free(c->diff);
