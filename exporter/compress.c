@@ -52,6 +52,12 @@ struct chunk {
 	bool compressed, hashed, emitted;
 };
 
+struct outbuf {
+	unsigned char *p;
+	size_t len;
+	struct outbuf *next;
+};
+
 struct exp_compressor {
 	enum exp_compression kind;
 	int level;
@@ -74,6 +80,14 @@ struct exp_compressor {
 	int failed; /* -errno from the emitter; its text in perr */
 	struct kiln_err perr;
 	uLong crc; /* gzip: of everything emitted */
+	/* The writer: compressed buffers, in order, into the ingest (write + blob digest). */
+	struct outbuf *q_head, *q_tail;
+	size_t q_bytes;
+	bool q_busy, sink_running;
+	pthread_t sink;
+	pthread_cond_t scv;
+	int sink_failed;
+	struct kiln_err serr;
 	/* zstd */
 	ZSTD_CCtx *zc;
 	unsigned char *zout;
@@ -282,6 +296,95 @@ gz_compress(struct exp_compressor *c, struct gz_streams *g, struct chunk *j)
 	j->result = g->init == Z_OK ? gz_deflate(&g->zs, &g->trial, c->level, j) : g->init;
 }
 
+/* ---- the writer ---- */
+
+#define SINK_MAX (64u << 20) /* bytes queued before the emitter waits */
+
+static void *
+sink_main(void *arg)
+{
+	struct exp_compressor *c = arg;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->stop && !c->q_head)
+			pthread_cond_wait(&c->scv, &c->mu);
+		if (!c->q_head)
+			break;
+		struct outbuf *b = c->q_head;
+		c->q_head = b->next;
+		if (!c->q_head)
+			c->q_tail = NULL;
+		c->q_busy = true;
+		int failed = c->sink_failed;
+		pthread_mutex_unlock(&c->mu);
+		int r = failed ? failed : reg_ingest_write(c->in, b->p, b->len, &c->serr);
+		pthread_mutex_lock(&c->mu);
+		c->q_bytes -= b->len;
+		c->q_busy = false;
+		if (r < 0 && !c->sink_failed)
+			c->sink_failed = r;
+		free(b->p);
+		free(b);
+		pthread_cond_broadcast(&c->scv);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* Write compressed bytes: queued for the writer when it runs (taking `p`, a malloc'd
+ * buffer, when `take`), else at once. */
+static int
+out_write(struct exp_compressor *c, unsigned char *p, size_t len, bool take, struct kiln_err *err)
+{
+	if (!c->sink_running) {
+		int r = reg_ingest_write(c->in, p, len, err);
+		if (take)
+			free(p);
+		return r;
+	}
+	struct outbuf *b = kiln_xcalloc(1, sizeof(*b));
+	if (take) {
+		b->p = p;
+	} else {
+		b->p = kiln_xmalloc(len ? len : 1);
+		memcpy(b->p, p, len);
+	}
+	b->len = len;
+	pthread_mutex_lock(&c->mu);
+	while (c->q_bytes > SINK_MAX && !c->sink_failed && !c->stop)
+		pthread_cond_wait(&c->scv, &c->mu);
+	int r = c->sink_failed;
+	if (!r) {
+		if (c->q_tail)
+			c->q_tail->next = b;
+		else
+			c->q_head = b;
+		c->q_tail = b;
+		c->q_bytes += len;
+		pthread_cond_broadcast(&c->scv);
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (r) {
+		free(b->p);
+		free(b);
+	}
+	return r;
+}
+
+/* Wait until the writer has written everything queued. */
+static int
+out_flush(struct exp_compressor *c)
+{
+	if (!c->sink_running)
+		return 0;
+	pthread_mutex_lock(&c->mu);
+	while ((c->q_head || c->q_busy) && !c->sink_failed)
+		pthread_cond_wait(&c->scv, &c->mu);
+	int r = c->sink_failed;
+	pthread_mutex_unlock(&c->mu);
+	return r;
+}
+
 /* ---- zstd ---- */
 
 
@@ -297,12 +400,16 @@ zstd_run(struct exp_compressor *c, const void *p, size_t len, ZSTD_EndDirective 
 {
 	ZSTD_inBuffer in = {p, len, 0};
 	for (;;) {
+		if (!c->zout)
+			c->zout = kiln_xmalloc(c->zout_size);
 		ZSTD_outBuffer out = {c->zout, c->zout_size, 0};
 		size_t left = ZSTD_compressStream2(c->zc, &out, &in, mode);
 		if (ZSTD_isError(left))
 			return zstd_fail(left, err);
 		if (out.pos) {
-			int r = reg_ingest_write(c->in, c->zout, out.pos, err);
+			/* the writer takes the buffer; the next call gets a new one */
+			int r = out_write(c, c->zout, out.pos, true, err);
+			c->zout = NULL;
 			if (r < 0)
 				return r;
 		}
@@ -330,13 +437,15 @@ emit(struct exp_compressor *c, struct chunk *j, struct kiln_err *err)
 			return kiln_err_set(err, j->result == Z_MEM_ERROR ? ENOMEM : EIO,
 			                    "gzip: deflate failed (%d)", j->result);
 		c->crc = crc32_combine(c->crc, j->crc, (z_off_t)j->in_len);
-		return reg_ingest_write(c->in, j->out, j->out_len, err);
+		unsigned char *out = j->out;
+		j->out = NULL;
+		return out_write(c, out, j->out_len, true, err);
 	case EXP_COMPRESSION_ZSTD:
 		return zstd_run(c, j->in, j->in_len, ZSTD_e_continue, err);
 	case EXP_COMPRESSION_NONE:
 		break;
 	}
-	return reg_ingest_write(c->in, j->in, j->in_len, err);
+	return out_write(c, j->in, j->in_len, false, err);
 }
 
 static void *
@@ -421,6 +530,9 @@ pipeline_start(struct exp_compressor *c, struct kiln_err *err)
 	c->ring_size = workers * 2 + 4;
 	c->ring = kiln_xcalloc(c->ring_size, sizeof(*c->ring));
 	c->threads = kiln_xcalloc(workers + 2, sizeof(*c->threads));
+	if (pthread_create(&c->sink, NULL, sink_main, c) != 0)
+		return kiln_err_set(err, EAGAIN, "compression threads");
+	c->sink_running = true;
 	void *(*mains[2])(void *) = {hasher_main, emitter_main};
 	for (size_t i = 0; i < workers + 2; i++) {
 		if (pthread_create(&c->threads[i], NULL, i < 2 ? mains[i] : gz_worker, c) != 0) {
@@ -516,6 +628,22 @@ pipeline_stop(struct exp_compressor *c)
 		free(c->threads);
 		c->threads = NULL;
 	}
+	if (c->sink_running) {
+		/* stop is set: the writer empties its queue (skipping writes once failed) */
+		pthread_mutex_lock(&c->mu);
+		c->stop = true;
+		pthread_cond_broadcast(&c->scv);
+		pthread_mutex_unlock(&c->mu);
+		pthread_join(c->sink, NULL);
+		c->sink_running = false;
+		while (c->q_head) { /* queued by an emitter that was still running */
+			struct outbuf *b = c->q_head;
+			c->q_head = b->next;
+			free(b->p);
+			free(b);
+		}
+		c->q_tail = NULL;
+	}
 	for (uint64_t k = c->freed; c->ring && k < c->produced; k++)
 		chunk_free(slot(c, k));
 	free(c->ring);
@@ -537,8 +665,9 @@ put_le32(unsigned char *p, uint32_t v)
 static int
 failed_err(struct exp_compressor *c, int r, struct kiln_err *err)
 {
-	if (err && c->perr.msg)
-		kiln_err_set(err, c->perr.code ? c->perr.code : -r, "%s", c->perr.msg);
+	const struct kiln_err *e = c->perr.msg ? &c->perr : &c->serr;
+	if (err && e->msg)
+		kiln_err_set(err, e->code ? e->code : -r, "%s", e->msg);
 	else
 		kiln_err_set(err, -r, "write layer");
 	return r;
@@ -557,6 +686,7 @@ exp_compressor_new(enum exp_compression kind, int level, struct reg_ingest *in,
 	c->diff = kiln_sha256_new();
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
+	pthread_cond_init(&c->scv, NULL);
 	if (kind == EXP_COMPRESSION_GZIP) {
 		static const unsigned char hdr[10] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff};
 		unsigned char h[10];
@@ -585,7 +715,6 @@ exp_compressor_new(enum exp_compression kind, int level, struct reg_ingest *in,
 			return r;
 		}
 		c->zout_size = ZSTD_CStreamOutSize();
-		c->zout = kiln_xmalloc(c->zout_size);
 	}
 	*ret = c;
 	return 0;
@@ -658,10 +787,12 @@ exp_compressor_finish(struct exp_compressor *c, char diff_id[KILN_DIGEST_HEX_LEN
 		unsigned char end[10] = {0x03, 0x00};
 		put_le32(end + 2, (uint32_t)c->crc);
 		put_le32(end + 6, (uint32_t)c->total);
-		r = reg_ingest_write(c->in, end, sizeof(end), err);
+		r = out_write(c, end, sizeof(end), false, err);
 	} else if (c->kind == EXP_COMPRESSION_ZSTD) {
 		r = zstd_run(c, NULL, 0, ZSTD_e_end, err);
 	}
+	if (r >= 0 && (r = out_flush(c)) < 0)
+		return failed_err(c, r, err);
 	if (r < 0)
 		return r;
 	struct kiln_digest d;
@@ -684,6 +815,8 @@ exp_compressor_free(struct exp_compressor *c)
 		return;
 	pipeline_stop(c);
 	kiln_err_release(&c->perr);
+	kiln_err_release(&c->serr);
+	pthread_cond_destroy(&c->scv);
 	ZSTD_freeCCtx(c->zc);
 	free(c->zout);
 	kiln_sha256_free(c->diff);
