@@ -685,11 +685,11 @@ save_docker(struct sink *k, struct reg_store *st, const struct reg_image *img, s
 	return r;
 }
 
-/* Write `img` as a `fmt` archive to `path` (temp file, fsync, rename), or to standard
- * output when path is "-". */
+/* Write `img` as a `fmt` archive to `path` (temp file, fsync when `durable`, rename), or
+ * to standard output when path is "-". */
 static int
 save_image(struct reg_store *st, const struct reg_image *img, enum reg_archive_format fmt,
-           const char *path, struct kiln_err *err)
+           const char *path, bool durable, struct kiln_err *err)
 {
 	bool out = kiln_str_eq(path, "-");
 	_cleanup_free_ char *tmp = out ? NULL : kiln_xasprintf("%s.tmp-%d", path, getpid());
@@ -711,7 +711,7 @@ save_image(struct reg_store *st, const struct reg_image *img, enum reg_archive_f
 	r = fmt == REG_ARCHIVE_DOCKER ? save_docker(&k, st, img, err) : save_oci(&k, st, img, err);
 	if (r >= 0 && archive_write_close(a) != ARCHIVE_OK)
 		r = sink_fail(&k, "finish archive");
-	if (r >= 0 && !out && fsync(fd) < 0)
+	if (r >= 0 && !out && durable && fsync(fd) < 0)
 		r = kiln_err_set(err, errno, "fsync `%s`", tmp);
 	if (r >= 0 && !out && rename(tmp, path) < 0)
 		r = kiln_err_set(err, errno, "rename to `%s`", path);
@@ -741,7 +741,7 @@ reg_archive_save_image(struct reg_store *st, const char *manifest_digest, const 
 		}
 	}
 	if (r >= 0)
-		r = save_image(st, &img, fmt, path, err);
+		r = save_image(st, &img, fmt, path, false, err);
 	reg_image_release(&img);
 	if (r < 0)
 		return kiln_err_wrap(err, "save %s", name ? name : manifest_digest);
@@ -755,7 +755,7 @@ reg_archive_save(struct reg_store *st, const char *ref, enum reg_archive_format 
 	struct reg_image img = REG_IMAGE_INIT;
 	int r = reg_image_open(st, ref, NULL, &img, err);
 	if (r >= 0)
-		r = save_image(st, &img, fmt, path, err);
+		r = save_image(st, &img, fmt, path, true, err);
 	if (r < 0)
 		kiln_err_wrap(err, "save %s", ref);
 	reg_image_release(&img);

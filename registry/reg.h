@@ -367,8 +367,10 @@ void reg_loaded_free(struct reg_loaded *v, size_t n);
 int reg_archive_save(struct reg_store *st, const char *ref, enum reg_archive_format fmt,
                      const char *path, struct kiln_err *err);
 /* The same for the image manifest `manifest_digest` (a manifest, or an index for OCI),
- * recorded under `name` (normalized; NULL: no name). `path` "-" writes to standard
- * output. */
+ * recorded under `name` (normalized; NULL: no name), for kiln build's outputs: still
+ * renamed into place whole, but not fsync'd (an output like `docker save`'s, whose
+ * durability is the caller's business; the store's blobs are). `path` "-" writes to
+ * standard output. */
 int reg_archive_save_image(struct reg_store *st, const char *manifest_digest, const char *name,
                            enum reg_archive_format fmt, const char *path, struct kiln_err *err);
 

@@ -601,23 +601,28 @@ test_layer__many_hard_links(void **state)
 	ents_free(v, n);
 }
 
-/* 5 MiB that compress partly: runs of pseudo-random bytes and of text, so the gzip is cut
- * in several chunks that each hold both. */
+/* 5 MiB that compress partly: a chunk of text (deflated), one of random bytes (stored),
+ * one of base64 (Huffman only), then text and random bytes mixed in one chunk. */
 static void
 big_file(const char *p)
 {
 	size_t n = 5u << 20;
 	_cleanup_free_ char *data = kiln_xmalloc(n + 1);
 	uint64_t x = 88172645463325252ull;
+	static const char b64[] =
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	for (size_t i = 0; i < n; i++) {
-		if ((i / 4096) % 2) {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
-			data[i] = (char)x;
-		} else {
+		/* whole chunks of text, random bytes, base64; then the two mixed */
+		size_t mode = i < (3u << 20) ? (i >> 20) : 1 + (i / 4096) % 2;
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		if (mode == 0)
 			data[i] = "kiln layer text "[i % 16];
-		}
+		else if (mode == 1)
+			data[i] = (char)x;
+		else
+			data[i] = b64[x % 64];
 	}
 	_cleanup_free_ char *path = at(p, "big");
 	_cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
