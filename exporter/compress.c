@@ -64,8 +64,8 @@ struct exp_compressor {
 	struct reg_ingest *in;
 	struct kiln_sha256 *diff;
 	int64_t total;
-	struct chunk *cur;             /* being filled */
-	unsigned char tail[GZ_DICT];   /* gzip: the last bytes before `cur` */
+	struct chunk *cur;           /* being filled */
+	unsigned char tail[GZ_DICT]; /* gzip: the last bytes before `cur` */
 	size_t tail_len;
 	/* The pipeline: chunk number k lives in ring[k % ring_size] from its submission
 	 * until it is hashed and emitted; the counters only grow. */
@@ -569,7 +569,6 @@ out_flush(struct exp_compressor *c)
 }
 
 /* ---- zstd ---- */
-
 
 static int
 zstd_fail(size_t code, struct kiln_err *err)

@@ -32,28 +32,39 @@
  * uid/gid only (no uname/gname), no atime/ctime, mtime kept (clamped to
  * source_date_epoch with rewrite_timestamp), deletions as `.wh.NAME`, opaque directories
  * as `.wh..wh..opq`, hard links within the layer as hardlink entries, xattrs kept except
- * trusted.overlay.* / user.overlay.*, device nodes and fifos. gzip without a timestamp or
- * name, so the same files give the same bytes. diff_id = sha256 of the tar, digest and
- * size = of the gzip blob, ingested into the reg store (media type
- * application/vnd.oci.image.layer.v1.tar+gzip). An empty diff gives BuildKit's 32-byte
- * empty layer (sha256:4f4fb700...), which is kept so layers and history stay aligned.
+ * trusted.overlay.* / user.overlay.*, device nodes and fifos.
  *
- * Layer cache: `<kiln_root>/exporter/layers/<driver>/<snapshot>[@<clamp>].json` maps a
- * snapshot to its diff_id, digest and size (written by temp file, fsync, rename); a later
- * export of the same snapshot whose blob is still in the store, with that size, does not
- * re-tar. Snapshots are immutable once committed; a record also holds the identity of the
- * snapshot's meta file (dev, inode, ctime), so a name removed and committed again is
- * tarred afresh. The clamp shapes the tar, so it is part of the file name. Records are
- * small and never pruned here (a prune of the snapshot store may remove the directory).
+ * Compression (exp_layer_opts.compression, .compression_level): gzip (default, level 6),
+ * zstd (level 3) or none, in the same pass as both digests: diff_id = sha256 of the tar,
+ * digest and size = of the blob, ingested into the reg store with the matching OCI media
+ * type. gzip runs on all cores pigz-style (fixed 1 MiB chunks, each deflated with the
+ * previous 32 KiB as dictionary, one gzip member without name or time; random-looking
+ * chunks are stored and chunks LZ77 cannot shrink get Huffman coding only, decided from
+ * the chunk's bytes alone); zstd uses libzstd's workers. The output depends only on the
+ * tar and the level, never on the number of threads. An empty diff in gzip gives
+ * BuildKit's 32-byte empty layer (sha256:4f4fb700...), which is kept so layers and
+ * history stay aligned. exp_chain_layers exports the layers of a chain at once.
+ *
+ * Layer cache: `<kiln_root>/exporter/layers/<driver>/<snapshot>[@<clamp>].<compression>-
+ * <level>.json` maps a snapshot to its diff_id, digest and size (written by temp file,
+ * fsync, rename); a later export of the same snapshot whose blob is still in the store,
+ * with that size, does not re-tar: a layer compressed once in a compression is never
+ * compressed again. Snapshots are immutable once committed; a record also holds the
+ * identity of the snapshot's meta file (dev, inode, ctime), so a name removed and committed again
+ *is tarred afresh. The clamp shapes the tar, so it is part of the file name. Records are small and
+ *never pruned here (a prune of the snapshot store may remove the directory).
  *
  * Image: the stage config (sv_result.config) is laid over the base image's config:
  * "base": R names the base image (opened from the store unless io.base is given), Env
  * merges by key (ours win; PATH defaults when neither sets it), Labels/ExposedPorts/
  * Volumes merge by key, other members present in ours replace the base's ("Cmd": null
  * removes the base's Cmd), history is appended to the base's. rootfs.diff_ids = the
- * base's + the new layers'; the manifest reuses the base's layer descriptors as they are.
+ * base's + the new layers'; the manifest reuses the base's layer blobs as they are, unless
+ * force_compression asks for another compression (recompressed once, remembered in
+ * `<kiln_root>/exporter/blobs/`). OCI media types, or Docker's with oci_mediatypes=false
+ * (zstd layers keep the OCI type, which Docker lacks).
  * "created" (config and new history entries) = source_date_epoch, else now. The config,
- * then the manifest (OCI), are stored; each name in io.names (normalized: "app" ->
+ * then the manifest, are stored; each name in io.names (normalized: "app" ->
  * docker.io/library/app:latest) is pointed at the manifest.
  *
  * Thread-safe: no globals; exports of different snapshots may run at once.
