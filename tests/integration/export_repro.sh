@@ -46,6 +46,12 @@ sleep 1.1 # a second later: mtimes written by RUN differ
 build_in "$T/root2" gzip "$T/g2.tar"
 expect_eq "gzip: two clean --no-cache builds, one manifest digest" "$digest" "$g1"
 expect_eq "gzip: the same archive bytes" "$(sha256sum <"$T/g2.tar")" "$(sha256sum <"$T/g1.tar")"
+# an unchanged rebuild re-exports without compressing anything again: the same bytes
+KILN_ROOT="$T/root1" run_kiln build --secret id=tok,src="$T/secret" \
+	-o "type=oci,dest=$T/g1-again.tar,rewrite-timestamp=true" "$CTX"
+expect_eq "unchanged rebuild: $err" "$rc" 0
+expect_contains "no layer compressed again" "$err" "(gzip, 0 new of 3)"
+expect_eq "the re-export is the same archive" "$(sha256sum <"$T/g1-again.tar")" "$(sha256sum <"$T/g1.tar")"
 build_in "$T/root1" zstd "$T/z1.tar"
 z1=$digest
 sleep 1.1
