@@ -38,51 +38,47 @@ DF
 	-t bench:1 "$T/ctx" >/dev/null
 
 # Each timed command starts with the page cache's dirty data written out, so one run's
-# writeback does not slow the next.
-ms() { echo $((($(date +%s%N) - $1) / 1000000)); }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# writeback does not slow the next. Wall time and CPU time (user + sys) are both kept: on
+# a shared machine the CPU time is the steadier figure.
+declare -A wall cpu
+timed() { # NAME CMD...
+	local name=$1
+	shift
+	sync
+	/usr/bin/time -f "%e %U %S" -o "$T/time" "$@" >/dev/null 2>"$T/$name.log"
+	read -r e u s <"$T/time"
+	wall[$name]+="$e "
+	cpu[$name]+="$(awk -v u="$u" -v s="$s" 'BEGIN {print u + s}') "
+}
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 drop_records() { find "$KILN_ROOT/exporter" -name "*.$1-*.json" -delete 2>/dev/null || true; }
-kg=() kz=() bg=() bz=() kc=()
 for i in $(seq "$RUNS"); do
+	rm -f "$T"/kiln-*.tar "$T"/buildah-*.tar
 	drop_records gzip
-	rm -f "$T"/kiln-*.tar
-	sync
-	s=$(date +%s%N)
-	"$KILN" build -q -o "type=oci,dest=$T/kiln-gzip.tar" "$T/ctx" >/dev/null
-	kg+=($(ms "$s"))
+	timed kg "$KILN" build -o "type=oci,dest=$T/kiln-gzip.tar" "$T/ctx"
 	drop_records zstd
-	sync
-	s=$(date +%s%N)
-	"$KILN" build -q -o "type=oci,dest=$T/kiln-zstd.tar,compression=zstd" "$T/ctx" >/dev/null
-	kz+=($(ms "$s"))
-	sync
-	s=$(date +%s%N)
-	"$KILN" build -o "type=oci,dest=$T/kiln-again.tar" "$T/ctx" 2>"$T/again.log" >/dev/null
-	kc+=($(ms "$s"))
-	rm -f "$T/buildah-gzip.tar" "$T/buildah-zstd.tar"
-	sync
-	s=$(date +%s%N)
-	"${BUILDAH[@]}" push -q bench:1 "oci-archive:$T/buildah-gzip.tar"
-	bg+=($(ms "$s"))
-	sync
-	s=$(date +%s%N)
-	"${BUILDAH[@]}" push -q --compression-format zstd bench:1 "oci-archive:$T/buildah-zstd.tar"
-	bz+=($(ms "$s"))
+	timed kz "$KILN" build -o "type=oci,dest=$T/kiln-zstd.tar,compression=zstd" "$T/ctx"
+	timed kc "$KILN" build -o "type=oci,dest=$T/kiln-again.tar" "$T/ctx"
+	timed bg "${BUILDAH[@]}" push -q bench:1 "oci-archive:$T/buildah-gzip.tar"
+	timed bz "${BUILDAH[@]}" push -q --compression-format zstd bench:1 \
+		"oci-archive:$T/buildah-zstd.tar"
 done
-grep -q "gzip, 0 new of" "$T/again.log" || { echo "the unchanged rebuild compressed again" >&2; exit 1; }
+grep -q "gzip, 0 new of" "$T/kc.log" || { echo "the unchanged rebuild compressed again" >&2; exit 1; }
 cmp -s "$T/kiln-gzip.tar" "$T/kiln-again.tar" || { echo "the re-export differs" >&2; exit 1; }
 
 size() { stat -c %s "$1" | awk '{printf "%.1f MB", $1/1e6}'; }
-row() { printf '  %-40s %8.2f s  %10s  %s\n' "$1" "$(echo "$2" | awk '{print $1/1000}')" "$3" "$4"; }
-mg=$(printf '%s\n' "${kg[@]}" | median) mz=$(printf '%s\n' "${kz[@]}" | median)
-mbg=$(printf '%s\n' "${bg[@]}" | median) mbz=$(printf '%s\n' "${bz[@]}" | median)
-mc=$(printf '%s\n' "${kc[@]}" | median)
+row() { # LABEL KEY FILE NOTE
+	printf '  %-42s %6.2f s %6.2f s  %9s  %s\n' "$1" "$(echo "${wall[$2]}" | median)" \
+		"$(echo "${cpu[$2]}" | median)" "$(size "$3")" "$4"
+}
+ratio() { awk -v a="$(echo "${wall[$1]}" | median)" -v b="$(echo "${wall[$2]}" | median)" \
+	'BEGIN {printf "%.1fx", a / b}'; }
 echo "export of a ~325 MB RUN layer to an OCI archive, median of $RUNS, $(nproc) CPUs:"
-row "buildah push oci-archive: (gzip)" "$mbg" "$(size "$T/buildah-gzip.tar")" ""
-row "buildah push --compression-format zstd" "$mbz" "$(size "$T/buildah-zstd.tar")" ""
-row "kiln build -o type=oci (gzip)" "$mg" "$(size "$T/kiln-gzip.tar")" \
-	"$(awk -v a="$mbg" -v b="$mg" 'BEGIN {printf "%.1fx faster than buildah gzip", a/b}')"
-row "kiln build -o type=oci,compression=zstd" "$mz" "$(size "$T/kiln-zstd.tar")" \
-	"$(awk -v a="$mbg" -v b="$mz" 'BEGIN {printf "%.1fx faster than buildah gzip", a/b}')"
-row "kiln, unchanged rebuild (no compression)" "$mc" "$(size "$T/kiln-again.tar")" \
-	"(same bytes as the gzip archive)"
+printf '  %-42s %8s %8s  %9s\n' "" wall cpu size
+row "buildah push oci-archive: (gzip)" bg "$T/buildah-gzip.tar" ""
+row "buildah push --compression-format zstd" bz "$T/buildah-zstd.tar" ""
+row "kiln build -o type=oci (gzip)" kg "$T/kiln-gzip.tar" "$(ratio bg kg) faster than buildah gzip"
+row "kiln build -o type=oci,compression=zstd" kz "$T/kiln-zstd.tar" \
+	"$(ratio bg kz) faster than buildah gzip"
+row "kiln, unchanged rebuild (no compression)" kc "$T/kiln-again.tar" \
+	"same bytes as the gzip archive"
