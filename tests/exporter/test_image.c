@@ -336,6 +336,63 @@ test_image__manifest_digest_stable(void **state)
 }
 
 static void
+test_image__docker_media_types_and_force_compression(void **state)
+{
+	struct fixture *f = *state;
+	struct exp_layer lb = make_layer(f, L_BASE, KILN_ARRAY_SIZE(L_BASE));
+	_cleanup_json_ json_t *cfg = J(STAGE_BASE);
+	struct exp_image_opts o = EXP_IMAGE_OPTS_INIT;
+	o.stage_config = cfg;
+	o.layers = &lb;
+	o.nlayers = 1;
+	o.source_date_epoch = SDE;
+	struct kiln_err err = KILN_ERR_INIT;
+
+	/* oci-mediatypes=false: Docker's manifest, config and layer types, same blobs */
+	o.oci_mediatypes = false;
+	struct exp_image di;
+	assert_int_equal(exp_image_commit(f->rs, &o, &di, &err), 0);
+	struct reg_image img = REG_IMAGE_INIT;
+	open_image(f, di.manifest_digest, &img);
+	assert_int_equal(img.manifest.kind, REG_KIND_DOCKER_MANIFEST);
+	assert_string_equal(img.manifest.config.media_type, REG_MT_DOCKER_CONFIG);
+	assert_int_equal(img.manifest.n_layers, 2);
+	for (size_t i = 0; i < 2; i++)
+		assert_string_equal(img.manifest.layers[i].media_type, REG_MT_DOCKER_LAYER_GZIP);
+	assert_string_equal(img.manifest.layers[1].digest, lb.digest);
+	reg_image_release(&img);
+
+	/* force-compression=zstd: the base's gzip layer is recompressed, its diff_id kept */
+	o.oci_mediatypes = true;
+	o.force_compression = true;
+	o.compression = EXP_COMPRESSION_ZSTD;
+	struct exp_image zi;
+	assert_int_equal(exp_image_commit(f->rs, &o, &zi, &err), 0);
+	struct reg_image z = REG_IMAGE_INIT, rootfs = REG_IMAGE_INIT;
+	open_image(f, zi.manifest_digest, &z);
+	open_image(f, "rootfs:1", &rootfs);
+	assert_string_equal(z.manifest.layers[0].media_type, REG_MT_OCI_LAYER_ZSTD);
+	assert_string_not_equal(z.manifest.layers[0].digest, rootfs.manifest.layers[0].digest);
+	assert_string_equal(z.config.diff_ids.v[0], rootfs.config.diff_ids.v[0]);
+	/* the new layer given as gzip is left alone: force applies to the base's */
+	assert_string_equal(z.manifest.layers[1].digest, lb.digest);
+	/* once: the same blob again, from the record */
+	struct exp_image again;
+	assert_int_equal(exp_image_commit(f->rs, &o, &again, &err), 0);
+	assert_string_equal(again.manifest_digest, zi.manifest_digest);
+	/* without force, the base's blob as it is */
+	o.force_compression = false;
+	struct exp_image keep;
+	assert_int_equal(exp_image_commit(f->rs, &o, &keep, &err), 0);
+	struct reg_image k = REG_IMAGE_INIT;
+	open_image(f, keep.manifest_digest, &k);
+	assert_string_equal(k.manifest.layers[0].digest, rootfs.manifest.layers[0].digest);
+	reg_image_release(&k);
+	reg_image_release(&z);
+	reg_image_release(&rootfs);
+}
+
+static void
 test_image__scratch_and_created_now(void **state)
 {
 	struct fixture *f = *state;
@@ -676,6 +733,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_image__merge_env_by_key_ours_win),
+	        cmocka_unit_test_setup_teardown(
+	                test_image__docker_media_types_and_force_compression, setup, teardown),
 	        cmocka_unit_test(test_image__merge_path_default_when_neither_sets_it),
 	        cmocka_unit_test(test_image__merge_labels_ports_volumes_by_key),
 	        cmocka_unit_test(test_image__merge_cmd_null_resets_others_replace),
