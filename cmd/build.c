@@ -53,7 +53,9 @@ usage(FILE *f)
 	        "  --explain                say why each step missed the cache\n"
 	        "  --check                  run the build checks (kiln lint) only, build nothing\n"
 	        "  --allow ENT              network.host, security.insecure\n"
-	        "  -o, --output SPEC        type=local,dest=DIR: the final stage's files\n");
+	        "  -o, --output SPEC        type=local,dest=DIR: the final stage's files\n"
+	        "  --cache-to SPEC          type=local,dest=DIR|registry,ref=REF|inline[,mode=max]\n"
+	        "  --cache-from SPEC        type=local,src=DIR|registry,ref=REF (repeatable)\n");
 }
 
 enum progress { PROGRESS_PLAIN, PROGRESS_QUIET, PROGRESS_RAWJSON };
@@ -153,6 +155,7 @@ on_event(void *data, const struct sv_event *ev)
 struct build_args {
 	const char *file, *context, *target, *iidfile, *output, *ssh, *metadata_file, *platform;
 	struct kiln_strv tags, build_args, no_cache_stages;
+	struct kiln_strv cache_to, cache_from; /* --cache-to, --cache-from specs */
 	struct cmd_secrets secrets;
 	bool no_cache, pull, explain, check, allow_host, allow_insecure;
 	unsigned jobs;
@@ -165,6 +168,8 @@ build_args_release(struct build_args *a)
 	kiln_strv_release(&a->tags);
 	kiln_strv_release(&a->build_args);
 	kiln_strv_release(&a->no_cache_stages);
+	kiln_strv_release(&a->cache_to);
+	kiln_strv_release(&a->cache_from);
 	cmd_secrets_release(&a->secrets);
 }
 
@@ -220,7 +225,7 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 	        "--file",          "--tag",      "--target", "--build-arg",
 	        "--secret",        "--ssh",      "--jobs",   "--progress",
 	        "--iidfile",       "--allow",    "--output", "--no-cache-filter",
-	        "--metadata-file", "--platform",
+	        "--metadata-file", "--platform", "--cache-to", "--cache-from",
 	};
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
@@ -325,6 +330,13 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 			a->metadata_file = val;
 		} else if (kiln_str_eq(name, "--platform")) {
 			a->platform = val;
+		} else if (kiln_str_eq(name, "--cache-to") || kiln_str_eq(name, "--cache-from")) {
+			bool to = kiln_str_eq(name, "--cache-to");
+			struct exp_cache_spec cs = {0};
+			if (exp_cache_spec_parse(val, to, &cs, err) < 0)
+				return -1;
+			exp_cache_spec_release(&cs);
+			kiln_strv_push(to ? &a->cache_to : &a->cache_from, val);
 		}
 	}
 	if (!a->context)
@@ -492,6 +504,7 @@ struct build {
 	struct sv_cache *cache;
 	struct ops *ops;
 	struct sv_solver *solver;
+	struct exp_cache_importer *importer; /* --cache-from */
 	struct sv_graph *graph;
 	struct ops_secret *secrets;
 	char *tmp_context; /* the empty context of `kiln build -` */
@@ -504,6 +517,7 @@ build_release(struct build *b)
 {
 	sigwatch_stop(&b->sig);
 	sv_solver_free(b->solver);
+	exp_cache_importer_free(b->importer);
 	sv_graph_free(b->graph);
 	ops_free(b->ops);
 	sv_cache_free(b->cache);
@@ -512,6 +526,92 @@ build_release(struct build *b)
 	free(b->secrets);
 	free(b->tmp_context);
 	free(b->prog.numbers);
+}
+
+/* --cache-from: each cache's records go into the store; their layers are fetched only
+ * when a step hits one. A cache that cannot be read is a warning, as in buildx. */
+static int
+cache_import(struct build_args *a, struct build *b)
+{
+	if (!a->cache_from.n)
+		return 0;
+	struct kiln_err err = KILN_ERR_INIT;
+	if (exp_cache_importer_new(b->snaps, b->reg, cmd_root(), ops_vtable(), b->ops, &b->importer,
+	                           &err) < 0) {
+		cmd_print_err(&err);
+		return -1;
+	}
+	for (size_t i = 0; i < a->cache_from.n; i++) {
+		struct exp_cache_spec cs = {0};
+		size_t n = 0;
+		if (exp_cache_spec_parse(a->cache_from.v[i], false, &cs, &err) < 0 ||
+		    exp_cache_import(b->importer, &cs, b->cache, &n, &err) < 0)
+			fprintf(stderr, "kiln: warning: cache from %s not imported: %s\n",
+			        a->cache_from.v[i], err.msg ? err.msg : "failed");
+		else if (a->progress == PROGRESS_PLAIN)
+			fprintf(stderr, "kiln: imported %zu cache record(s) from %s\n", n,
+			        a->cache_from.v[i]);
+		kiln_err_release(&err);
+		exp_cache_spec_release(&cs);
+	}
+	return 0;
+}
+
+static void
+cache_import_report(struct build_args *a, struct build *b)
+{
+	if (!b->importer)
+		return;
+	const struct kiln_strv *w = exp_cache_importer_warnings(b->importer);
+	for (size_t i = 0; i < w->n; i++)
+		fprintf(stderr, "kiln: warning: %s\n", w->v[i]);
+	size_t layers, fetched;
+	exp_cache_importer_stats(b->importer, &layers, &fetched);
+	if (a->progress == PROGRESS_PLAIN)
+		fprintf(stderr, "kiln: cache layers fetched: %zu of %zu\n", fetched, layers);
+}
+
+/* --cache-to type=inline: the image config carries the cache metadata. */
+static int
+cache_inline(struct build_args *a, const struct exp_cache_export_opts *o, const json_t *config,
+             json_t **ret, struct kiln_err *err)
+{
+	for (size_t i = 0; i < a->cache_to.n; i++) {
+		struct exp_cache_spec cs = {0};
+		if (exp_cache_spec_parse(a->cache_to.v[i], true, &cs, err) < 0)
+			return -1;
+		int r = 0;
+		if (cs.type == EXP_CACHE_INLINE && !*ret)
+			r = exp_cache_inline_config(o, config, ret, err);
+		exp_cache_spec_release(&cs);
+		if (r < 0)
+			return kiln_err_wrap(err, "export inline cache");
+	}
+	return 0;
+}
+
+static int
+cache_export(struct build_args *a, const struct exp_cache_export_opts *o, struct kiln_err *err)
+{
+	for (size_t i = 0; i < a->cache_to.n; i++) {
+		struct exp_cache_spec cs = {0};
+		if (exp_cache_spec_parse(a->cache_to.v[i], true, &cs, err) < 0)
+			return -1;
+		int r = exp_cache_export(&cs, o, err);
+		for (size_t k = 0; k < o->warnings->n; k++)
+			fprintf(stderr, "kiln: warning: %s\n", o->warnings->v[k]);
+		kiln_strv_release(o->warnings);
+		if (r < 0 && cs.ignore_error) {
+			fprintf(stderr, "kiln: warning: cache to %s: %s\n", a->cache_to.v[i],
+			        err->msg ? err->msg : "failed");
+			kiln_err_release(err);
+			r = 0;
+		}
+		exp_cache_spec_release(&cs);
+		if (r < 0)
+			return kiln_err_wrap(err, "export cache to %s", a->cache_to.v[i]);
+	}
+	return 0;
 }
 
 static int
@@ -631,7 +731,11 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	sopts.progress = on_event;
 	sopts.progress_data = &b->prog;
 	sopts.source_file = file_name;
-	if (sv_solver_new(ops_vtable(), b->ops, b->cache, &sopts, &b->solver, err) < 0)
+	if (cache_import(a, b) < 0)
+		return -1;
+	if (sv_solver_new(b->importer ? exp_cache_importer_ops() : ops_vtable(),
+	                  b->importer ? (void *)b->importer : b->ops, b->cache, &sopts, &b->solver,
+	                  err) < 0)
 		return -1;
 	struct sv_vertex *want = res->vertex;
 	sigwatch_start(&b->sig, b->ops);
@@ -640,6 +744,7 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	struct kiln_err serr = KILN_ERR_INIT;
 	ops_save(b->ops, &serr); /* the stat index only speeds up the next build */
 	kiln_err_release(&serr);
+	cache_import_report(a, b);
 	if (r < 0)
 		return r;
 
@@ -672,11 +777,30 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	uint64_t sdev;
 	if (sde && *sde && kiln_parse_u64(sde, &sdev) == 0)
 		io.source_date_epoch = (int64_t)sdev;
+	struct exp_cache_export_opts ceo = EXP_CACHE_EXPORT_OPTS_INIT;
+	_cleanup_strv_ struct kiln_strv cache_warnings = KILN_STRV_INIT;
+	ceo.ss = b->snaps;
+	ceo.rs = b->reg;
+	ceo.cache = b->cache;
+	ceo.solver = b->solver;
+	ceo.graph = b->graph;
+	ceo.target = res->vertex;
+	ceo.kiln_root = cmd_root();
+	ceo.warnings = &cache_warnings;
+	_cleanup_json_ json_t *inline_config = NULL;
+	if (cache_inline(a, &ceo, res->config, &inline_config, err) < 0) {
+		exp_layers_free(layers, nlayers);
+		return -1;
+	}
+	if (inline_config)
+		io.stage_config = inline_config;
 	struct exp_image img;
 	r = exp_image_commit(b->reg, &io, &img, err);
 	exp_layers_free(layers, nlayers);
 	if (r < 0)
 		return kiln_err_wrap(err, "export image");
+	if (cache_export(a, &ceo, err) < 0)
+		return -1;
 	if (a->progress == PROGRESS_PLAIN) {
 		fprintf(stderr, "#%zu writing image %s\n", n, img.config_digest);
 		for (size_t i = 0; i < a->tags.n; i++)

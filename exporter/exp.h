@@ -188,4 +188,108 @@ int exp_image_export(struct snap_store *ss, struct reg_store *rs, const char *to
                      const struct exp_export_opts *opts, struct exp_image *ret,
                      struct kiln_err *err);
 
+/* ==== portable build cache: --cache-to / --cache-from (exporter/cache.c, owned by the
+ * cache work; the rest of this header is the exporter's) ====
+ *
+ * Calling sequence:
+ *
+ *	struct exp_cache_spec to, from;
+ *	exp_cache_spec_parse("type=local,dest=DIR,mode=max", true, &to, &err);
+ *	exp_cache_spec_parse("type=local,src=DIR", false, &from, &err);
+ *	struct exp_cache_importer *imp;
+ *	exp_cache_importer_new(ss, rs, root, ops_vtable(), ops, &imp, &err);
+ *	exp_cache_import(imp, &from, cache, &nrecords, &err);  // records written, no blob yet
+ *	sv_solver_new(exp_cache_importer_ops(), imp, cache, ...); sv_solve(...);
+ *	struct exp_cache_export_opts eo = EXP_CACHE_EXPORT_OPTS_INIT; ...
+ *	exp_cache_export(&to, &eo, &err);
+ *
+ * What travels: one record per exported step (exec/file vertex): its cache key (keys are
+ * stable across machines: op definitions, input keys, content digests, never snapshot
+ * names), its parent (the key of the step below it, or the snapshot name of the stage's
+ * root: a base image's chain id or "scratch", which the importing build makes itself
+ * from the base image), the layer of its snapshot's diff, and its recipe, identity and
+ * description (for --explain). The metadata is a JSON document (media type
+ * EXP_CACHE_CONFIG_MT) used as the config of an OCI image manifest whose layers are the
+ * step layers (and cache-mount layers). type=local: an OCI layout (index.json names the
+ * manifest); type=registry: the manifest pushed under REF; type=inline: the metadata in
+ * the image config's label EXP_CACHE_INLINE_LABEL, its layers the image's own (mode=min).
+ *
+ * Import writes a record per step whose result is the chain id its layer will have when
+ * applied on its parent (snap_chain_id), with nothing fetched. The importer's ops wrap
+ * the build's: when the solver asks whether such a result exists, its blob (and its
+ * parents', if needed) is fetched, checked, applied, and the hit goes ahead; so only the
+ * layers of records actually used are downloaded. A step whose blob cannot be had is a
+ * miss and runs. mode=max,cache-mounts=true also carries the contents of each
+ * RUN --mount=type=cache directory (one layer per id, skipped with a warning above
+ * cache-mounts-max-size, default 1 GiB); import unpacks one into the mount's directory
+ * just before the first step using it runs, and only when that directory is missing or
+ * empty (local contents win).
+ */
+#define EXP_CACHE_CONFIG_MT    "application/vnd.kiln.cache.config.v1+json"
+#define EXP_CACHE_INLINE_LABEL "dev.kiln.cache.v1"
+
+enum exp_cache_type { EXP_CACHE_LOCAL = 1, EXP_CACHE_REGISTRY, EXP_CACHE_INLINE };
+
+struct exp_cache_spec {
+	enum exp_cache_type type;
+	char *dir; /* local: dest= (to) or src= (from) */
+	char *ref; /* registry */
+	bool max;  /* mode=max */
+	bool cache_mounts;
+	uint64_t cache_mounts_max; /* bytes per mount */
+	bool ignore_error;         /* ignore-error=true: a failed export only warns */
+};
+
+/* Parse a buildx --cache-to (`to`) or --cache-from spec. A bare REF for --cache-from means
+ * type=registry,ref=REF. -EINVAL naming the bad key. */
+int exp_cache_spec_parse(const char *spec, bool to, struct exp_cache_spec *ret,
+                         struct kiln_err *err);
+void exp_cache_spec_release(struct exp_cache_spec *s);
+
+struct sv_cache;
+struct sv_solver;
+struct sv_graph;
+struct sv_vertex;
+struct sv_ops;
+
+struct exp_cache_export_opts {
+	struct snap_store *ss;
+	struct reg_store *rs;
+	struct sv_cache *cache;
+	const struct sv_solver *solver; /* after a successful sv_solve */
+	const struct sv_graph *graph;
+	const struct sv_vertex *target; /* the target stage's result vertex */
+	const char *kiln_root;          /* cache mounts live under it */
+	/* Non-fatal notes (a cache mount over the cap...), appended; may be NULL. */
+	struct kiln_strv *warnings;
+};
+#define EXP_CACHE_EXPORT_OPTS_INIT                                                                 	{                                                                                          		0                                                                                  	}
+
+/* Export the cache of the solve (type local or registry). */
+int exp_cache_export(const struct exp_cache_spec *spec, const struct exp_cache_export_opts *o,
+                     struct kiln_err *err);
+/* type=inline: a copy of `stage_config` with the mode=min metadata in its Labels, for
+ * exp_image_commit (*ret is new). Its layers are the image's own: the same snapshots give
+ * the same blobs through the exporter's layer cache. */
+int exp_cache_inline_config(const struct exp_cache_export_opts *o, const json_t *stage_config,
+                            json_t **ret, struct kiln_err *err);
+
+struct exp_cache_importer;
+/* `inner` and `inner_data` are the build's ops, which the importer's ops wrap. */
+int exp_cache_importer_new(struct snap_store *ss, struct reg_store *rs, const char *kiln_root,
+                           const struct sv_ops *inner, void *inner_data,
+                           struct exp_cache_importer **ret, struct kiln_err *err);
+/* Read a cache (type local or registry; a registry image with inline metadata too) and
+ * write its records into `cache`; *ret_records (may be NULL) gets how many were new. */
+int exp_cache_import(struct exp_cache_importer *imp, const struct exp_cache_spec *spec,
+                     struct sv_cache *cache, size_t *ret_records, struct kiln_err *err);
+/* The ops to give sv_solver_new with the importer as their data (static storage). */
+const struct sv_ops *exp_cache_importer_ops(void);
+/* Layers known from imported caches and how many were fetched so far. */
+void exp_cache_importer_stats(struct exp_cache_importer *imp, size_t *ret_layers,
+                              size_t *ret_fetched);
+/* Notes gathered while fetching (a blob that could not be had...), owned by imp. */
+const struct kiln_strv *exp_cache_importer_warnings(struct exp_cache_importer *imp);
+void exp_cache_importer_free(struct exp_cache_importer *imp);
+
 #endif

@@ -1,0 +1,1164 @@
+/*
+ * The portable build cache: --cache-to / --cache-from (see the end of exp.h).
+ *
+ * Metadata document (the cache manifest's config, or the inline label):
+ *	{"kiln.cache":1,
+ *	 "records":[{"key":K, "parent":{"key":K0}|{"snapshot":NAME},
+ *	             "layer":{"mediaType":..,"digest":..,"size":..,"diffID":..},
+ *	             "description":..,"identity":..,"recipe":{..}}...],   parents first
+ *	 "mounts":[{"id":ID,"layer":{..}}...]}
+ * Nothing in it comes from a secret: keys and recipes hold digests of definitions, and
+ * secret bytes never enter a definition, a snapshot or a cache mount kiln writes.
+ */
+#include "exp.h"
+#include "executor/ex.h"
+#include "registry/reg.h"
+#include "snapshot/snap.h"
+#include "solver/sv.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#define CACHE_MOUNTS_MAX_DEFAULT (UINT64_C(1) << 30)
+#define CACHE_TAG_DEFAULT        "buildcache"
+#define MAX_META_BYTES           (64u << 20)
+
+/* ---- specs ---- */
+
+static int
+parse_size(const char *s, uint64_t *ret)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	uint64_t mul = 1;
+	if (!strcasecmp(end, "k") || !strcasecmp(end, "kb") || !strcasecmp(end, "kib"))
+		mul = 1024;
+	else if (!strcasecmp(end, "m") || !strcasecmp(end, "mb") || !strcasecmp(end, "mib"))
+		mul = 1024 * 1024;
+	else if (!strcasecmp(end, "g") || !strcasecmp(end, "gb") || !strcasecmp(end, "gib"))
+		mul = 1024 * 1024 * 1024;
+	else if (*end)
+		return -EINVAL;
+	*ret = (uint64_t)v * mul;
+	return 0;
+}
+
+static int
+parse_bool(const char *v, bool *ret)
+{
+	if (kiln_str_eq(v, "true") || kiln_str_eq(v, "1"))
+		*ret = true;
+	else if (kiln_str_eq(v, "false") || kiln_str_eq(v, "0"))
+		*ret = false;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+void
+exp_cache_spec_release(struct exp_cache_spec *s)
+{
+	free(s->dir);
+	free(s->ref);
+	*s = (struct exp_cache_spec){0};
+}
+
+int
+exp_cache_spec_parse(const char *spec, bool to, struct exp_cache_spec *ret, struct kiln_err *err)
+{
+	const char *opt = to ? "--cache-to" : "--cache-from";
+	struct exp_cache_spec s = {.cache_mounts_max = CACHE_MOUNTS_MAX_DEFAULT};
+	_cleanup_free_ char *copy = kiln_xstrdup(spec);
+	const char *type = NULL, *mode = NULL;
+	int r = 0;
+	for (char *save = NULL, *f = strtok_r(copy, ",", &save); f;
+	     f = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(f, '=');
+		if (!eq) {
+			/* buildx: --cache-from REF is type=registry,ref=REF */
+			if (!to && !s.ref && !type) {
+				type = "registry";
+				s.ref = kiln_xstrdup(f);
+				continue;
+			}
+			r = kiln_err_invalid(err, "%s %s: %s is not key=value", opt, spec, f);
+			goto fail;
+		}
+		*eq = '\0';
+		const char *k = f, *v = eq + 1;
+		bool b;
+		if (kiln_str_eq(k, "type")) {
+			type = v;
+		} else if (kiln_str_eq(k, to ? "dest" : "src")) {
+			free(s.dir);
+			s.dir = kiln_xstrdup(v);
+		} else if (kiln_str_eq(k, "ref")) {
+			free(s.ref);
+			s.ref = kiln_xstrdup(v);
+		} else if (to && kiln_str_eq(k, "mode")) {
+			mode = v;
+		} else if (to && kiln_str_eq(k, "compression")) {
+			/* Layers are written as the exporter writes them (gzip). */
+			if (!kiln_str_eq(v, "gzip")) {
+				r = kiln_err_invalid(err, "%s %s: compression=%s: only gzip yet",
+				                     opt, spec, v);
+				goto fail;
+			}
+		} else if (to &&
+		           (kiln_str_eq(k, "compression-level") ||
+		            kiln_str_eq(k, "force-compression") ||
+		            kiln_str_eq(k, "oci-mediatypes") || kiln_str_eq(k, "image-manifest"))) {
+			/* Accepted as buildx takes them; kiln always writes an OCI image
+			 * manifest with the exporter's gzip layers. */
+		} else if (to && kiln_str_eq(k, "cache-mounts")) {
+			if (parse_bool(v, &s.cache_mounts) < 0) {
+				r = kiln_err_invalid(err, "%s %s: cache-mounts takes true or false",
+				                     opt, spec);
+				goto fail;
+			}
+		} else if (to && kiln_str_eq(k, "cache-mounts-max-size")) {
+			if (parse_size(v, &s.cache_mounts_max) < 0) {
+				r = kiln_err_invalid(err, "%s %s: bad cache-mounts-max-size %s",
+				                     opt, spec, v);
+				goto fail;
+			}
+		} else if (kiln_str_eq(k, "ignore-error")) {
+			if (parse_bool(v, &b) < 0) {
+				r = kiln_err_invalid(err, "%s %s: ignore-error takes true or false",
+				                     opt, spec);
+				goto fail;
+			}
+			s.ignore_error = b;
+		} else if (kiln_str_eq(k, "digest") || kiln_str_eq(k, "name")) {
+			/* buildx's local cache keys kiln does not need */
+		} else {
+			r = kiln_err_invalid(err, "%s %s: unknown key %s", opt, spec, k);
+			goto fail;
+		}
+	}
+	if (!type) {
+		r = kiln_err_invalid(err, "%s %s: type= is required", opt, spec);
+		goto fail;
+	}
+	if (kiln_str_eq(type, "local")) {
+		s.type = EXP_CACHE_LOCAL;
+		if (!s.dir || !*s.dir) {
+			r = kiln_err_invalid(err, "%s %s: %s= is required", opt, spec,
+			                     to ? "dest" : "src");
+			goto fail;
+		}
+	} else if (kiln_str_eq(type, "registry")) {
+		s.type = EXP_CACHE_REGISTRY;
+		if (!s.ref || !*s.ref) {
+			r = kiln_err_invalid(err, "%s %s: ref= is required", opt, spec);
+			goto fail;
+		}
+	} else if (to && kiln_str_eq(type, "inline")) {
+		s.type = EXP_CACHE_INLINE;
+	} else {
+		r = kiln_err_invalid(err, "%s %s: type must be local, registry%s", opt, spec,
+		                     to ? " or inline" : "");
+		goto fail;
+	}
+	if (mode) {
+		if (kiln_str_eq(mode, "max"))
+			s.max = true;
+		else if (!kiln_str_eq(mode, "min")) {
+			r = kiln_err_invalid(err, "%s %s: mode must be min or max", opt, spec);
+			goto fail;
+		}
+	}
+	if (s.type == EXP_CACHE_INLINE && s.max) {
+		r = kiln_err_invalid(err, "%s %s: type=inline supports mode=min only", opt, spec);
+		goto fail;
+	}
+	if (s.cache_mounts && !s.max) {
+		r = kiln_err_invalid(err, "%s %s: cache-mounts=true needs mode=max", opt, spec);
+		goto fail;
+	}
+	*ret = s;
+	return 0;
+fail:
+	exp_cache_spec_release(&s);
+	return r;
+}
+
+/* ---- registry helpers ---- */
+
+static int
+client_for(const char *refstr, struct reg_client **ret_c, struct reg_ref *ref, char **ret_repo,
+           struct kiln_err *err)
+{
+	if (reg_ref_parse_normalized(refstr, ref, err) < 0)
+		return -EINVAL;
+	if (!ref->tag && !ref->digest)
+		ref->tag = kiln_xstrdup(CACHE_TAG_DEFAULT);
+	struct reg_client_opts co = REG_CLIENT_OPTS_INIT;
+	co.certs_d = getenv("KILN_CERTS_D");
+	if (reg_client_new(ref->domain, &co, ret_c, err) < 0) {
+		reg_ref_release(ref);
+		return -1;
+	}
+	*ret_repo = kiln_xstrdup(ref->path);
+	return 0;
+}
+
+/* ---- export ---- */
+
+struct collect {
+	const struct exp_cache_export_opts *o;
+	json_t *records;
+	json_t *mounts;
+	bool *done; /* by vertex index */
+	struct kiln_strv blobs;
+	struct kiln_strv mount_ids;
+	bool cache_mounts;
+	uint64_t mounts_max;
+};
+
+static json_t *
+layer_json(const struct exp_layer *l)
+{
+	return json_pack("{s:s, s:s, s:I, s:s}", "mediaType", l->media_type, "digest", l->digest,
+	                 "size", (json_int_t)l->size, "diffID", l->diff_id);
+}
+
+static void
+blob_add(struct kiln_strv *v, const char *digest)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (kiln_str_eq(v->v[i], digest))
+			return;
+	kiln_strv_push(v, digest);
+}
+
+static bool
+is_step(const struct sv_vertex *v)
+{
+	return v->op != SV_OP_SOURCE && v->ninputs > 0;
+}
+
+/* The cache id a cache mount of `def` uses (as ops/exec.c and the executor name it). */
+static char *
+mount_id(const json_t *def, const json_t *m)
+{
+	const char *id = json_string_value(json_object_get(m, "id"));
+	if (id && *id)
+		return kiln_xstrdup(id);
+	const char *target = json_string_value(json_object_get(m, "target"));
+	if (!target)
+		return NULL;
+	if (target[0] == '/')
+		return kiln_xstrdup(target);
+	const char *cwd = json_string_value(json_object_get(def, "cwd"));
+	return kiln_path_join(cwd ? cwd : "/", target);
+}
+
+static void
+note_mounts(struct collect *c, const struct sv_vertex *v)
+{
+	if (!c->cache_mounts || v->op != SV_OP_EXEC)
+		return;
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(v->def, "mounts"), i, m)
+	{
+		const char *type = json_string_value(json_object_get(m, "type"));
+		if (!type || !kiln_str_eq(type, "cache") || json_object_get(m, "input"))
+			continue;
+		_cleanup_free_ char *id = mount_id(v->def, m);
+		if (id)
+			blob_add(&c->mount_ids, id);
+	}
+}
+
+static int collect_vertex(struct collect *c, const struct sv_vertex *v, struct kiln_err *err);
+
+/* Add v's record (after its parent's). Vertices without a usable result are left out. */
+static int
+collect_vertex(struct collect *c, const struct sv_vertex *v, struct kiln_err *err)
+{
+	const struct exp_cache_export_opts *o = c->o;
+	if (c->done[v->index] || !is_step(v))
+		return 0;
+	c->done[v->index] = true;
+	const char *result = sv_solver_result(o->solver, v);
+	const char *key = sv_solver_cache_key(o->solver, v);
+	const struct sv_vertex *p = v->inputs[0];
+	const char *presult = sv_solver_result(o->solver, p);
+	if (!result || !key || !presult || !snap_name_valid(result))
+		return 0;
+	_cleanup_free_ char *parent = NULL;
+	if (snap_parent(o->ss, result, &parent, err) < 0)
+		return kiln_err_wrap(err, "cache export: %s", result);
+	/* A step's snapshot sits on its first input's: anything else cannot be replayed. */
+	if (!parent || !kiln_str_eq(parent, presult))
+		return 0;
+	json_t *pj;
+	if (is_step(p)) {
+		int r = collect_vertex(c, p, err);
+		if (r < 0)
+			return r;
+		const char *pkey = sv_solver_cache_key(o->solver, p);
+		if (!pkey)
+			return 0;
+		/* The parent must be in the metadata, or the record cannot be placed. */
+		bool found = false;
+		size_t i;
+		json_t *rec;
+		json_array_foreach(c->records, i, rec)
+		{
+			const char *k = json_string_value(json_object_get(rec, "key"));
+			if (k && kiln_str_eq(k, pkey))
+				found = true;
+		}
+		if (!found)
+			return 0;
+		pj = json_pack("{s:s}", "key", pkey);
+	} else {
+		if (!snap_name_valid(presult))
+			return 0;
+		pj = json_pack("{s:s}", "snapshot", presult);
+	}
+	struct exp_layer_opts lo = EXP_LAYER_OPTS_INIT;
+	struct exp_layer layer;
+	if (exp_layer_from_snapshot(o->ss, result, o->rs, &lo, &layer, err) < 0) {
+		json_decref(pj);
+		return kiln_err_wrap(err, "cache export: layer of %s",
+		                     v->description ? v->description : result);
+	}
+	json_t *rec =
+	        json_pack("{s:s, s:o, s:o}", "key", key, "parent", pj, "layer", layer_json(&layer));
+	json_t *stored = NULL;
+	if (o->cache && sv_cache_record_get(o->cache, key, &stored, err) < 0)
+		kiln_err_release(err); /* only the explanation is lost */
+	const char *fields[] = {"identity", "description", "recipe"};
+	for (size_t i = 0; i < KILN_ARRAY_SIZE(fields); i++) {
+		json_t *f = json_object_get(stored, fields[i]);
+		if (f)
+			json_object_set(rec, fields[i], f);
+	}
+	if (!json_object_get(rec, "description") && v->description)
+		json_object_set_new(rec, "description", json_string(v->description));
+	json_decref(stored);
+	json_array_append_new(c->records, rec);
+	blob_add(&c->blobs, layer.digest);
+	note_mounts(c, v);
+	return 0;
+}
+
+struct du {
+	uint64_t bytes;
+	uint64_t cap;
+};
+static __thread struct du *du_cur;
+
+static int
+du_fn(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)path;
+	(void)ftw;
+	if (flag == FTW_F && S_ISREG(st->st_mode))
+		du_cur->bytes += (uint64_t)st->st_size;
+	return du_cur->bytes > du_cur->cap ? 1 : 0;
+}
+
+/* The contents of one cache mount as a layer in the store. Returns 0 with *ret unset when
+ * there is nothing to export (with a warning when over the cap). */
+static int
+mount_layer(struct collect *c, const char *id, json_t **ret, struct kiln_err *err)
+{
+	*ret = NULL;
+	_cleanup_free_ char *name = ex_cache_dir_name(id);
+	_cleanup_free_ char *dir = kiln_xasprintf("%s/cache-mounts/%s", c->o->kiln_root, name);
+	struct stat st;
+	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return 0;
+	struct du d = {.cap = c->mounts_max};
+	du_cur = &d;
+	int over = nftw(dir, du_fn, 16, FTW_PHYS | FTW_MOUNT);
+	du_cur = NULL;
+	if (over != 0) {
+		if (c->o->warnings)
+			kiln_strv_pushf(c->o->warnings,
+			                "cache mount %s is larger than cache-mounts-max-size "
+			                "(%" PRIu64 " bytes): not exported",
+			                id, c->mounts_max);
+		return 0;
+	}
+	struct reg_import_opts io = REG_IMPORT_OPTS_INIT;
+	io.created = 0;
+	io.created_by = "kiln cache mount";
+	char manifest[KILN_DIGEST_HEX_LEN + 1];
+	if (reg_import_rootfs(c->o->rs, dir, &io, manifest, err) < 0)
+		return kiln_err_wrap(err, "cache export: cache mount %s", id);
+	_cleanup_buf_ struct kiln_buf mb = KILN_BUF_INIT, cb = KILN_BUF_INIT;
+	struct reg_manifest m = {0};
+	struct reg_config cfg = {0};
+	int r = -EINVAL;
+	if (reg_blob_read(c->o->rs, manifest, MAX_META_BYTES, &mb, err) < 0 ||
+	    reg_manifest_parse(mb.buf, mb.len, NULL, &m, err) < 0)
+		return kiln_err_wrap(err, "cache export: cache mount %s", id);
+	if (reg_blob_read(c->o->rs, m.config.digest, MAX_META_BYTES, &cb, err) < 0 ||
+	    reg_config_parse(cb.buf, cb.len, NULL, &cfg, err) < 0) {
+		kiln_err_wrap(err, "cache export: cache mount %s", id);
+		goto out;
+	}
+	if (m.n_layers != 1 || cfg.diff_ids.n != 1) {
+		kiln_err_invalid(err, "cache export: cache mount %s: not one layer", id);
+		goto out;
+	}
+	json_t *layer = json_pack("{s:s, s:s, s:I, s:s}", "mediaType", m.layers[0].media_type,
+	                          "digest", m.layers[0].digest, "size",
+	                          (json_int_t)m.layers[0].size, "diffID", cfg.diff_ids.v[0]);
+	*ret = json_pack("{s:s, s:o}", "id", id, "layer", layer);
+	blob_add(&c->blobs, m.layers[0].digest);
+	r = 0;
+out:
+	reg_manifest_release(&m);
+	reg_config_release(&cfg);
+	return r;
+}
+
+static void
+collect_release(struct collect *c)
+{
+	json_decref(c->records);
+	json_decref(c->mounts);
+	free(c->done);
+	kiln_strv_release(&c->blobs);
+	kiln_strv_release(&c->mount_ids);
+}
+
+/* The metadata for the solve: mode=min follows the target's first inputs down to its
+ * stage root; mode=max takes every step with a result. */
+static int
+collect(const struct exp_cache_export_opts *o, bool max, bool cache_mounts, uint64_t mounts_max,
+        struct collect *c, struct kiln_err *err)
+{
+	*c = (struct collect){.o = o,
+	                      .records = json_array(),
+	                      .mounts = json_array(),
+	                      .done = kiln_xcalloc(o->graph->nvertices + 1, sizeof(bool)),
+	                      .blobs = KILN_STRV_INIT,
+	                      .mount_ids = KILN_STRV_INIT,
+	                      .cache_mounts = cache_mounts,
+	                      .mounts_max = mounts_max};
+	int r = 0;
+	if (max) {
+		for (size_t i = 0; i < o->graph->nvertices && r >= 0; i++)
+			r = collect_vertex(c, o->graph->vertices[i], err);
+	} else {
+		r = collect_vertex(c, o->target, err);
+	}
+	for (size_t i = 0; r >= 0 && i < c->mount_ids.n; i++) {
+		json_t *mj = NULL;
+		r = mount_layer(c, c->mount_ids.v[i], &mj, err);
+		if (mj)
+			json_array_append_new(c->mounts, mj);
+	}
+	if (r < 0)
+		collect_release(c);
+	return r;
+}
+
+static char *
+meta_text(struct collect *c)
+{
+	json_t *doc = json_pack("{s:i, s:O, s:O}", "kiln.cache", 1, "records", c->records, "mounts",
+	                        c->mounts);
+	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(doc);
+	if (!text)
+		abort();
+	return text;
+}
+
+/* Store the metadata and an OCI manifest over it and the blobs; returns the manifest. */
+static int
+write_manifest(struct collect *c, char config_digest[KILN_DIGEST_HEX_LEN + 1],
+               char manifest_digest[KILN_DIGEST_HEX_LEN + 1], struct kiln_buf *ret_manifest,
+               struct kiln_err *err)
+{
+	struct reg_store *rs = c->o->rs;
+	_cleanup_free_ char *text = meta_text(c);
+	if (reg_blob_put(rs, text, strlen(text), NULL, config_digest, err) < 0)
+		return -1;
+	json_t *layers = json_array();
+	for (size_t i = 0; i < c->blobs.n; i++) {
+		int64_t size = reg_blob_size(rs, c->blobs.v[i], err);
+		if (size < 0) {
+			json_decref(layers);
+			return -1;
+		}
+		const char *mt = REG_MT_OCI_LAYER_GZIP;
+		size_t k;
+		json_t *rec;
+		json_array_foreach(c->records, k, rec)
+		{
+			json_t *l = json_object_get(rec, "layer");
+			const char *d = json_string_value(json_object_get(l, "digest"));
+			if (d && kiln_str_eq(d, c->blobs.v[i]))
+				mt = json_string_value(json_object_get(l, "mediaType"));
+		}
+		json_array_append_new(layers,
+		                      json_pack("{s:s, s:s, s:I}", "mediaType", mt, "digest",
+		                                c->blobs.v[i], "size", (json_int_t)size));
+	}
+	json_t *m =
+	        json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:o}", "schemaVersion", 2, "mediaType",
+	                  REG_MT_OCI_MANIFEST, "config", "mediaType", EXP_CACHE_CONFIG_MT, "digest",
+	                  config_digest, "size", (json_int_t)strlen(text), "layers", layers);
+	char *mt = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(m);
+	if (!mt)
+		abort();
+	kiln_buf_addstr(ret_manifest, mt);
+	free(mt);
+	return reg_blob_put(rs, ret_manifest->buf, ret_manifest->len, NULL, manifest_digest, err);
+}
+
+static int
+export_local(const struct exp_cache_spec *spec, struct collect *c, struct kiln_err *err)
+{
+	char cfg[KILN_DIGEST_HEX_LEN + 1], man[KILN_DIGEST_HEX_LEN + 1];
+	_cleanup_buf_ struct kiln_buf mb = KILN_BUF_INIT;
+	if (write_manifest(c, cfg, man, &mb, err) < 0)
+		return -1;
+	if (reg_layout_init(spec->dir, err) < 0)
+		return -1;
+	kiln_strv_push(&c->blobs, cfg);
+	kiln_strv_push(&c->blobs, man);
+	for (size_t i = 0; i < c->blobs.n; i++)
+		if (reg_layout_put_blob(spec->dir, c->o->rs, c->blobs.v[i], err) < 0)
+			return -1;
+	/* One manifest: a new export replaces the last (as buildx's local cache does). */
+	json_t *idx = json_pack("{s:i, s:s, s:[{s:s, s:s, s:I, s:{s:s}}]}", "schemaVersion", 2,
+	                        "mediaType", REG_MT_OCI_INDEX, "manifests", "mediaType",
+	                        REG_MT_OCI_MANIFEST, "digest", man, "size", (json_int_t)mb.len,
+	                        "annotations", "org.opencontainers.image.ref.name", "cache");
+	char *text = json_dumps(idx, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(idx);
+	if (!text)
+		abort();
+	_cleanup_free_ char *path = kiln_path_join(spec->dir, "index.json");
+	int r = kiln_write_file_atomic_at(AT_FDCWD, path, text, strlen(text), 0644, err);
+	free(text);
+	return r;
+}
+
+static int
+export_registry(const struct exp_cache_spec *spec, struct collect *c, struct kiln_err *err)
+{
+	char cfg[KILN_DIGEST_HEX_LEN + 1], man[KILN_DIGEST_HEX_LEN + 1];
+	_cleanup_buf_ struct kiln_buf mb = KILN_BUF_INIT;
+	if (write_manifest(c, cfg, man, &mb, err) < 0)
+		return -1;
+	struct reg_client *cl = NULL;
+	struct reg_ref ref = REG_REF_INIT;
+	_cleanup_free_ char *repo = NULL;
+	if (client_for(spec->ref, &cl, &ref, &repo, err) < 0)
+		return -1;
+	int r = 0;
+	kiln_strv_push(&c->blobs, cfg);
+	for (size_t i = 0; r >= 0 && i < c->blobs.n; i++)
+		r = reg_client_push_blob(cl, c->o->rs, repo, c->blobs.v[i], NULL, err);
+	if (r >= 0)
+		r = reg_client_put_manifest(cl, repo, ref.tag ? ref.tag : ref.digest,
+		                            REG_MT_OCI_MANIFEST, mb.buf, mb.len, err);
+	reg_client_free(cl);
+	reg_ref_release(&ref);
+	if (r < 0)
+		return kiln_err_wrap(err, "push cache to %s", spec->ref);
+	return 0;
+}
+
+int
+exp_cache_export(const struct exp_cache_spec *spec, const struct exp_cache_export_opts *o,
+                 struct kiln_err *err)
+{
+	if (spec->type == EXP_CACHE_INLINE)
+		return 0; /* written into the image config by exp_cache_inline_config */
+	struct collect c;
+	if (collect(o, spec->max, spec->cache_mounts, spec->cache_mounts_max, &c, err) < 0)
+		return -1;
+	int r = spec->type == EXP_CACHE_LOCAL ? export_local(spec, &c, err)
+	                                      : export_registry(spec, &c, err);
+	collect_release(&c);
+	return r;
+}
+
+int
+exp_cache_inline_config(const struct exp_cache_export_opts *o, const json_t *stage_config,
+                        json_t **ret, struct kiln_err *err)
+{
+	struct collect c;
+	if (collect(o, false, false, 0, &c, err) < 0)
+		return -1;
+	_cleanup_free_ char *text = meta_text(&c);
+	collect_release(&c);
+	json_t *cfg = json_deep_copy(stage_config);
+	json_t *inner = json_object_get(cfg, "config");
+	if (!json_is_object(inner)) {
+		inner = json_object();
+		json_object_set_new(cfg, "config", inner);
+	}
+	json_t *labels = json_object_get(inner, "Labels");
+	if (!json_is_object(labels)) {
+		labels = json_object();
+		json_object_set_new(inner, "Labels", labels);
+	}
+	json_object_set_new(labels, EXP_CACHE_INLINE_LABEL, json_string(text));
+	*ret = cfg;
+	return 0;
+}
+
+/* ---- import ---- */
+
+enum src_kind { SRC_LOCAL, SRC_REGISTRY };
+
+struct source {
+	enum src_kind kind;
+	char *dir;
+	struct reg_client *client;
+	char *repo;
+};
+
+struct blob {
+	char *media_type;
+	char digest[KILN_DIGEST_HEX_LEN + 1];
+	char diff_id[KILN_DIGEST_HEX_LEN + 1];
+	int64_t size;
+	size_t source;
+};
+
+struct entry {
+	char *name;   /* the chain id the layer gets */
+	char *parent; /* snapshot name below it */
+	struct blob blob;
+};
+
+struct mount_entry {
+	char *id;
+	struct blob blob;
+	bool done;
+};
+
+struct exp_cache_importer {
+	struct snap_store *ss;
+	struct reg_store *rs;
+	char *root;
+	const struct sv_ops *inner;
+	void *inner_data;
+	pthread_mutex_t mu;
+	struct source *sources;
+	size_t nsources, sources_alloc;
+	struct entry *entries;
+	size_t nentries, entries_alloc;
+	struct mount_entry *mounts;
+	size_t nmounts, mounts_alloc;
+	size_t fetched;
+	struct kiln_strv warnings;
+};
+
+int
+exp_cache_importer_new(struct snap_store *ss, struct reg_store *rs, const char *kiln_root,
+                       const struct sv_ops *inner, void *inner_data,
+                       struct exp_cache_importer **ret, struct kiln_err *err)
+{
+	(void)err;
+	struct exp_cache_importer *imp = kiln_xcalloc(1, sizeof(*imp));
+	imp->ss = ss;
+	imp->rs = rs;
+	imp->root = kiln_xstrdup(kiln_root);
+	imp->inner = inner;
+	imp->inner_data = inner_data;
+	imp->warnings = (struct kiln_strv)KILN_STRV_INIT;
+	pthread_mutex_init(&imp->mu, NULL);
+	*ret = imp;
+	return 0;
+}
+
+void
+exp_cache_importer_free(struct exp_cache_importer *imp)
+{
+	if (!imp)
+		return;
+	for (size_t i = 0; i < imp->nsources; i++) {
+		free(imp->sources[i].dir);
+		free(imp->sources[i].repo);
+		reg_client_free(imp->sources[i].client);
+	}
+	free(imp->sources);
+	for (size_t i = 0; i < imp->nentries; i++) {
+		free(imp->entries[i].name);
+		free(imp->entries[i].parent);
+		free(imp->entries[i].blob.media_type);
+	}
+	free(imp->entries);
+	for (size_t i = 0; i < imp->nmounts; i++) {
+		free(imp->mounts[i].id);
+		free(imp->mounts[i].blob.media_type);
+	}
+	free(imp->mounts);
+	kiln_strv_release(&imp->warnings);
+	pthread_mutex_destroy(&imp->mu);
+	free(imp->root);
+	free(imp);
+}
+
+void
+exp_cache_importer_stats(struct exp_cache_importer *imp, size_t *ret_layers, size_t *ret_fetched)
+{
+	pthread_mutex_lock(&imp->mu);
+	*ret_layers = imp->nentries;
+	*ret_fetched = imp->fetched;
+	pthread_mutex_unlock(&imp->mu);
+}
+
+const struct kiln_strv *
+exp_cache_importer_warnings(struct exp_cache_importer *imp)
+{
+	return &imp->warnings;
+}
+
+/* A blob of a local cache: read from the layout, checked by the store's ingest. */
+static int
+local_blob(struct reg_store *rs, const char *dir, const char *digest, int64_t size,
+           struct kiln_err *err)
+{
+	if (reg_blob_exists(rs, digest))
+		return 0;
+	_cleanup_free_ char *path = kiln_xasprintf("%s/blobs/sha256/%s", dir, digest + 7);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return kiln_err_set(err, errno, "open %s", path);
+	return reg_blob_put_fd(rs, fd, digest, size, NULL, err);
+}
+
+static int
+fetch_blob(struct exp_cache_importer *imp, const struct blob *b, struct kiln_err *err)
+{
+	const struct source *src = &imp->sources[b->source];
+	if (reg_blob_exists(imp->rs, b->digest))
+		return 0;
+	int r = src->kind == SRC_LOCAL ? local_blob(imp->rs, src->dir, b->digest, b->size, err)
+	                               : reg_client_fetch_blob(src->client, imp->rs, src->repo,
+	                                                       b->digest, b->size, err);
+	if (r >= 0)
+		imp->fetched++;
+	return r < 0 ? r : 0;
+}
+
+static bool
+blob_parse(const json_t *l, size_t source, struct blob *ret)
+{
+	const char *mt = json_string_value(json_object_get(l, "mediaType"));
+	const char *d = json_string_value(json_object_get(l, "digest"));
+	const char *diff = json_string_value(json_object_get(l, "diffID"));
+	json_t *size = json_object_get(l, "size");
+	if (!mt || !d || !diff || !kiln_digest_valid(d) || !kiln_digest_valid(diff) ||
+	    !json_is_integer(size) || json_integer_value(size) < 0)
+		return false;
+	*ret = (struct blob){.media_type = kiln_xstrdup(mt),
+	                     .size = (int64_t)json_integer_value(size),
+	                     .source = source};
+	snprintf(ret->digest, sizeof(ret->digest), "%s", d);
+	snprintf(ret->diff_id, sizeof(ret->diff_id), "%s", diff);
+	return true;
+}
+
+static struct entry *
+entry_find(struct exp_cache_importer *imp, const char *name)
+{
+	for (size_t i = 0; i < imp->nentries; i++)
+		if (kiln_str_eq(imp->entries[i].name, name))
+			return &imp->entries[i];
+	return NULL;
+}
+
+/* Make snapshot `name` from imported layers (its parents first). Called with mu held. */
+static int
+materialize(struct exp_cache_importer *imp, const char *name, int depth, struct kiln_err *err)
+{
+	if (snap_exists(imp->ss, name))
+		return 0;
+	struct entry *e = entry_find(imp, name);
+	if (!e || depth > 4096)
+		return kiln_err_set(err, ENOENT, "snapshot %s is not in the imported cache", name);
+	int r = materialize(imp, e->parent, depth + 1, err);
+	if (r < 0)
+		return r;
+	if (fetch_blob(imp, &e->blob, err) < 0)
+		return kiln_err_wrap(err, "cache layer %s", e->blob.digest);
+	_cleanup_close_ int fd = reg_blob_open(imp->rs, e->blob.digest, err);
+	if (fd < 0)
+		return fd;
+	_cleanup_free_ char *got = NULL;
+	r = snap_layer_apply(imp->ss, e->parent, fd, e->blob.media_type, e->blob.diff_id, &got,
+	                     err);
+	if (r < 0)
+		return kiln_err_wrap(err, "cache layer %s", e->blob.digest);
+	if (!kiln_str_eq(got, name))
+		return kiln_err_invalid(err, "cache layer %s applied as %s, not %s", e->blob.digest,
+		                        got, name);
+	return 0;
+}
+
+/* Records of one metadata document, parents first; a record whose parent is unknown is
+ * dropped (and so are its children). */
+static int
+import_meta(struct exp_cache_importer *imp, const json_t *meta, size_t source,
+            struct sv_cache *cache, size_t *ret_records, struct kiln_err *err)
+{
+	const json_t *records = json_object_get(meta, "records");
+	if (!json_is_array(records))
+		return kiln_err_invalid(err, "cache metadata without records");
+	/* key -> chain name of the records taken, for the children's parents */
+	struct kiln_strv keys = KILN_STRV_INIT, names = KILN_STRV_INIT;
+	size_t i, added = 0;
+	json_t *rec;
+	int r = 0;
+	json_array_foreach(records, i, rec)
+	{
+		const char *key = json_string_value(json_object_get(rec, "key"));
+		json_t *pj = json_object_get(rec, "parent");
+		const char *pkey = json_string_value(json_object_get(pj, "key"));
+		const char *psnap = json_string_value(json_object_get(pj, "snapshot"));
+		struct blob b;
+		if (!key || !kiln_digest_valid(key) ||
+		    !blob_parse(json_object_get(rec, "layer"), source, &b))
+			continue;
+		const char *parent = NULL;
+		if (pkey) {
+			for (size_t k = 0; k < keys.n && !parent; k++)
+				if (kiln_str_eq(keys.v[k], pkey))
+					parent = names.v[k];
+		} else if (psnap && snap_name_valid(psnap)) {
+			parent = psnap;
+		}
+		if (!parent) {
+			free(b.media_type);
+			continue;
+		}
+		char *name = snap_chain_id(parent, b.diff_id);
+		kiln_strv_push(&keys, key);
+		kiln_strv_push(&names, name);
+		pthread_mutex_lock(&imp->mu);
+		if (!entry_find(imp, name)) {
+			KILN_GROW(imp->entries, imp->entries_alloc, imp->nentries + 1);
+			imp->entries[imp->nentries++] =
+			        (struct entry){.name = kiln_xstrdup(name),
+			                       .parent = kiln_xstrdup(parent),
+			                       .blob = b};
+		} else {
+			free(b.media_type);
+		}
+		pthread_mutex_unlock(&imp->mu);
+		const json_t *recipe = json_object_get(rec, "recipe");
+		r = sv_cache_record_import(cache, key, name,
+		                           json_string_value(json_object_get(rec, "identity")),
+		                           json_string_value(json_object_get(rec, "description")),
+		                           json_is_object(recipe) ? recipe : NULL,
+		                           imp->inner->result_exists, imp->inner_data, err);
+		free(name);
+		if (r < 0)
+			break;
+		added += (size_t)r;
+	}
+	kiln_strv_release(&keys);
+	kiln_strv_release(&names);
+	if (r < 0)
+		return r;
+	json_array_foreach(json_object_get(meta, "mounts"), i, rec)
+	{
+		const char *id = json_string_value(json_object_get(rec, "id"));
+		struct blob b;
+		if (!id || !blob_parse(json_object_get(rec, "layer"), source, &b))
+			continue;
+		pthread_mutex_lock(&imp->mu);
+		KILN_GROW(imp->mounts, imp->mounts_alloc, imp->nmounts + 1);
+		imp->mounts[imp->nmounts++] =
+		        (struct mount_entry){.id = kiln_xstrdup(id), .blob = b};
+		pthread_mutex_unlock(&imp->mu);
+	}
+	if (ret_records)
+		*ret_records += added;
+	return 0;
+}
+
+static int
+parse_json(const char *data, size_t len, json_t **ret, const char *what, struct kiln_err *err)
+{
+	json_error_t je;
+	*ret = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+	if (!*ret || !json_is_object(*ret)) {
+		json_decref(*ret);
+		*ret = NULL;
+		return kiln_err_invalid(err, "%s: not a JSON object", what);
+	}
+	return 0;
+}
+
+/* The metadata from a manifest: our config, or an image config with the inline label. */
+static int
+meta_from_manifest(struct exp_cache_importer *imp, size_t source, const json_t *manifest,
+                   json_t **ret, struct kiln_err *err)
+{
+	json_t *cfg = json_object_get(manifest, "config");
+	const char *mt = json_string_value(json_object_get(cfg, "mediaType"));
+	const char *digest = json_string_value(json_object_get(cfg, "digest"));
+	json_t *size = json_object_get(cfg, "size");
+	if (!mt || !digest || !kiln_digest_valid(digest) || !json_is_integer(size))
+		return kiln_err_invalid(err, "cache manifest without a config");
+	struct blob b = {.size = (int64_t)json_integer_value(size), .source = source};
+	snprintf(b.digest, sizeof(b.digest), "%s", digest);
+	if (fetch_blob(imp, &b, err) < 0)
+		return -1;
+	imp->fetched--; /* metadata, not a layer */
+	_cleanup_buf_ struct kiln_buf cb = KILN_BUF_INIT;
+	if (reg_blob_read(imp->rs, digest, MAX_META_BYTES, &cb, err) < 0)
+		return -1;
+	_cleanup_json_ json_t *doc = NULL;
+	if (parse_json(cb.buf, cb.len, &doc, "cache config", err) < 0)
+		return -1;
+	if (kiln_str_eq(mt, EXP_CACHE_CONFIG_MT)) {
+		*ret = TAKE_PTR(doc);
+		return 0;
+	}
+	const char *label = json_string_value(json_object_get(
+	        json_object_get(json_object_get(doc, "config"), "Labels"), EXP_CACHE_INLINE_LABEL));
+	if (!label)
+		return kiln_err_set(err, ENOENT, "the image has no inline cache (label %s)",
+		                    EXP_CACHE_INLINE_LABEL);
+	return parse_json(label, strlen(label), ret, "inline cache", err);
+}
+
+static int
+read_manifest_local(const char *dir, struct kiln_buf *out, struct kiln_err *err)
+{
+	_cleanup_buf_ struct kiln_buf ib = KILN_BUF_INIT;
+	_cleanup_free_ char *ipath = kiln_path_join(dir, "index.json");
+	if (kiln_buf_read_file(&ib, ipath, err) < 0)
+		return -1;
+	_cleanup_json_ json_t *idx = NULL;
+	if (parse_json(ib.buf, ib.len, &idx, ipath, err) < 0)
+		return -1;
+	json_t *m = json_array_get(json_object_get(idx, "manifests"), 0);
+	const char *digest = json_string_value(json_object_get(m, "digest"));
+	if (!digest || !kiln_digest_valid(digest))
+		return kiln_err_invalid(err, "%s names no cache manifest", ipath);
+	_cleanup_free_ char *path = kiln_xasprintf("%s/blobs/sha256/%s", dir, digest + 7);
+	if (kiln_buf_read_file(out, path, err) < 0)
+		return -1;
+	struct kiln_digest d;
+	char hex[KILN_DIGEST_HEX_LEN + 1];
+	kiln_sha256_buf(out->buf, out->len, &d);
+	kiln_digest_format(&d, hex);
+	if (!kiln_str_eq(hex, digest))
+		return kiln_err_invalid(err, "%s: digest mismatch", path);
+	return 0;
+}
+
+int
+exp_cache_import(struct exp_cache_importer *imp, const struct exp_cache_spec *spec,
+                 struct sv_cache *cache, size_t *ret_records, struct kiln_err *err)
+{
+	if (ret_records)
+		*ret_records = 0;
+	struct source src = {0};
+	_cleanup_buf_ struct kiln_buf mb = KILN_BUF_INIT;
+	int r;
+	if (spec->type == EXP_CACHE_LOCAL) {
+		src.kind = SRC_LOCAL;
+		src.dir = kiln_xstrdup(spec->dir);
+		r = read_manifest_local(spec->dir, &mb, err);
+	} else if (spec->type == EXP_CACHE_REGISTRY) {
+		src.kind = SRC_REGISTRY;
+		struct reg_ref ref = REG_REF_INIT;
+		r = client_for(spec->ref, &src.client, &ref, &src.repo, err);
+		if (r >= 0) {
+			enum reg_kind kind;
+			char digest[KILN_DIGEST_HEX_LEN + 1];
+			r = reg_client_get_manifest(src.client, src.repo,
+			                            ref.digest ? ref.digest : ref.tag, &mb, &kind,
+			                            digest, err);
+			if (r >= 0 && reg_kind_is_index(kind))
+				r = kiln_err_invalid(err, "%s is an index, not a cache manifest",
+				                     spec->ref);
+			reg_ref_release(&ref);
+		}
+	} else {
+		return kiln_err_invalid(err, "--cache-from: type=inline is for --cache-to");
+	}
+	if (r < 0) {
+		free(src.dir);
+		free(src.repo);
+		reg_client_free(src.client);
+		return -1;
+	}
+	pthread_mutex_lock(&imp->mu);
+	KILN_GROW(imp->sources, imp->sources_alloc, imp->nsources + 1);
+	size_t source = imp->nsources;
+	imp->sources[imp->nsources++] = src;
+	pthread_mutex_unlock(&imp->mu);
+	_cleanup_json_ json_t *manifest = NULL, *meta = NULL;
+	if (parse_json(mb.buf, mb.len, &manifest, "cache manifest", err) < 0)
+		return -1;
+	pthread_mutex_lock(&imp->mu);
+	r = meta_from_manifest(imp, source, manifest, &meta, err);
+	pthread_mutex_unlock(&imp->mu);
+	if (r < 0)
+		return -1;
+	return import_meta(imp, meta, source, cache, ret_records, err);
+}
+
+/* ---- the wrapped ops ---- */
+
+static bool
+w_heavy(void *data, const struct sv_vertex *v)
+{
+	struct exp_cache_importer *imp = data;
+	if (imp->inner->heavy)
+		return imp->inner->heavy(imp->inner_data, v);
+	return v->op == SV_OP_EXEC;
+}
+
+static char *
+w_identity(void *data, const struct sv_vertex *v)
+{
+	struct exp_cache_importer *imp = data;
+	return imp->inner->identity ? imp->inner->identity(imp->inner_data, v) : NULL;
+}
+
+static int
+w_content_key(void *data, struct sv_op_ctx *ctx, const struct sv_vertex *v,
+              const char *const *inputs, char **ret, struct kiln_err *err)
+{
+	struct exp_cache_importer *imp = data;
+	if (!imp->inner->content_key) {
+		*ret = NULL;
+		return 0;
+	}
+	return imp->inner->content_key(imp->inner_data, ctx, v, inputs, ret, err);
+}
+
+/* Unpack an imported cache mount into its directory, if that is missing or empty. */
+static void
+mount_import(struct exp_cache_importer *imp, struct mount_entry *me)
+{
+	struct kiln_err err = KILN_ERR_INIT;
+	_cleanup_free_ char *area = kiln_xasprintf("%s/cache-mounts", imp->root);
+	_cleanup_free_ char *name = ex_cache_dir_name(me->id);
+	_cleanup_free_ char *dir = kiln_xasprintf("%s/%s", area, name);
+	me->done = true;
+	if (mkdir(area, 0700) < 0 && errno != EEXIST)
+		return;
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return;
+	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	_cleanup_strv_ struct kiln_strv names = KILN_STRV_INIT;
+	if (kiln_dir_names(dfd, &names) < 0 || names.n)
+		return; /* what is here locally wins */
+	if (fetch_blob(imp, &me->blob, &err) < 0)
+		goto warn;
+	_cleanup_close_ int fd = reg_blob_open(imp->rs, me->blob.digest, &err);
+	if (fd < 0)
+		goto warn;
+	struct snap_apply_opts ao = SNAP_APPLY_OPTS_INIT;
+	ao.media_type = me->blob.media_type;
+	ao.whiteouts = SNAP_WHITEOUTS_DELETE;
+	ao.diff_id = me->blob.diff_id;
+	if (snap_tar_apply_at(dfd, fd, &ao, &err) < 0)
+		goto warn;
+	return;
+warn:
+	kiln_strv_pushf(&imp->warnings, "cache mount %s not imported: %s", me->id,
+	                err.msg ? err.msg : "failed");
+	kiln_err_release(&err);
+}
+
+static int
+w_run(void *data, struct sv_op_ctx *ctx, const struct sv_vertex *v, const char *const *inputs,
+      char **ret_result, struct kiln_err *err)
+{
+	struct exp_cache_importer *imp = data;
+	if (v->op == SV_OP_EXEC && imp->nmounts) {
+		size_t i;
+		json_t *m;
+		json_array_foreach(json_object_get(v->def, "mounts"), i, m)
+		{
+			const char *type = json_string_value(json_object_get(m, "type"));
+			if (!type || !kiln_str_eq(type, "cache"))
+				continue;
+			_cleanup_free_ char *id = mount_id(v->def, m);
+			pthread_mutex_lock(&imp->mu);
+			for (size_t k = 0; id && k < imp->nmounts; k++)
+				if (!imp->mounts[k].done && kiln_str_eq(imp->mounts[k].id, id))
+					mount_import(imp, &imp->mounts[k]);
+			pthread_mutex_unlock(&imp->mu);
+		}
+	}
+	return imp->inner->run(imp->inner_data, ctx, v, inputs, ret_result, err);
+}
+
+static int
+w_commit(void *data, const struct sv_vertex *v, const char *result, struct kiln_err *err)
+{
+	struct exp_cache_importer *imp = data;
+	return imp->inner->commit ? imp->inner->commit(imp->inner_data, v, result, err) : 0;
+}
+
+static bool
+w_result_exists(void *data, const char *result)
+{
+	struct exp_cache_importer *imp = data;
+	if (!imp->inner->result_exists || imp->inner->result_exists(imp->inner_data, result))
+		return true;
+	pthread_mutex_lock(&imp->mu);
+	bool ok = false;
+	if (entry_find(imp, result)) {
+		struct kiln_err err = KILN_ERR_INIT;
+		if (materialize(imp, result, 0, &err) == 0)
+			ok = true;
+		else
+			kiln_strv_pushf(&imp->warnings, "imported cache: %s",
+			                err.msg ? err.msg : "failed");
+		kiln_err_release(&err);
+	}
+	pthread_mutex_unlock(&imp->mu);
+	return ok && imp->inner->result_exists(imp->inner_data, result);
+}
+
+static void
+w_discard(void *data, const char *result)
+{
+	struct exp_cache_importer *imp = data;
+	if (imp->inner->discard)
+		imp->inner->discard(imp->inner_data, result);
+}
+
+static const struct sv_ops wrapped = {
+        .heavy = w_heavy,
+        .identity = w_identity,
+        .content_key = w_content_key,
+        .run = w_run,
+        .commit = w_commit,
+        .result_exists = w_result_exists,
+        .discard = w_discard,
+};
+
+const struct sv_ops *
+exp_cache_importer_ops(void)
+{
+	return &wrapped;
+}
