@@ -54,7 +54,8 @@ usage(FILE *f)
 	        "  --check                  run the build checks (kiln lint) only, build nothing\n"
 	        "  --allow ENT              network.host, security.insecure\n"
 	        "  -o, --output SPEC        type=local,dest=DIR: the final stage's files\n"
-	        "  --cache-to SPEC          type=local,dest=DIR|registry,ref=REF|inline[,mode=max]\n"
+	        "  --cache-to SPEC          "
+	        "type=local,dest=DIR|registry,ref=REF|inline[,mode=max]\n"
 	        "  --cache-from SPEC        type=local,src=DIR|registry,ref=REF (repeatable)\n");
 }
 
@@ -222,9 +223,9 @@ static int
 parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 {
 	static const char *const valued[] = {
-	        "--file",          "--tag",      "--target", "--build-arg",
-	        "--secret",        "--ssh",      "--jobs",   "--progress",
-	        "--iidfile",       "--allow",    "--output", "--no-cache-filter",
+	        "--file",          "--tag",      "--target",   "--build-arg",
+	        "--secret",        "--ssh",      "--jobs",     "--progress",
+	        "--iidfile",       "--allow",    "--output",   "--no-cache-filter",
 	        "--metadata-file", "--platform", "--cache-to", "--cache-from",
 	};
 	for (int i = 1; i < argc; i++) {

@@ -263,7 +263,10 @@ struct exp_cache_export_opts {
 	/* Non-fatal notes (a cache mount over the cap...), appended; may be NULL. */
 	struct kiln_strv *warnings;
 };
-#define EXP_CACHE_EXPORT_OPTS_INIT                                                                 	{                                                                                          		0                                                                                  	}
+#define EXP_CACHE_EXPORT_OPTS_INIT                                                                 \
+	{                                                                                          \
+		0                                                                                  \
+	}
 
 /* Export the cache of the solve (type local or registry). */
 int exp_cache_export(const struct exp_cache_spec *spec, const struct exp_cache_export_opts *o,
