@@ -787,6 +787,7 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	ceo.graph = b->graph;
 	ceo.target = res->vertex;
 	ceo.kiln_root = cmd_root();
+	ceo.layer_opts = &lo;
 	ceo.warnings = &cache_warnings;
 	_cleanup_json_ json_t *inline_config = NULL;
 	if (cache_inline(a, &ceo, res->config, &inline_config, err) < 0) {

@@ -327,9 +327,8 @@ collect_vertex(struct collect *c, const struct sv_vertex *v, struct kiln_err *er
 			return 0;
 		pj = json_pack("{s:s}", "snapshot", presult);
 	}
-	struct exp_layer_opts lo = EXP_LAYER_OPTS_INIT;
 	struct exp_layer layer;
-	if (exp_layer_from_snapshot(o->ss, result, o->rs, &lo, &layer, err) < 0) {
+	if (exp_layer_from_snapshot(o->ss, result, o->rs, o->layer_opts, &layer, err) < 0) {
 		json_decref(pj);
 		return kiln_err_wrap(err, "cache export: layer of %s",
 		                     v->description ? v->description : result);
@@ -967,6 +966,27 @@ read_manifest_local(const char *dir, struct kiln_buf *out, struct kiln_err *err)
 	return 0;
 }
 
+/* An image pushed as an index (inline cache): the host platform's manifest. */
+static int
+index_manifest(struct reg_client *c, const char *repo, struct kiln_buf *mb, struct kiln_err *err)
+{
+	struct reg_index idx = {0};
+	if (reg_index_parse(mb->buf, mb->len, NULL, &idx, err) < 0)
+		return -1;
+	int i = reg_index_select(&idx, NULL, err);
+	_cleanup_free_ char *digest = i >= 0 ? kiln_xstrdup(idx.manifests[i].digest) : NULL;
+	reg_index_release(&idx);
+	if (i < 0)
+		return i;
+	kiln_buf_reset(mb);
+	enum reg_kind kind;
+	char got[KILN_DIGEST_HEX_LEN + 1];
+	int r = reg_client_get_manifest(c, repo, digest, mb, &kind, got, err);
+	if (r >= 0 && reg_kind_is_index(kind))
+		r = kiln_err_invalid(err, "%s: an index inside an index", digest);
+	return r;
+}
+
 int
 exp_cache_import(struct exp_cache_importer *imp, const struct exp_cache_spec *spec,
                  struct sv_cache *cache, size_t *ret_records, struct kiln_err *err)
@@ -991,8 +1011,7 @@ exp_cache_import(struct exp_cache_importer *imp, const struct exp_cache_spec *sp
 			                            ref.digest ? ref.digest : ref.tag, &mb, &kind,
 			                            digest, err);
 			if (r >= 0 && reg_kind_is_index(kind))
-				r = kiln_err_invalid(err, "%s is an index, not a cache manifest",
-				                     spec->ref);
+				r = index_manifest(src.client, src.repo, &mb, err);
 			reg_ref_release(&ref);
 		}
 	} else {

@@ -260,6 +260,9 @@ struct exp_cache_export_opts {
 	const struct sv_graph *graph;
 	const struct sv_vertex *target; /* the target stage's result vertex */
 	const char *kiln_root;          /* cache mounts live under it */
+	/* How step layers are made; NULL: EXP_LAYER_OPTS_INIT. Give the image export's, so
+	 * the cache's layers are the image's blobs (inline needs exactly those). */
+	const struct exp_layer_opts *layer_opts;
 	/* Non-fatal notes (a cache mount over the cap...), appended; may be NULL. */
 	struct kiln_strv *warnings;
 };
