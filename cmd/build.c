@@ -745,9 +745,10 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	struct kiln_err serr = KILN_ERR_INIT;
 	ops_save(b->ops, &serr); /* the stat index only speeds up the next build */
 	kiln_err_release(&serr);
-	cache_import_report(a, b);
-	if (r < 0)
+	if (r < 0) {
+		cache_import_report(a, b);
 		return r;
+	}
 
 	/* Export: the layers above the stage's base (its image's chain or scratch). */
 	const char *top = sv_solver_result(b->solver, res->vertex);
@@ -755,6 +756,8 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	const char *stop = sv_solver_result(b->solver, root);
 	if (!top || !stop)
 		return kiln_err_invalid(err, "the target stage has no result");
+	if (exp_cache_importer_materialize(b->importer, top, err) < 0)
+		return kiln_err_wrap(err, "imported cache");
 	uint64_t t0 = (uint64_t)time(NULL);
 	size_t n = ++b->prog.next;
 	if (a->progress == PROGRESS_PLAIN)
@@ -788,6 +791,7 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	ceo.target = res->vertex;
 	ceo.kiln_root = cmd_root();
 	ceo.layer_opts = &lo;
+	ceo.importer = b->importer;
 	ceo.warnings = &cache_warnings;
 	_cleanup_json_ json_t *inline_config = NULL;
 	if (cache_inline(a, &ceo, res->config, &inline_config, err) < 0) {
@@ -803,6 +807,7 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 		return kiln_err_wrap(err, "export image");
 	if (cache_export(a, &ceo, err) < 0)
 		return -1;
+	cache_import_report(a, b);
 	if (a->progress == PROGRESS_PLAIN) {
 		fprintf(stderr, "#%zu writing image %s\n", n, img.config_digest);
 		for (size_t i = 0; i < a->tags.n; i++)

@@ -280,6 +280,8 @@ note_mounts(struct collect *c, const struct sv_vertex *v)
 }
 
 static int collect_vertex(struct collect *c, const struct sv_vertex *v, struct kiln_err *err);
+static int importer_layer(struct exp_cache_importer *imp, const char *name, char **ret_parent,
+                          json_t **ret_layer, struct kiln_err *err);
 
 /* Add v's record (after its parent's). Vertices without a usable result are left out. */
 static int
@@ -296,8 +298,14 @@ collect_vertex(struct collect *c, const struct sv_vertex *v, struct kiln_err *er
 	if (!result || !key || !presult || !snap_name_valid(result))
 		return 0;
 	_cleanup_free_ char *parent = NULL;
-	if (snap_parent(o->ss, result, &parent, err) < 0)
+	_cleanup_json_ json_t *imported = NULL;
+	if (o->importer && !snap_exists(o->ss, result)) {
+		int r = importer_layer(o->importer, result, &parent, &imported, err);
+		if (r < 0)
+			return kiln_err_wrap(err, "cache export: %s", result);
+	} else if (snap_parent(o->ss, result, &parent, err) < 0) {
 		return kiln_err_wrap(err, "cache export: %s", result);
+	}
 	/* A step's snapshot sits on its first input's: anything else cannot be replayed. */
 	if (!parent || !kiln_str_eq(parent, presult))
 		return 0;
@@ -328,13 +336,19 @@ collect_vertex(struct collect *c, const struct sv_vertex *v, struct kiln_err *er
 		pj = json_pack("{s:s}", "snapshot", presult);
 	}
 	struct exp_layer layer;
-	if (exp_layer_from_snapshot(o->ss, result, o->rs, o->layer_opts, &layer, err) < 0) {
-		json_decref(pj);
-		return kiln_err_wrap(err, "cache export: layer of %s",
-		                     v->description ? v->description : result);
+	json_t *lj;
+	if (imported) {
+		lj = json_incref(imported);
+	} else {
+		if (exp_layer_from_snapshot(o->ss, result, o->rs, o->layer_opts, &layer, err) < 0) {
+			json_decref(pj);
+			return kiln_err_wrap(err, "cache export: layer of %s",
+			                     v->description ? v->description : result);
+		}
+		lj = layer_json(&layer);
 	}
-	json_t *rec =
-	        json_pack("{s:s, s:o, s:o}", "key", key, "parent", pj, "layer", layer_json(&layer));
+	const char *ldigest = json_string_value(json_object_get(lj, "digest"));
+	json_t *rec = json_pack("{s:s, s:o, s:o}", "key", key, "parent", pj, "layer", lj);
 	json_t *stored = NULL;
 	if (o->cache && sv_cache_record_get(o->cache, key, &stored, err) < 0)
 		kiln_err_release(err); /* only the explanation is lost */
@@ -348,7 +362,7 @@ collect_vertex(struct collect *c, const struct sv_vertex *v, struct kiln_err *er
 		json_object_set_new(rec, "description", json_string(v->description));
 	json_decref(stored);
 	json_array_append_new(c->records, rec);
-	blob_add(&c->blobs, layer.digest);
+	blob_add(&c->blobs, ldigest);
 	note_mounts(c, v);
 	return 0;
 }
@@ -1039,6 +1053,41 @@ exp_cache_import(struct exp_cache_importer *imp, const struct exp_cache_spec *sp
 	return import_meta(imp, meta, source, cache, ret_records, err);
 }
 
+int
+exp_cache_importer_materialize(struct exp_cache_importer *imp, const char *name,
+                               struct kiln_err *err)
+{
+	if (!imp || snap_exists(imp->ss, name))
+		return 0;
+	pthread_mutex_lock(&imp->mu);
+	int r = entry_find(imp, name) ? materialize(imp, name, 0, err) : 0;
+	pthread_mutex_unlock(&imp->mu);
+	return r;
+}
+
+/* For re-exporting an imported record that was never applied: its parent and its blob
+ * (fetched into the store). Returns 1 when `name` is such a record. */
+static int
+importer_layer(struct exp_cache_importer *imp, const char *name, char **ret_parent,
+               json_t **ret_layer, struct kiln_err *err)
+{
+	pthread_mutex_lock(&imp->mu);
+	struct entry *e = entry_find(imp, name);
+	int r = 0;
+	if (e) {
+		r = fetch_blob(imp, &e->blob, err);
+		if (r >= 0) {
+			*ret_parent = kiln_xstrdup(e->parent);
+			*ret_layer = json_pack("{s:s, s:s, s:I, s:s}", "mediaType",
+			                       e->blob.media_type, "digest", e->blob.digest, "size",
+			                       (json_int_t)e->blob.size, "diffID", e->blob.diff_id);
+			r = 1;
+		}
+	}
+	pthread_mutex_unlock(&imp->mu);
+	return r;
+}
+
 /* ---- the wrapped ops ---- */
 
 static bool
@@ -1111,6 +1160,12 @@ w_run(void *data, struct sv_op_ctx *ctx, const struct sv_vertex *v, const char *
       char **ret_result, struct kiln_err *err)
 {
 	struct exp_cache_importer *imp = data;
+	for (size_t i = 0; i < v->ninputs; i++) {
+		if (!inputs[i] || kiln_str_has_prefix(inputs[i], "local:"))
+			continue;
+		if (exp_cache_importer_materialize(imp, inputs[i], err) < 0)
+			return kiln_err_wrap(err, "imported cache");
+	}
 	if (v->op == SV_OP_EXEC && imp->nmounts) {
 		size_t i;
 		json_t *m;
@@ -1143,19 +1198,12 @@ w_result_exists(void *data, const char *result)
 	struct exp_cache_importer *imp = data;
 	if (!imp->inner->result_exists || imp->inner->result_exists(imp->inner_data, result))
 		return true;
+	/* Imported and not fetched yet: a hit all the same. The layer is fetched only when
+	 * a step runs on it (w_run) or the export needs it. */
 	pthread_mutex_lock(&imp->mu);
-	bool ok = false;
-	if (entry_find(imp, result)) {
-		struct kiln_err err = KILN_ERR_INIT;
-		if (materialize(imp, result, 0, &err) == 0)
-			ok = true;
-		else
-			kiln_strv_pushf(&imp->warnings, "imported cache: %s",
-			                err.msg ? err.msg : "failed");
-		kiln_err_release(&err);
-	}
+	bool ok = entry_find(imp, result) != NULL;
 	pthread_mutex_unlock(&imp->mu);
-	return ok && imp->inner->result_exists(imp->inner_data, result);
+	return ok;
 }
 
 static void

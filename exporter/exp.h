@@ -216,14 +216,16 @@ int exp_image_export(struct snap_store *ss, struct reg_store *rs, const char *to
  *
  * Import writes a record per step whose result is the chain id its layer will have when
  * applied on its parent (snap_chain_id), with nothing fetched. The importer's ops wrap
- * the build's: when the solver asks whether such a result exists, its blob (and its
- * parents', if needed) is fetched, checked, applied, and the hit goes ahead; so only the
- * layers of records actually used are downloaded. A step whose blob cannot be had is a
- * miss and runs. mode=max,cache-mounts=true also carries the contents of each
- * RUN --mount=type=cache directory (one layer per id, skipped with a warning above
- * cache-mounts-max-size, default 1 GiB); import unpacks one into the mount's directory
- * just before the first step using it runs, and only when that directory is missing or
- * empty (local contents win).
+ * the build's: such a result counts as existing (a hit) while still remote; its blob (and
+ * its parents') is fetched, checked and applied only when a step that runs takes it as an
+ * input, or the export needs it (exp_cache_importer_materialize for the image's top;
+ * a cache export takes an unapplied record's blob as it is). So a cached step whose
+ * result nothing needs (a stage whose COPY --from was itself a hit) is never downloaded.
+ * Ops' content_key must not read input snapshots (today they read only the context).
+ *mode=max,cache-mounts=true also carries the contents of each RUN --mount=type=cache directory (one
+ *layer per id, skipped with a warning above cache-mounts-max-size, default 1 GiB); import unpacks
+ *one into the mount's directory just before the first step using it runs, and only when that
+ *directory is missing or empty (local contents win).
  */
 #define EXP_CACHE_CONFIG_MT    "application/vnd.kiln.cache.config.v1+json"
 #define EXP_CACHE_INLINE_LABEL "dev.kiln.cache.v1"
@@ -251,6 +253,7 @@ struct sv_solver;
 struct sv_graph;
 struct sv_vertex;
 struct sv_ops;
+struct exp_cache_importer;
 
 struct exp_cache_export_opts {
 	struct snap_store *ss;
@@ -263,6 +266,9 @@ struct exp_cache_export_opts {
 	/* How step layers are made; NULL: EXP_LAYER_OPTS_INIT. Give the image export's, so
 	 * the cache's layers are the image's blobs (inline needs exactly those). */
 	const struct exp_layer_opts *layer_opts;
+	/* The build's importer (NULL: none): imported records the solve hit but never
+	 * applied are exported from their blobs. */
+	struct exp_cache_importer *importer;
 	/* Non-fatal notes (a cache mount over the cap...), appended; may be NULL. */
 	struct kiln_strv *warnings;
 };
@@ -280,7 +286,6 @@ int exp_cache_export(const struct exp_cache_spec *spec, const struct exp_cache_e
 int exp_cache_inline_config(const struct exp_cache_export_opts *o, const json_t *stage_config,
                             json_t **ret, struct kiln_err *err);
 
-struct exp_cache_importer;
 /* `inner` and `inner_data` are the build's ops, which the importer's ops wrap. */
 int exp_cache_importer_new(struct snap_store *ss, struct reg_store *rs, const char *kiln_root,
                            const struct sv_ops *inner, void *inner_data,
@@ -291,6 +296,10 @@ int exp_cache_import(struct exp_cache_importer *imp, const struct exp_cache_spec
                      struct sv_cache *cache, size_t *ret_records, struct kiln_err *err);
 /* The ops to give sv_solver_new with the importer as their data (static storage). */
 const struct sv_ops *exp_cache_importer_ops(void);
+/* Fetch and apply imported snapshot `name` (and its parents) unless it exists; names the
+ * importer does not know are left alone. For the export of a result the solve hit. */
+int exp_cache_importer_materialize(struct exp_cache_importer *imp, const char *name,
+                                   struct kiln_err *err);
 /* Layers known from imported caches and how many were fetched so far. */
 void exp_cache_importer_stats(struct exp_cache_importer *imp, size_t *ret_layers,
                               size_t *ret_fetched);

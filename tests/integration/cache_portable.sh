@@ -103,6 +103,7 @@ use_root root6
 build_ok "import max" --cache-from "type=local,src=$T/cmax" -t ms "$T/ms"
 expect_eq "max: the build stage's RUN is CACHED" "$(step_state "$err" "RUN echo built")" CACHED
 expect_eq "max: the final stage's RUN is CACHED" "$(step_state "$err" "RUN cat /artifact")" CACHED
+expect_eq "max: the build stage's layer is never fetched (nothing needs it)" "$(fetched "$err")" "2 of 3"
 run_kiln run ms cat /copy
 expect_eq "max: image content" "$out" "built"
 

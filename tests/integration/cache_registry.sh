@@ -70,7 +70,8 @@ build_ok "import from the registry" --metadata-file "$T/md2" -t app \
 expect_eq "every step CACHED" "$(count_cached "$err")" 4
 expect_eq "RUN steps did not run" "$(printf '%s\n' "$err" | grep -A1 '\] RUN' | grep -c DONE || true)" 0
 expect_eq "same manifest digest" "$(digest_of "$T/md2")" "$(digest_of "$T/md1")"
-expect_eq "four layers fetched" "$(fetched "$err")" "4 of 4"
+# Lazy: the tool stage's layer is not needed (COPY --from it was a hit too).
+expect_eq "three of four layers fetched" "$(fetched "$err")" "3 of 4"
 
 # A changed file: the tool stage and nothing of the final stage's chain is fetched.
 use_root root3
