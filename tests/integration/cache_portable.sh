@@ -54,8 +54,11 @@ expect_eq "manifest config is the cache metadata" \
 	"$(python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); print(m["config"]["mediaType"], len(m["layers"]))' "$T/cache/blobs/sha256/$man")" \
 	"application/vnd.kiln.cache.config.v1+json 5"
 
+# The other machine has the context elsewhere, with other mtimes: keys must not care.
+cp -r "$T/ctx" "$T/moved"
+touch -d '2001-01-01' "$T/moved/a.txt"
 use_root root2
-build_ok "import build" --metadata-file "$T/md2" --cache-from "type=local,src=$T/cache" -t app "$T/ctx"
+build_ok "import build" --metadata-file "$T/md2" --cache-from "type=local,src=$T/cache" -t app "$T/moved"
 expect_eq "every step is CACHED on a fresh store" "$(count_cached "$err")" 5
 expect_eq "RUN steps did not run" "$(printf '%s\n' "$err" | grep -A1 '\] RUN' | grep -c DONE || true)" 0
 expect_eq "all five layers fetched" "$(fetched "$err")" "5 of 5"
