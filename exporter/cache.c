@@ -667,6 +667,8 @@ import_meta(struct exp_cache_importer *imp, const json_t *meta, size_t source,
             struct sv_cache *cache, size_t *ret_records, struct kiln_err *err)
 {
 	const json_t *records = json_object_get(meta, "records");
+	if (json_integer_value(json_object_get(meta, "kiln.cache")) != 1)
+		return kiln_err_invalid(err, "cache metadata of an unknown version");
 	if (!json_is_array(records))
 		return kiln_err_invalid(err, "cache metadata without records");
 	/* key -> chain name of the records taken, for the children's parents */
@@ -768,9 +770,11 @@ meta_from_manifest(struct exp_cache_importer *imp, size_t source, const json_t *
 		return kiln_err_invalid(err, "cache manifest without a config");
 	struct blob b = {.size = (int64_t)json_integer_value(size), .source = source};
 	snprintf(b.digest, sizeof(b.digest), "%s", digest);
-	if (fetch_blob(imp, &b, err) < 0)
+	size_t layers_fetched = imp->fetched;
+	int r = fetch_blob(imp, &b, err);
+	imp->fetched = layers_fetched; /* metadata, not a layer */
+	if (r < 0)
 		return -1;
-	imp->fetched--; /* metadata, not a layer */
 	_cleanup_buf_ struct kiln_buf cb = KILN_BUF_INIT;
 	if (reg_blob_read(imp->rs, digest, MAX_META_BYTES, &cb, err) < 0)
 		return -1;
