@@ -22,8 +22,7 @@
 #include <pthread.h>
 #include <sys/stat.h>
 
-#define CACHE_TAG_DEFAULT "buildcache"
-#define MAX_META_BYTES    (64u << 20)
+#define MAX_META_BYTES (64u << 20)
 
 /* ---- registry helpers ---- */
 
@@ -33,8 +32,7 @@ client_for(const char *refstr, struct reg_client **ret_c, struct reg_ref *ref, c
 {
 	if (reg_ref_parse_normalized(refstr, ref, err) < 0)
 		return -EINVAL;
-	if (!ref->tag && !ref->digest)
-		ref->tag = kiln_xstrdup(CACHE_TAG_DEFAULT);
+	reg_ref_default_tag(ref); /* as buildx: REF without a tag or digest is :latest */
 	struct reg_client_opts co = REG_CLIENT_OPTS_INIT;
 	co.certs_d = getenv("KILN_CERTS_D");
 	if (reg_client_new(ref->domain, &co, ret_c, err) < 0) {
@@ -266,7 +264,10 @@ mount_layer(struct collect *c, const char *id, json_t **ret, struct kiln_err *er
 	json_t *layer = json_pack("{s:s, s:s, s:I, s:s}", "mediaType", m.layers[0].media_type,
 	                          "digest", m.layers[0].digest, "size",
 	                          (json_int_t)m.layers[0].size, "diffID", cfg.diff_ids.v[0]);
-	*ret = json_pack("{s:s, s:o}", "id", id, "layer", layer);
+	/* The layer holds what is in the directory; its own owner and mode ride beside. */
+	*ret = json_pack("{s:s, s:o, s:i, s:I, s:I}", "id", id, "layer", layer, "mode",
+	                 (int)(st.st_mode & 07777), "uid", (json_int_t)st.st_uid, "gid",
+	                 (json_int_t)st.st_gid);
 	blob_add(&c->blobs, m.layers[0].digest);
 	r = 0;
 out:
@@ -496,6 +497,7 @@ struct entry {
 struct mount_entry {
 	char *id;
 	struct blob blob;
+	uint32_t mode, uid, gid; /* of the directory itself, which the layer lacks */
 	bool done;
 };
 
@@ -735,8 +737,14 @@ import_meta(struct exp_cache_importer *imp, const json_t *meta, size_t source,
 			continue;
 		pthread_mutex_lock(&imp->mu);
 		KILN_GROW(imp->mounts, imp->mounts_alloc, imp->nmounts + 1);
-		imp->mounts[imp->nmounts++] =
-		        (struct mount_entry){.id = kiln_xstrdup(id), .blob = b};
+		json_t *mode = json_object_get(rec, "mode");
+		imp->mounts[imp->nmounts++] = (struct mount_entry){
+		        .id = kiln_xstrdup(id),
+		        .blob = b,
+		        .mode = json_is_integer(mode) ? (uint32_t)json_integer_value(mode) & 07777
+		                                      : 0755,
+		        .uid = (uint32_t)json_integer_value(json_object_get(rec, "uid")),
+		        .gid = (uint32_t)json_integer_value(json_object_get(rec, "gid"))};
 		pthread_mutex_unlock(&imp->mu);
 	}
 	if (ret_records)
@@ -968,8 +976,12 @@ mount_import(struct exp_cache_importer *imp, struct mount_entry *me)
 	me->done = true;
 	if (mkdir(area, 0700) < 0 && errno != EEXIST)
 		return;
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+	if (mkdir(dir, 0700) < 0) {
+		if (errno != EEXIST)
+			return;
+	} else if (chown(dir, me->uid, me->gid) < 0 || chmod(dir, me->mode) < 0) {
 		return;
+	}
 	_cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (dfd < 0)
 		return;

@@ -115,7 +115,7 @@ mkdir -p "$T/cm"
 cat >"$T/cm/Dockerfile" <<'DF'
 FROM busybox
 ARG V
-RUN --mount=type=cache,target=/var/cache/app sh -c 'echo "$V" >> /var/cache/app/log; cat /var/cache/app/log > /seen'
+RUN --mount=type=cache,target=/var/cache/app --mount=type=cache,id=owned,target=/o,uid=1000,gid=1000,mode=0750 sh -c 'echo "$V" >> /var/cache/app/log; cat /var/cache/app/log > /seen; echo "$V" > /o/last'
 DF
 use_root root7
 build_ok "cache mount build" --build-arg V=first \
@@ -127,6 +127,8 @@ build_ok "cache mount import" --build-arg V=second --cache-from "type=local,src=
 run_kiln run cm cat /seen
 expect_eq "the cache mount's file reached the fresh store" "$out" "first
 second"
+expect_eq "an imported cache dir keeps its owner and mode" \
+	"$(stat -c %u:%g:%a "$KILN_ROOT"/cache-mounts/owned*)" "1000:1000:750"
 use_root root9
 build_ok "capped import" --build-arg V=second --cache-from "type=local,src=$T/ccm-small" -t cm "$T/cm"
 run_kiln run cm cat /seen
