@@ -109,6 +109,13 @@ expect_eq "max: the final stage's RUN is CACHED" "$(step_state "$err" "RUN cat /
 expect_eq "max: the build stage's layer is never fetched (nothing needs it)" "$(fetched "$err")" "2 of 3"
 run_kiln run ms cat /copy
 expect_eq "max: image content" "$out" "built"
+# A store that only imported (its build stage's layer never fetched) exports it all again.
+use_root root12
+build_ok "import and re-export" --cache-from "type=local,src=$T/cmax" \
+	--cache-to "type=local,dest=$T/cmax2,mode=max" "$T/ms"
+use_root root13
+build_ok "import the re-export" --cache-from "type=local,src=$T/cmax2" "$T/ms"
+expect_eq "re-exported: all three steps CACHED" "$(count_cached "$err")" 3
 
 # ---- cache mounts travel with mode=max,cache-mounts=true ----
 mkdir -p "$T/cm"
