@@ -634,6 +634,61 @@ entry_find(struct exp_cache_importer *imp, const char *name)
 	return NULL;
 }
 
+struct prefetch {
+	struct exp_cache_importer *imp;
+	const struct blob *blob;
+	struct kiln_err err;
+	int r;
+	bool fetched;
+};
+
+static void *
+prefetch_main(void *arg)
+{
+	struct prefetch *p = arg;
+	p->fetched = !reg_blob_exists(p->imp->rs, p->blob->digest);
+	const struct source *src = &p->imp->sources[p->blob->source];
+	p->r = src->kind == SRC_LOCAL
+	               ? local_blob(p->imp->rs, src->dir, p->blob->digest, p->blob->size, &p->err)
+	               : reg_client_fetch_blob(src->client, p->imp->rs, src->repo, p->blob->digest,
+	                                       p->blob->size, &p->err);
+	return NULL;
+}
+
+/* Download the missing blobs of `name`'s unapplied chain at once, a few at a time, before
+ * they are applied one by one. A failure here is left for the apply to report. */
+static void
+prefetch_chain(struct exp_cache_importer *imp, const char *name)
+{
+	enum { AT_ONCE = 4 };
+	struct prefetch p[AT_ONCE];
+	pthread_t th[AT_ONCE];
+	size_t n = 0;
+	for (int depth = 0; depth < 4096 && !snap_exists(imp->ss, name); depth++) {
+		struct entry *e = entry_find(imp, name);
+		if (!e)
+			break;
+		if (!reg_blob_exists(imp->rs, e->blob.digest))
+			p[n++] = (struct prefetch){
+			        .imp = imp, .blob = &e->blob, .err = KILN_ERR_INIT};
+		name = e->parent;
+		if (n == AT_ONCE || snap_exists(imp->ss, name) || !entry_find(imp, name)) {
+			bool started[AT_ONCE] = {false};
+			for (size_t i = 0; i < n; i++)
+				started[i] =
+				        pthread_create(&th[i], NULL, prefetch_main, &p[i]) == 0;
+			for (size_t i = 0; i < n; i++) {
+				if (started[i])
+					pthread_join(th[i], NULL);
+				if (started[i] && p[i].r >= 0 && p[i].fetched)
+					imp->fetched++;
+				kiln_err_release(&p[i].err);
+			}
+			n = 0;
+		}
+	}
+}
+
 /* Make snapshot `name` from imported layers (its parents first). Called with mu held. */
 static int
 materialize(struct exp_cache_importer *imp, const char *name, int depth, struct kiln_err *err)
@@ -643,6 +698,8 @@ materialize(struct exp_cache_importer *imp, const char *name, int depth, struct 
 	struct entry *e = entry_find(imp, name);
 	if (!e || depth > 4096)
 		return kiln_err_set(err, ENOENT, "snapshot %s is not in the imported cache", name);
+	if (depth == 0)
+		prefetch_chain(imp, name);
 	int r = materialize(imp, e->parent, depth + 1, err);
 	if (r < 0)
 		return r;
