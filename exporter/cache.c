@@ -492,6 +492,7 @@ struct entry {
 	char *name;   /* the chain id the layer gets */
 	char *parent; /* snapshot name below it */
 	struct blob blob;
+	int available; /* 0 unknown, 1 its blob can be had, -1 it cannot */
 };
 
 struct mount_entry {
@@ -632,6 +633,45 @@ entry_find(struct exp_cache_importer *imp, const char *name)
 		if (kiln_str_eq(imp->entries[i].name, name))
 			return &imp->entries[i];
 	return NULL;
+}
+
+/* Whether a blob can be had without fetching it: the layout has a file of its size, or
+ * the registry answers HEAD for it. */
+static bool
+blob_available(struct exp_cache_importer *imp, const struct blob *b)
+{
+	if (reg_blob_exists(imp->rs, b->digest))
+		return true;
+	const struct source *src = &imp->sources[b->source];
+	if (src->kind == SRC_LOCAL) {
+		_cleanup_free_ char *path =
+		        kiln_xasprintf("%s/blobs/sha256/%s", src->dir, b->digest + 7);
+		struct stat st;
+		return stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == b->size;
+	}
+	struct kiln_err err = KILN_ERR_INIT;
+	int r = reg_client_blob_exists(src->client, src->repo, b->digest, &err);
+	kiln_err_release(&err);
+	return r == 1;
+}
+
+/* Every unapplied layer from `name` down can be had (so a hit on it will not fail). */
+static bool
+chain_available(struct exp_cache_importer *imp, const char *name)
+{
+	for (int depth = 0; depth < 4096; depth++) {
+		if (snap_exists(imp->ss, name))
+			return true;
+		struct entry *e = entry_find(imp, name);
+		if (!e)
+			return false;
+		if (!e->available)
+			e->available = blob_available(imp, &e->blob) ? 1 : -1;
+		if (e->available < 0)
+			return false;
+		name = e->parent;
+	}
+	return false;
 }
 
 struct prefetch {
@@ -1106,10 +1146,11 @@ w_result_exists(void *data, const char *result)
 	struct exp_cache_importer *imp = data;
 	if (!imp->inner->result_exists || imp->inner->result_exists(imp->inner_data, result))
 		return true;
-	/* Imported and not fetched yet: a hit all the same. The layer is fetched only when
-	 * a step runs on it (w_run) or the export needs it. */
+	/* Imported and not fetched yet: a hit all the same when the blobs of its chain are
+	 * on offer. The layers are fetched only when a step runs on it (w_run) or the export
+	 * needs it. */
 	pthread_mutex_lock(&imp->mu);
-	bool ok = entry_find(imp, result) != NULL;
+	bool ok = chain_available(imp, result);
 	pthread_mutex_unlock(&imp->mu);
 	return ok;
 }

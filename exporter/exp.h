@@ -216,7 +216,9 @@ int exp_image_export(struct snap_store *ss, struct reg_store *rs, const char *to
  *
  * Import writes a record per step whose result is the chain id its layer will have when
  * applied on its parent (snap_chain_id), with nothing fetched. The importer's ops wrap
- * the build's: such a result counts as existing (a hit) while still remote; its blob (and
+ * the build's: such a result counts as existing (a hit) while still remote, if the blobs
+ * of its unapplied chain are on offer (a file of the right size in the layout, or a
+ * registry HEAD; otherwise a miss and the step runs); its blob (and
  * its parents') is fetched, checked and applied only when a step that runs takes it as an
  * input, or the export needs it (exp_cache_importer_materialize for the image's top;
  * a cache export takes an unapplied record's blob as it is). So a cached step whose

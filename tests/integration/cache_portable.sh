@@ -80,6 +80,27 @@ expect_eq "changed image content" "$out" "hello
 WORLD"
 echo world >"$T/ctx/b.txt"
 
+# ---- a blob missing from the cache: that step and those above it run, the build works ----
+cp -r "$T/cache" "$T/broken"
+gone=$(python3 - "$T/broken" <<'PY'
+import json, sys
+d = sys.argv[1]
+idx = json.load(open(d + "/index.json"))
+man = json.load(open(d + "/blobs/sha256/" + idx["manifests"][0]["digest"][7:]))
+meta = json.load(open(d + "/blobs/sha256/" + man["config"]["digest"][7:]))
+for r in meta["records"]:
+    if "RUN cat /a.txt" in r.get("description", ""):
+        print(r["layer"]["digest"][7:])
+PY
+)
+rm "$T/broken/blobs/sha256/$gone"
+use_root root3b
+build_ok "broken cache" --cache-from "type=local,src=$T/broken" -t app "$T/ctx"
+expect_eq "only the steps below the missing blob are CACHED" "$(count_cached "$err")" 2
+expect_eq "the step whose blob is gone runs" "$(step_state "$err" "RUN cat /a.txt")" DONE
+run_kiln run app cat /b2
+expect_eq "the image is whole" "$out" "world"
+
 # ---- kiln prune --all, then import into the same store ----
 run_kiln prune --all
 expect_eq "prune --all: $err" "$rc" 0
