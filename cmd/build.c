@@ -44,6 +44,8 @@ usage(FILE *f)
 	        "  --ssh default|ID=SOCKET  an ssh agent for RUN --mount=type=ssh\n"
 	        "  --no-cache               run every step\n"
 	        "  --no-cache-filter STAGE  run every step of these stages (repeatable, a,b)\n"
+	        "  --cache-to SPEC          type=local,dest=D|registry,ref=R|inline[,mode=max]\n"
+	        "  --cache-from SPEC        type=local,src=D|registry,ref=R (repeatable)\n"
 	        "  --pull                   fetch base images again even when stored\n"
 	        "  --platform P             the host's platform only, for now\n"
 	        "  --jobs N                 RUN steps at once (default: CPUs)\n"
@@ -53,10 +55,7 @@ usage(FILE *f)
 	        "  --explain                say why each step missed the cache\n"
 	        "  --check                  run the build checks (kiln lint) only, build nothing\n"
 	        "  --allow ENT              network.host, security.insecure\n"
-	        "  -o, --output SPEC        type=local,dest=DIR: the final stage's files\n"
-	        "  --cache-to SPEC          "
-	        "type=local,dest=DIR|registry,ref=REF|inline[,mode=max]\n"
-	        "  --cache-from SPEC        type=local,src=DIR|registry,ref=REF (repeatable)\n");
+	        "  -o, --output SPEC        type=local,dest=DIR: the final stage's files\n");
 }
 
 enum progress { PROGRESS_PLAIN, PROGRESS_QUIET, PROGRESS_RAWJSON };
@@ -572,36 +571,38 @@ cache_import_report(struct build_args *a, struct build *b)
 		fprintf(stderr, "kiln: cache layers fetched: %zu of %zu\n", fetched, layers);
 }
 
-/* --cache-to type=inline: the image config carries the cache metadata. */
+/*
+ * After the solve: the target's imported chain is fetched for the export, type=inline
+ * puts the cache metadata into the target's stage config (so the image export carries
+ * it), and every other --cache-to is written. Before the image export, which needs
+ * nothing of this but the fetched chain.
+ */
 static int
-cache_inline(struct build_args *a, const struct exp_cache_export_opts *o, const json_t *config,
-             json_t **ret, struct kiln_err *err)
+cache_out(struct build_args *a, struct build *b, const struct sv_result *res, struct kiln_err *err)
 {
+	const char *top = sv_solver_result(b->solver, res->vertex);
+	if (top && exp_cache_importer_materialize(b->importer, top, err) < 0)
+		return kiln_err_wrap(err, "imported cache");
+	_cleanup_strv_ struct kiln_strv warnings = KILN_STRV_INIT;
+	struct exp_cache_export_opts o = EXP_CACHE_EXPORT_OPTS_INIT;
+	o.ss = b->snaps;
+	o.rs = b->reg;
+	o.cache = b->cache;
+	o.solver = b->solver;
+	o.graph = b->graph;
+	o.target = res->vertex;
+	o.kiln_root = cmd_root();
+	o.importer = b->importer;
+	o.warnings = &warnings;
 	for (size_t i = 0; i < a->cache_to.n; i++) {
 		struct exp_cache_spec cs = {0};
 		if (exp_cache_spec_parse(a->cache_to.v[i], true, &cs, err) < 0)
 			return -1;
-		int r = 0;
-		if (cs.type == EXP_CACHE_INLINE && !*ret)
-			r = exp_cache_inline_config(o, config, ret, err);
-		exp_cache_spec_release(&cs);
-		if (r < 0)
-			return kiln_err_wrap(err, "export inline cache");
-	}
-	return 0;
-}
-
-static int
-cache_export(struct build_args *a, const struct exp_cache_export_opts *o, struct kiln_err *err)
-{
-	for (size_t i = 0; i < a->cache_to.n; i++) {
-		struct exp_cache_spec cs = {0};
-		if (exp_cache_spec_parse(a->cache_to.v[i], true, &cs, err) < 0)
-			return -1;
-		int r = exp_cache_export(&cs, o, err);
-		for (size_t k = 0; k < o->warnings->n; k++)
-			fprintf(stderr, "kiln: warning: %s\n", o->warnings->v[k]);
-		kiln_strv_release(o->warnings);
+		int r = cs.type == EXP_CACHE_INLINE ? exp_cache_inline_apply(&o, res->config, err)
+		                                    : exp_cache_export(&cs, &o, err);
+		for (size_t k = 0; k < warnings.n; k++)
+			fprintf(stderr, "kiln: warning: %s\n", warnings.v[k]);
+		kiln_strv_release(&warnings);
 		if (r < 0 && cs.ignore_error) {
 			fprintf(stderr, "kiln: warning: cache to %s: %s\n", a->cache_to.v[i],
 			        err->msg ? err->msg : "failed");
@@ -612,6 +613,7 @@ cache_export(struct build_args *a, const struct exp_cache_export_opts *o, struct
 		if (r < 0)
 			return kiln_err_wrap(err, "export cache to %s", a->cache_to.v[i]);
 	}
+	cache_import_report(a, b);
 	return 0;
 }
 
@@ -745,9 +747,9 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	struct kiln_err serr = KILN_ERR_INIT;
 	ops_save(b->ops, &serr); /* the stat index only speeds up the next build */
 	kiln_err_release(&serr);
-	if (r < 0) {
+	if (r < 0 || cache_out(a, b, res, err) < 0) {
 		cache_import_report(a, b);
-		return r;
+		return -1;
 	}
 
 	/* Export: the layers above the stage's base (its image's chain or scratch). */
@@ -756,8 +758,6 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	const char *stop = sv_solver_result(b->solver, root);
 	if (!top || !stop)
 		return kiln_err_invalid(err, "the target stage has no result");
-	if (exp_cache_importer_materialize(b->importer, top, err) < 0)
-		return kiln_err_wrap(err, "imported cache");
 	uint64_t t0 = (uint64_t)time(NULL);
 	size_t n = ++b->prog.next;
 	if (a->progress == PROGRESS_PLAIN)
@@ -781,33 +781,11 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	uint64_t sdev;
 	if (sde && *sde && kiln_parse_u64(sde, &sdev) == 0)
 		io.source_date_epoch = (int64_t)sdev;
-	struct exp_cache_export_opts ceo = EXP_CACHE_EXPORT_OPTS_INIT;
-	_cleanup_strv_ struct kiln_strv cache_warnings = KILN_STRV_INIT;
-	ceo.ss = b->snaps;
-	ceo.rs = b->reg;
-	ceo.cache = b->cache;
-	ceo.solver = b->solver;
-	ceo.graph = b->graph;
-	ceo.target = res->vertex;
-	ceo.kiln_root = cmd_root();
-	ceo.layer_opts = &lo;
-	ceo.importer = b->importer;
-	ceo.warnings = &cache_warnings;
-	_cleanup_json_ json_t *inline_config = NULL;
-	if (cache_inline(a, &ceo, res->config, &inline_config, err) < 0) {
-		exp_layers_free(layers, nlayers);
-		return -1;
-	}
-	if (inline_config)
-		io.stage_config = inline_config;
 	struct exp_image img;
 	r = exp_image_commit(b->reg, &io, &img, err);
 	exp_layers_free(layers, nlayers);
 	if (r < 0)
 		return kiln_err_wrap(err, "export image");
-	if (cache_export(a, &ceo, err) < 0)
-		return -1;
-	cache_import_report(a, b);
 	if (a->progress == PROGRESS_PLAIN) {
 		fprintf(stderr, "#%zu writing image %s\n", n, img.config_digest);
 		for (size_t i = 0; i < a->tags.n; i++)

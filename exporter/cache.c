@@ -445,19 +445,18 @@ exp_cache_export(const struct exp_cache_spec *spec, const struct exp_cache_expor
 }
 
 int
-exp_cache_inline_config(const struct exp_cache_export_opts *o, const json_t *stage_config,
-                        json_t **ret, struct kiln_err *err)
+exp_cache_inline_apply(const struct exp_cache_export_opts *o, json_t *stage_config,
+                       struct kiln_err *err)
 {
 	struct collect c;
 	if (collect(o, false, false, 0, &c, err) < 0)
 		return -1;
 	_cleanup_free_ char *text = meta_text(&c);
 	collect_release(&c);
-	json_t *cfg = json_deep_copy(stage_config);
-	json_t *inner = json_object_get(cfg, "config");
+	json_t *inner = json_object_get(stage_config, "config");
 	if (!json_is_object(inner)) {
 		inner = json_object();
-		json_object_set_new(cfg, "config", inner);
+		json_object_set_new(stage_config, "config", inner);
 	}
 	json_t *labels = json_object_get(inner, "Labels");
 	if (!json_is_object(labels)) {
@@ -465,7 +464,6 @@ exp_cache_inline_config(const struct exp_cache_export_opts *o, const json_t *sta
 		json_object_set_new(inner, "Labels", labels);
 	}
 	json_object_set_new(labels, EXP_CACHE_INLINE_LABEL, json_string(text));
-	*ret = cfg;
 	return 0;
 }
 

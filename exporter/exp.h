@@ -282,11 +282,12 @@ struct exp_cache_export_opts {
 /* Export the cache of the solve (type local or registry). */
 int exp_cache_export(const struct exp_cache_spec *spec, const struct exp_cache_export_opts *o,
                      struct kiln_err *err);
-/* type=inline: a copy of `stage_config` with the mode=min metadata in its Labels, for
- * exp_image_commit (*ret is new). Its layers are the image's own: the same snapshots give
- * the same blobs through the exporter's layer cache. */
-int exp_cache_inline_config(const struct exp_cache_export_opts *o, const json_t *stage_config,
-                            json_t **ret, struct kiln_err *err);
+/* type=inline: the mode=min metadata into `stage_config`'s Labels (changed in place), before
+ * the image export lays it over the base. Its layers must be the image's own: made with
+ * the same layer options, the exporter's layer cache gives the same blobs (a layer the
+ * image does not have is a miss at import, not an error). */
+int exp_cache_inline_apply(const struct exp_cache_export_opts *o, json_t *stage_config,
+                           struct kiln_err *err);
 
 /* `inner` and `inner_data` are the build's ops, which the importer's ops wrap. */
 int exp_cache_importer_new(struct snap_store *ss, struct reg_store *rs, const char *kiln_root,
