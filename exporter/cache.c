@@ -47,6 +47,7 @@ client_for(const char *refstr, struct reg_client **ret_c, struct reg_ref *ref, c
 
 struct collect {
 	const struct exp_cache_export_opts *o;
+	struct exp_layer_opts lo; /* how step layers are made */
 	json_t *records;
 	json_t *mounts;
 	bool *done; /* by vertex index */
@@ -173,7 +174,7 @@ collect_vertex(struct collect *c, const struct sv_vertex *v, struct kiln_err *er
 	if (imported) {
 		lj = json_incref(imported);
 	} else {
-		if (exp_layer_from_snapshot(o->ss, result, o->rs, o->layer_opts, &layer, err) < 0) {
+		if (exp_layer_from_snapshot(o->ss, result, o->rs, &c->lo, &layer, err) < 0) {
 			json_decref(pj);
 			return kiln_err_wrap(err, "cache export: layer of %s",
 			                     v->description ? v->description : result);
@@ -289,10 +290,11 @@ collect_release(struct collect *c)
 /* The metadata for the solve: mode=min follows the target's first inputs down to its
  * stage root; mode=max takes every step with a result. */
 static int
-collect(const struct exp_cache_export_opts *o, bool max, bool cache_mounts, uint64_t mounts_max,
-        struct collect *c, struct kiln_err *err)
+collect(const struct exp_cache_export_opts *o, const struct exp_layer_opts *lo, bool max,
+        bool cache_mounts, uint64_t mounts_max, struct collect *c, struct kiln_err *err)
 {
 	*c = (struct collect){.o = o,
+	                      .lo = *lo,
 	                      .records = json_array(),
 	                      .mounts = json_array(),
 	                      .done = kiln_xcalloc(o->graph->nvertices + 1, sizeof(bool)),
@@ -429,14 +431,30 @@ export_registry(const struct exp_cache_spec *spec, struct collect *c, struct kil
 	return 0;
 }
 
+/* The spec's compression= and compression-level= on the layer options. */
+static int
+layer_opts_for(const struct exp_cache_spec *spec, struct exp_layer_opts *lo, struct kiln_err *err)
+{
+	(void)lo;
+	/* The exporter here writes gzip only. */
+	if (spec->compression && !kiln_str_eq(spec->compression, "gzip"))
+		return kiln_err_set(err, EOPNOTSUPP, "compression=%s: only gzip yet",
+		                    spec->compression);
+	return 0;
+}
+
 int
 exp_cache_export(const struct exp_cache_spec *spec, const struct exp_cache_export_opts *o,
                  struct kiln_err *err)
 {
 	if (spec->type == EXP_CACHE_INLINE)
-		return 0; /* written into the image config by exp_cache_inline_config */
+		return 0; /* written into the image config by exp_cache_inline_apply */
+	struct exp_layer_opts lo =
+	        o->layer_opts ? *o->layer_opts : (struct exp_layer_opts)EXP_LAYER_OPTS_INIT;
+	if (layer_opts_for(spec, &lo, err) < 0)
+		return -1;
 	struct collect c;
-	if (collect(o, spec->max, spec->cache_mounts, spec->cache_mounts_max, &c, err) < 0)
+	if (collect(o, &lo, spec->max, spec->cache_mounts, spec->cache_mounts_max, &c, err) < 0)
 		return -1;
 	int r = spec->type == EXP_CACHE_LOCAL ? export_local(spec, &c, err)
 	                                      : export_registry(spec, &c, err);
@@ -448,8 +466,10 @@ int
 exp_cache_inline_apply(const struct exp_cache_export_opts *o, json_t *stage_config,
                        struct kiln_err *err)
 {
+	struct exp_layer_opts lo =
+	        o->layer_opts ? *o->layer_opts : (struct exp_layer_opts)EXP_LAYER_OPTS_INIT;
 	struct collect c;
-	if (collect(o, false, false, 0, &c, err) < 0)
+	if (collect(o, &lo, false, false, 0, &c, err) < 0)
 		return -1;
 	_cleanup_free_ char *text = meta_text(&c);
 	collect_release(&c);

@@ -46,6 +46,7 @@ exp_cache_spec_release(struct exp_cache_spec *s)
 {
 	free(s->dir);
 	free(s->ref);
+	free(s->compression);
 	*s = (struct exp_cache_spec){0};
 }
 
@@ -53,7 +54,8 @@ int
 exp_cache_spec_parse(const char *spec, bool to, struct exp_cache_spec *ret, struct kiln_err *err)
 {
 	const char *opt = to ? "--cache-to" : "--cache-from";
-	struct exp_cache_spec s = {.cache_mounts_max = CACHE_MOUNTS_MAX_DEFAULT};
+	struct exp_cache_spec s = {.cache_mounts_max = CACHE_MOUNTS_MAX_DEFAULT,
+	                           .compression_level = -1};
 	_cleanup_free_ char *copy = kiln_xstrdup(spec);
 	const char *type = NULL, *mode = NULL;
 	int r = 0;
@@ -84,18 +86,29 @@ exp_cache_spec_parse(const char *spec, bool to, struct exp_cache_spec *ret, stru
 		} else if (to && kiln_str_eq(k, "mode")) {
 			mode = v;
 		} else if (to && kiln_str_eq(k, "compression")) {
-			/* Layers are written as the exporter writes them (gzip). */
-			if (!kiln_str_eq(v, "gzip")) {
-				r = kiln_err_invalid(err, "%s %s: compression=%s: only gzip yet",
-				                     opt, spec, v);
+			if (!kiln_str_eq(v, "gzip") && !kiln_str_eq(v, "zstd") &&
+			    !kiln_str_eq(v, "uncompressed")) {
+				r = kiln_err_invalid(
+				        err,
+				        "%s %s: compression must be gzip, zstd or uncompressed",
+				        opt, spec);
 				goto fail;
 			}
+			free(s.compression);
+			s.compression = kiln_xstrdup(v);
+		} else if (to && kiln_str_eq(k, "compression-level")) {
+			uint64_t n;
+			if (kiln_parse_u64(v, &n) < 0 || n > 22) {
+				r = kiln_err_invalid(err, "%s %s: compression-level takes 0 to 22",
+				                     opt, spec);
+				goto fail;
+			}
+			s.compression_level = (int)n;
 		} else if (to &&
-		           (kiln_str_eq(k, "compression-level") ||
-		            kiln_str_eq(k, "force-compression") ||
+		           (kiln_str_eq(k, "force-compression") ||
 		            kiln_str_eq(k, "oci-mediatypes") || kiln_str_eq(k, "image-manifest"))) {
-			/* Accepted as buildx takes them; kiln always writes an OCI image
-			 * manifest with the exporter's gzip layers. */
+			/* Accepted as buildx takes them: kiln always writes an OCI image
+			 * manifest, and layers are made for the cache in its compression. */
 		} else if (to && kiln_str_eq(k, "cache-mounts")) {
 			if (parse_bool(v, &s.cache_mounts) < 0) {
 				r = kiln_err_invalid(err, "%s %s: cache-mounts takes true or false",

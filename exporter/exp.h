@@ -242,6 +242,8 @@ struct exp_cache_spec {
 	bool cache_mounts;
 	uint64_t cache_mounts_max; /* bytes per mount */
 	bool ignore_error;         /* ignore-error=true: a failed export only warns */
+	char *compression;         /* "gzip", "zstd", "uncompressed"; NULL: the exporter's */
+	int compression_level;     /* -1: the compression's default */
 };
 
 /* Parse a buildx --cache-to (`to`) or --cache-from spec. A bare REF for --cache-from means

@@ -34,6 +34,15 @@ test_cache_spec__registry_max_with_cache_mounts(void **state)
 	assert_true(s.max);
 	assert_true(s.cache_mounts);
 	assert_true(s.cache_mounts_max == UINT64_C(64) << 20);
+	assert_string_equal(s.compression, "gzip");
+	assert_int_equal(s.compression_level, -1);
+	exp_cache_spec_release(&s);
+	assert_int_equal(exp_cache_spec_parse("type=local,dest=/c,compression=zstd,"
+	                                      "compression-level=19",
+	                                      true, &s, &err),
+	                 0);
+	assert_string_equal(s.compression, "zstd");
+	assert_int_equal(s.compression_level, 19);
 	exp_cache_spec_release(&s);
 }
 
@@ -74,7 +83,8 @@ test_cache_spec__errors_name_the_problem(void **state)
 	        {"type=local,dest=/x,mode=max,cache-mounts-max-size=1q", true, "bad cache-mounts"},
 	        {"type=s3,dest=/x", true, "type must be"},
 	        {"dest=/x", true, "type= is required"},
-	        {"type=local,dest=/x,compression=lz4", true, "compression=lz4"},
+	        {"type=local,dest=/x,compression=lz4", true, "gzip, zstd or uncompressed"},
+	        {"type=local,dest=/x,compression-level=99", true, "0 to 22"},
 	        {"type=local,dest=/x,bogus", true, "not key=value"},
 	};
 	for (size_t i = 0; i < KILN_ARRAY_SIZE(cases); i++) {
