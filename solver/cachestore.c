@@ -535,5 +535,15 @@ sv_cache_record_import(struct sv_cache *c, const char *key, const char *result,
 	if (r < 0)
 		return r;
 	close(fd);
+	/* So --explain on this machine compares a miss with the imported step, unless it
+	 * has a history of its own. Only an explanation is at stake: errors are dropped. */
+	if (identity && recipe) {
+		struct kiln_err serr = KILN_ERR_INIT;
+		json_t *known = NULL;
+		if (sv_cache_step_get(c, identity, &known, &serr) == 0 && !known)
+			sv_cache_step_set(c, identity, recipe, &serr);
+		json_decref(known);
+		kiln_err_release(&serr);
+	}
 	return r == 0 ? 1 : 0;
 }

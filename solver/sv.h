@@ -289,7 +289,8 @@ int sv_cache_record_get(struct sv_cache *c, const char *key, json_t **ret, struc
 /* Write a record made elsewhere (an imported cache) for `key` -> `result`. A record
  * already there whose result `exists` confirms (NULL: any record) is kept: returns 0;
  * otherwise ours is published: returns 1. `recipe`, `identity`, `description` may be
- * NULL. */
+ * NULL; with both identity and recipe, a step with no history here gets the recipe as its
+ * latest (so --explain compares a miss with the imported step). */
 int sv_cache_record_import(struct sv_cache *c, const char *key, const char *result,
                            const char *identity, const char *description, const json_t *recipe,
                            bool (*exists)(void *data, const char *result), void *exists_data,

@@ -69,7 +69,9 @@ expect_eq "the imported image works" "$out" "world"
 # ---- one file changed: only the steps after it run, only used layers are fetched ----
 use_root root3
 echo WORLD >"$T/ctx/b.txt"
-build_ok "changed build" --cache-from "type=local,src=$T/cache" -t app "$T/ctx"
+build_ok "changed build" --explain --cache-from "type=local,src=$T/cache" -t app "$T/ctx"
+expect_contains "--explain compares the miss with the imported step" "$err" \
+	"COPY b.txt /b.txt: file /b.txt under [stage-0 5/6] COPY b.txt /b.txt changed"
 expect_eq "steps before the change are CACHED" "$(count_cached "$err")" 3
 expect_eq "COPY b.txt ran" "$(step_state "$err" "COPY b.txt")" DONE
 expect_eq "RUN cat /b.txt ran" "$(step_state "$err" "RUN cat /b.txt")" DONE
