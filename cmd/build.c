@@ -155,8 +155,8 @@ on_event(void *data, const struct sv_event *ev)
 struct build_args {
 	const char *file, *context, *target, *iidfile, *output, *ssh, *metadata_file, *platform;
 	struct kiln_strv tags, build_args, no_cache_stages;
-	struct kiln_strv cache_to, cache_from; /* --cache-to, --cache-from specs */
 	struct cmd_secrets secrets;
+	struct kiln_strv cache_to, cache_from; /* --cache-to, --cache-from specs */
 	bool no_cache, pull, explain, check, allow_host, allow_insecure;
 	unsigned jobs;
 	enum progress progress;
@@ -168,9 +168,9 @@ build_args_release(struct build_args *a)
 	kiln_strv_release(&a->tags);
 	kiln_strv_release(&a->build_args);
 	kiln_strv_release(&a->no_cache_stages);
+	cmd_secrets_release(&a->secrets);
 	kiln_strv_release(&a->cache_to);
 	kiln_strv_release(&a->cache_from);
-	cmd_secrets_release(&a->secrets);
 }
 
 /* --no-cache-filter: stage names (case-insensitive, as stage names are) or indexes. */
@@ -278,7 +278,14 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 				return kiln_err_invalid(err, "%s needs a value", arg);
 			val = argv[++i];
 		}
-		if (kiln_str_eq(name, "--file")) {
+		if (kiln_str_eq(name, "--cache-to") || kiln_str_eq(name, "--cache-from")) {
+			bool to = kiln_str_eq(name, "--cache-to");
+			struct exp_cache_spec cs = {0};
+			if (exp_cache_spec_parse(val, to, &cs, err) < 0)
+				return -1;
+			exp_cache_spec_release(&cs);
+			kiln_strv_push(to ? &a->cache_to : &a->cache_from, val);
+		} else if (kiln_str_eq(name, "--file")) {
 			a->file = val;
 		} else if (kiln_str_eq(name, "--tag")) {
 			kiln_strv_push(&a->tags, val);
@@ -330,13 +337,6 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 			a->metadata_file = val;
 		} else if (kiln_str_eq(name, "--platform")) {
 			a->platform = val;
-		} else if (kiln_str_eq(name, "--cache-to") || kiln_str_eq(name, "--cache-from")) {
-			bool to = kiln_str_eq(name, "--cache-to");
-			struct exp_cache_spec cs = {0};
-			if (exp_cache_spec_parse(val, to, &cs, err) < 0)
-				return -1;
-			exp_cache_spec_release(&cs);
-			kiln_strv_push(to ? &a->cache_to : &a->cache_from, val);
 		}
 	}
 	if (!a->context)
