@@ -200,8 +200,11 @@ int exp_image_export(struct snap_store *ss, struct reg_store *rs, const char *to
  *	exp_cache_importer_new(ss, rs, root, ops_vtable(), ops, &imp, &err);
  *	exp_cache_import(imp, &from, cache, &nrecords, &err);  // records written, no blob yet
  *	sv_solver_new(exp_cache_importer_ops(), imp, cache, ...); sv_solve(...);
+ *	exp_cache_importer_materialize(imp, sv_solver_result(s, target), &err);
  *	struct exp_cache_export_opts eo = EXP_CACHE_EXPORT_OPTS_INIT; ...
- *	exp_cache_export(&to, &eo, &err);
+ *	exp_cache_export(&to, &eo, &err);        // type=local, registry
+ *	exp_cache_inline_apply(&eo, stage_config, &err);   // type=inline, before the image
+ *	...export the image...
  *
  * What travels: one record per exported step (exec/file vertex): its cache key (keys are
  * stable across machines: op definitions, input keys, content digests, never snapshot
@@ -218,16 +221,18 @@ int exp_image_export(struct snap_store *ss, struct reg_store *rs, const char *to
  * applied on its parent (snap_chain_id), with nothing fetched. The importer's ops wrap
  * the build's: such a result counts as existing (a hit) while still remote, if the blobs
  * of its unapplied chain are on offer (a file of the right size in the layout, or a
- * registry HEAD; otherwise a miss and the step runs); its blob (and
- * its parents') is fetched, checked and applied only when a step that runs takes it as an
- * input, or the export needs it (exp_cache_importer_materialize for the image's top;
- * a cache export takes an unapplied record's blob as it is). So a cached step whose
- * result nothing needs (a stage whose COPY --from was itself a hit) is never downloaded.
- * Ops' content_key must not read input snapshots (today they read only the context).
- *mode=max,cache-mounts=true also carries the contents of each RUN --mount=type=cache directory (one
- *layer per id, skipped with a warning above cache-mounts-max-size, default 1 GiB); import unpacks
- *one into the mount's directory just before the first step using it runs, and only when that
- *directory is missing or empty (local contents win).
+ * registry HEAD; otherwise a miss and the step runs). Its blob (and its parents') is
+ * fetched, checked and applied only when a step that runs takes it as an input, or the
+ * export needs it (exp_cache_importer_materialize for the image's top; a cache export
+ * takes an unapplied record's blob as it is). So a cached step whose result nothing
+ * needs (a stage whose COPY --from was itself a hit) is never downloaded. Ops'
+ * content_key must not read input snapshots (today they read only the context).
+ *
+ * mode=max,cache-mounts=true also carries the contents of each RUN --mount=type=cache
+ * directory (one layer per cache id, with the directory's own owner and mode beside it;
+ * skipped with a warning above cache-mounts-max-size, default 1 GiB). Import unpacks one
+ * into the mount's directory just before the first step using it runs, and only when
+ * that directory is missing or empty (local contents win).
  */
 #define EXP_CACHE_CONFIG_MT    "application/vnd.kiln.cache.config.v1+json"
 #define EXP_CACHE_INLINE_LABEL "dev.kiln.cache.v1"
