@@ -165,12 +165,12 @@ struct build_args {
 static void
 build_args_release(struct build_args *a)
 {
+	kiln_strv_release(&a->cache_to);
+	kiln_strv_release(&a->cache_from);
 	kiln_strv_release(&a->tags);
 	kiln_strv_release(&a->build_args);
 	kiln_strv_release(&a->no_cache_stages);
 	cmd_secrets_release(&a->secrets);
-	kiln_strv_release(&a->cache_to);
-	kiln_strv_release(&a->cache_from);
 }
 
 /* --no-cache-filter: stage names (case-insensitive, as stage names are) or indexes. */
