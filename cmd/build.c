@@ -45,6 +45,8 @@ usage(FILE *f)
 	        "  --ssh default|ID=SOCKET  an ssh agent for RUN --mount=type=ssh\n"
 	        "  --no-cache               run every step\n"
 	        "  --no-cache-filter STAGE  run every step of these stages (repeatable, a,b)\n"
+	        "  --cache-to SPEC          type=local,dest=D|registry,ref=R|inline[,mode=max]\n"
+	        "  --cache-from SPEC        type=local,src=D|registry,ref=R (repeatable)\n"
 	        "  --pull                   fetch base images again even when stored\n"
 	        "  --platform P             the host's platform only, for now\n"
 	        "  --jobs N                 RUN steps at once (default: CPUs)\n"
@@ -162,6 +164,7 @@ struct build_args {
 	bool push;
 	struct kiln_strv tags, build_args, no_cache_stages;
 	struct cmd_secrets secrets;
+	struct kiln_strv cache_to, cache_from; /* --cache-to, --cache-from specs */
 	bool no_cache, pull, explain, check, allow_host, allow_insecure;
 	unsigned jobs;
 	enum progress progress;
@@ -170,6 +173,8 @@ struct build_args {
 static void
 build_args_release(struct build_args *a)
 {
+	kiln_strv_release(&a->cache_to);
+	kiln_strv_release(&a->cache_from);
 	kiln_strv_release(&a->tags);
 	kiln_strv_release(&a->build_args);
 	kiln_strv_release(&a->no_cache_stages);
@@ -192,10 +197,10 @@ static int
 parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 {
 	static const char *const valued[] = {
-	        "--file",          "--tag",      "--target", "--build-arg",
-	        "--secret",        "--ssh",      "--jobs",   "--progress",
-	        "--iidfile",       "--allow",    "--output", "--no-cache-filter",
-	        "--metadata-file", "--platform",
+	        "--file",          "--tag",      "--target",   "--build-arg",
+	        "--secret",        "--ssh",      "--jobs",     "--progress",
+	        "--iidfile",       "--allow",    "--output",   "--no-cache-filter",
+	        "--metadata-file", "--platform", "--cache-to", "--cache-from",
 	};
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
@@ -252,7 +257,14 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 				return kiln_err_invalid(err, "%s needs a value", arg);
 			val = argv[++i];
 		}
-		if (kiln_str_eq(name, "--file")) {
+		if (kiln_str_eq(name, "--cache-to") || kiln_str_eq(name, "--cache-from")) {
+			bool to = kiln_str_eq(name, "--cache-to");
+			struct exp_cache_spec cs = {0};
+			if (exp_cache_spec_parse(val, to, &cs, err) < 0)
+				return -1;
+			exp_cache_spec_release(&cs);
+			kiln_strv_push(to ? &a->cache_to : &a->cache_from, val);
+		} else if (kiln_str_eq(name, "--file")) {
 			a->file = val;
 		} else if (kiln_str_eq(name, "--tag")) {
 			kiln_strv_push(&a->tags, val);
@@ -475,6 +487,7 @@ struct build {
 	struct sv_cache *cache;
 	struct ops *ops;
 	struct sv_solver *solver;
+	struct exp_cache_importer *importer; /* --cache-from */
 	struct sv_graph *graph;
 	struct ops_secret *secrets;
 	char *tmp_context; /* the empty context of `kiln build -` */
@@ -487,6 +500,7 @@ build_release(struct build *b)
 {
 	sigwatch_stop(&b->sig);
 	sv_solver_free(b->solver);
+	exp_cache_importer_free(b->importer);
 	sv_graph_free(b->graph);
 	ops_free(b->ops);
 	sv_cache_free(b->cache);
@@ -495,6 +509,95 @@ build_release(struct build *b)
 	free(b->secrets);
 	free(b->tmp_context);
 	free(b->prog.numbers);
+}
+
+/* --cache-from: each cache's records go into the store; their layers are fetched only
+ * when a step hits one. A cache that cannot be read is a warning, as in buildx. */
+static int
+cache_import(struct build_args *a, struct build *b)
+{
+	if (!a->cache_from.n)
+		return 0;
+	struct kiln_err err = KILN_ERR_INIT;
+	if (exp_cache_importer_new(b->snaps, b->reg, cmd_root(), ops_vtable(), b->ops, &b->importer,
+	                           &err) < 0) {
+		cmd_print_err(&err);
+		return -1;
+	}
+	for (size_t i = 0; i < a->cache_from.n; i++) {
+		struct exp_cache_spec cs = {0};
+		size_t n = 0;
+		if (exp_cache_spec_parse(a->cache_from.v[i], false, &cs, &err) < 0 ||
+		    exp_cache_import(b->importer, &cs, b->cache, &n, &err) < 0)
+			fprintf(stderr, "kiln: warning: cache from %s not imported: %s\n",
+			        a->cache_from.v[i], err.msg ? err.msg : "failed");
+		else if (a->progress == PROGRESS_PLAIN)
+			fprintf(stderr, "kiln: imported %zu cache record(s) from %s\n", n,
+			        a->cache_from.v[i]);
+		kiln_err_release(&err);
+		exp_cache_spec_release(&cs);
+	}
+	return 0;
+}
+
+static void
+cache_import_report(struct build_args *a, struct build *b)
+{
+	if (!b->importer)
+		return;
+	const struct kiln_strv *w = exp_cache_importer_warnings(b->importer);
+	for (size_t i = 0; i < w->n; i++)
+		fprintf(stderr, "kiln: warning: %s\n", w->v[i]);
+	size_t layers, fetched;
+	exp_cache_importer_stats(b->importer, &layers, &fetched);
+	if (a->progress == PROGRESS_PLAIN)
+		fprintf(stderr, "kiln: cache layers fetched: %zu of %zu\n", fetched, layers);
+}
+
+/*
+ * After the solve: the target's imported chain is fetched for the export, type=inline
+ * puts the cache metadata into the target's stage config (so the image export carries
+ * it), and every other --cache-to is written. Before the image export, which needs
+ * nothing of this but the fetched chain.
+ */
+static int
+cache_out(struct build_args *a, struct build *b, const struct sv_result *res, struct kiln_err *err)
+{
+	const char *top = sv_solver_result(b->solver, res->vertex);
+	if (top && exp_cache_importer_materialize(b->importer, top, err) < 0)
+		return kiln_err_wrap(err, "imported cache");
+	_cleanup_strv_ struct kiln_strv warnings = KILN_STRV_INIT;
+	struct exp_cache_export_opts o = EXP_CACHE_EXPORT_OPTS_INIT;
+	o.ss = b->snaps;
+	o.rs = b->reg;
+	o.cache = b->cache;
+	o.solver = b->solver;
+	o.graph = b->graph;
+	o.target = res->vertex;
+	o.kiln_root = cmd_root();
+	o.importer = b->importer;
+	o.warnings = &warnings;
+	for (size_t i = 0; i < a->cache_to.n; i++) {
+		struct exp_cache_spec cs = {0};
+		if (exp_cache_spec_parse(a->cache_to.v[i], true, &cs, err) < 0)
+			return -1;
+		int r = cs.type == EXP_CACHE_INLINE ? exp_cache_inline_apply(&o, res->config, err)
+		                                    : exp_cache_export(&cs, &o, err);
+		for (size_t k = 0; k < warnings.n; k++)
+			fprintf(stderr, "kiln: warning: %s\n", warnings.v[k]);
+		kiln_strv_release(&warnings);
+		if (r < 0 && cs.ignore_error) {
+			fprintf(stderr, "kiln: warning: cache to %s: %s\n", a->cache_to.v[i],
+			        err->msg ? err->msg : "failed");
+			kiln_err_release(err);
+			r = 0;
+		}
+		exp_cache_spec_release(&cs);
+		if (r < 0)
+			return kiln_err_wrap(err, "export cache to %s", a->cache_to.v[i]);
+	}
+	cache_import_report(a, b);
+	return 0;
 }
 
 static int
@@ -614,7 +717,11 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	sopts.progress = on_event;
 	sopts.progress_data = &b->prog;
 	sopts.source_file = file_name;
-	if (sv_solver_new(ops_vtable(), b->ops, b->cache, &sopts, &b->solver, err) < 0)
+	if (cache_import(a, b) < 0)
+		return -1;
+	if (sv_solver_new(b->importer ? exp_cache_importer_ops() : ops_vtable(),
+	                  b->importer ? (void *)b->importer : b->ops, b->cache, &sopts, &b->solver,
+	                  err) < 0)
 		return -1;
 	struct sv_vertex *want = res->vertex;
 	sigwatch_start(&b->sig, b->ops);
@@ -623,8 +730,10 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	struct kiln_err serr = KILN_ERR_INIT;
 	ops_save(b->ops, &serr); /* the stat index only speeds up the next build */
 	kiln_err_release(&serr);
-	if (r < 0)
-		return r;
+	if (r < 0 || cache_out(a, b, res, err) < 0) {
+		cache_import_report(a, b);
+		return -1;
+	}
 
 	/* Export: the layers above the stage's base (its image's chain or scratch). */
 	const char *top = sv_solver_result(b->solver, res->vertex);

@@ -235,4 +235,133 @@ int exp_image_export(struct snap_store *ss, struct reg_store *rs, const char *to
                      const struct exp_export_opts *opts, struct exp_image *ret,
                      struct kiln_err *err);
 
+/* ==== portable build cache: --cache-to / --cache-from (exporter/cache.c, owned by the
+ * cache work; the rest of this header is the exporter's) ====
+ *
+ * Calling sequence:
+ *
+ *	struct exp_cache_spec to, from;
+ *	exp_cache_spec_parse("type=local,dest=DIR,mode=max", true, &to, &err);
+ *	exp_cache_spec_parse("type=local,src=DIR", false, &from, &err);
+ *	struct exp_cache_importer *imp;
+ *	exp_cache_importer_new(ss, rs, root, ops_vtable(), ops, &imp, &err);
+ *	exp_cache_import(imp, &from, cache, &nrecords, &err);  // records written, no blob yet
+ *	sv_solver_new(exp_cache_importer_ops(), imp, cache, ...); sv_solve(...);
+ *	exp_cache_importer_materialize(imp, sv_solver_result(s, target), &err);
+ *	struct exp_cache_export_opts eo = EXP_CACHE_EXPORT_OPTS_INIT; ...
+ *	exp_cache_export(&to, &eo, &err);        // type=local, registry
+ *	exp_cache_inline_apply(&eo, stage_config, &err);   // type=inline, before the image
+ *	...export the image...
+ *
+ * What travels: one record per exported step (exec/file vertex): its cache key (keys are
+ * stable across machines: op definitions, input keys, content digests, never snapshot
+ * names), its parent (the key of the step below it, or the snapshot name of the stage's
+ * root: a base image's chain id or "scratch", which the importing build makes itself
+ * from the base image), the layer of its snapshot's diff, and its recipe, identity and
+ * description (for --explain). The metadata is a JSON document (media type
+ * EXP_CACHE_CONFIG_MT) used as the config of an OCI image manifest whose layers are the
+ * step layers (and cache-mount layers). type=local: an OCI layout (index.json names the
+ * manifest); type=registry: the manifest pushed under REF; type=inline: the metadata in
+ * the image config's label EXP_CACHE_INLINE_LABEL, its layers the image's own (mode=min).
+ *
+ * Import writes a record per step whose result is the chain id its layer will have when
+ * applied on its parent (snap_chain_id), with nothing fetched. The importer's ops wrap
+ * the build's: such a result counts as existing (a hit) while still remote, if the blobs
+ * of its unapplied chain are on offer (a file of the right size in the layout, or a
+ * registry HEAD; otherwise a miss and the step runs). Its blob (and its parents') is
+ * fetched, checked and applied only when a step that runs takes it as an input, or the
+ * export needs it (exp_cache_importer_materialize for the image's top; a cache export
+ * takes an unapplied record's blob as it is). So a cached step whose result nothing
+ * needs (a stage whose COPY --from was itself a hit) is never downloaded. Ops'
+ * content_key must not read input snapshots (today they read only the context).
+ *
+ * mode=max,cache-mounts=true also carries the contents of each RUN --mount=type=cache
+ * directory (one layer per cache id, with the directory's own owner and mode beside it;
+ * skipped with a warning above cache-mounts-max-size, default 1 GiB). Import unpacks one
+ * into the mount's directory just before the first step using it runs, and only when
+ * that directory is missing or empty (local contents win).
+ */
+#define EXP_CACHE_CONFIG_MT    "application/vnd.kiln.cache.config.v1+json"
+#define EXP_CACHE_INLINE_LABEL "dev.kiln.cache.v1"
+
+enum exp_cache_type { EXP_CACHE_LOCAL = 1, EXP_CACHE_REGISTRY, EXP_CACHE_INLINE };
+
+struct exp_cache_spec {
+	enum exp_cache_type type;
+	char *dir; /* local: dest= (to) or src= (from) */
+	char *ref; /* registry */
+	bool max;  /* mode=max */
+	bool cache_mounts;
+	uint64_t cache_mounts_max; /* bytes per mount */
+	bool ignore_error;         /* ignore-error=true: a failed export only warns */
+	char *compression;         /* "gzip", "zstd", "uncompressed"; NULL: the exporter's */
+	int compression_level;     /* -1: the compression's default */
+};
+
+/* Parse a buildx --cache-to (`to`) or --cache-from spec. A bare REF for --cache-from means
+ * type=registry,ref=REF. -EINVAL naming the bad key. */
+int exp_cache_spec_parse(const char *spec, bool to, struct exp_cache_spec *ret,
+                         struct kiln_err *err);
+void exp_cache_spec_release(struct exp_cache_spec *s);
+
+struct sv_cache;
+struct sv_solver;
+struct sv_graph;
+struct sv_vertex;
+struct sv_ops;
+struct exp_cache_importer;
+
+struct exp_cache_export_opts {
+	struct snap_store *ss;
+	struct reg_store *rs;
+	struct sv_cache *cache;
+	const struct sv_solver *solver; /* after a successful sv_solve */
+	const struct sv_graph *graph;
+	const struct sv_vertex *target; /* the target stage's result vertex */
+	const char *kiln_root;          /* cache mounts live under it */
+	/* How step layers are made; NULL: EXP_LAYER_OPTS_INIT. Give the image export's, so
+	 * the cache's layers are the image's blobs (inline needs exactly those). */
+	const struct exp_layer_opts *layer_opts;
+	/* The build's importer (NULL: none): imported records the solve hit but never
+	 * applied are exported from their blobs. */
+	struct exp_cache_importer *importer;
+	/* Non-fatal notes (a cache mount over the cap...), appended; may be NULL. */
+	struct kiln_strv *warnings;
+};
+#define EXP_CACHE_EXPORT_OPTS_INIT                                                                 \
+	{                                                                                          \
+		0                                                                                  \
+	}
+
+/* Export the cache of the solve (type local or registry). */
+int exp_cache_export(const struct exp_cache_spec *spec, const struct exp_cache_export_opts *o,
+                     struct kiln_err *err);
+/* type=inline: the mode=min metadata into `stage_config`'s Labels (changed in place), before
+ * the image export lays it over the base. Its layers must be the image's own: made with
+ * the same layer options, the exporter's layer cache gives the same blobs (a layer the
+ * image does not have is a miss at import, not an error). */
+int exp_cache_inline_apply(const struct exp_cache_export_opts *o, json_t *stage_config,
+                           struct kiln_err *err);
+
+/* `inner` and `inner_data` are the build's ops, which the importer's ops wrap. */
+int exp_cache_importer_new(struct snap_store *ss, struct reg_store *rs, const char *kiln_root,
+                           const struct sv_ops *inner, void *inner_data,
+                           struct exp_cache_importer **ret, struct kiln_err *err);
+/* Read a cache (type local or registry; a registry image with inline metadata too) and
+ * write its records into `cache`; *ret_records (may be NULL) gets how many were new. */
+int exp_cache_import(struct exp_cache_importer *imp, const struct exp_cache_spec *spec,
+                     struct sv_cache *cache, size_t *ret_records, struct kiln_err *err);
+/* The ops to give sv_solver_new with the importer as their data (static storage). */
+const struct sv_ops *exp_cache_importer_ops(void);
+/* Fetch and apply imported snapshot `name` (and its parents) unless it exists; names the
+ * importer does not know are left alone. For the export of a result the solve hit. */
+int exp_cache_importer_materialize(struct exp_cache_importer *imp, const char *name,
+                                   struct kiln_err *err);
+/* Layers known from imported caches and how many were fetched so far. */
+void exp_cache_importer_stats(struct exp_cache_importer *imp, size_t *ret_layers,
+                              size_t *ret_fetched);
+/* Notes gathered while fetching (a blob that could not be had...), owned by imp. */
+const struct kiln_strv *exp_cache_importer_warnings(struct exp_cache_importer *imp);
+void exp_cache_importer_free(struct exp_cache_importer *imp);
+
 #endif

@@ -491,3 +491,59 @@ sv_cache_prune(struct sv_cache *c, bool (*fn)(void *data, const struct sv_cache_
 		*ret_removed = p.removed;
 	return r;
 }
+
+int
+sv_cache_record_get(struct sv_cache *c, const char *key, json_t **ret, struct kiln_err *err)
+{
+	*ret = NULL;
+	const char *hex = key_hex(key);
+	if (!hex)
+		return kiln_err_invalid(err, "invalid cache key `%s`", key ? key : "");
+	_cleanup_close_ int fd = openat(c->recfd, hex, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return kiln_err_set(err, errno, "open cache record %s", key);
+	}
+	int r = lock_fd(fd, LOCK_SH);
+	if (r < 0)
+		return kiln_err_set(err, -r, "lock cache record %s", key);
+	json_t *doc = read_json_fd(fd);
+	struct sv_cache_entry e;
+	if (!record_parse(doc, hex, fd, &e)) {
+		json_decref(doc);
+		return 0;
+	}
+	*ret = doc;
+	return 0;
+}
+
+int
+sv_cache_record_import(struct sv_cache *c, const char *key, const char *result,
+                       const char *identity, const char *description, const json_t *recipe,
+                       bool (*exists)(void *data, const char *result), void *exists_data,
+                       struct kiln_err *err)
+{
+	struct sv_cache_put p = {.key = key,
+	                         .result = result,
+	                         .identity = identity,
+	                         .description = description,
+	                         .recipe = recipe};
+	_cleanup_free_ char *winner = NULL;
+	int fd = -1;
+	int r = sv_cache_put(c, &p, exists, exists_data, &winner, &fd, err);
+	if (r < 0)
+		return r;
+	close(fd);
+	/* So --explain on this machine compares a miss with the imported step, unless it
+	 * has a history of its own. Only an explanation is at stake: errors are dropped. */
+	if (identity && recipe) {
+		struct kiln_err serr = KILN_ERR_INIT;
+		json_t *known = NULL;
+		if (sv_cache_step_get(c, identity, &known, &serr) == 0 && !known)
+			sv_cache_step_set(c, identity, recipe, &serr);
+		json_decref(known);
+		kiln_err_release(&serr);
+	}
+	return r == 0 ? 1 : 0;
+}

@@ -281,4 +281,19 @@ int sv_cache_list(struct sv_cache *c, int (*fn)(void *data, const struct sv_cach
 int sv_cache_prune(struct sv_cache *c, bool (*fn)(void *data, const struct sv_cache_entry *e),
                    void *data, size_t *ret_removed, struct kiln_err *err);
 
+/* ---- records for the portable cache (exporter/cache.c: --cache-to, --cache-from) ---- */
+
+/* The stored record of `key` (JSON: key, result, recipe, identity, description, ...) into
+ * *ret as a new ref, or NULL when there is none or it is unreadable. */
+int sv_cache_record_get(struct sv_cache *c, const char *key, json_t **ret, struct kiln_err *err);
+/* Write a record made elsewhere (an imported cache) for `key` -> `result`. A record
+ * already there whose result `exists` confirms (NULL: any record) is kept: returns 0;
+ * otherwise ours is published: returns 1. `recipe`, `identity`, `description` may be
+ * NULL; with both identity and recipe, a step with no history here gets the recipe as its
+ * latest (so --explain compares a miss with the imported step). */
+int sv_cache_record_import(struct sv_cache *c, const char *key, const char *result,
+                           const char *identity, const char *description, const json_t *recipe,
+                           bool (*exists)(void *data, const char *result), void *exists_data,
+                           struct kiln_err *err);
+
 #endif

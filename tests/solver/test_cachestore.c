@@ -428,6 +428,68 @@ test_cachestore__lookup_marks_last_use(void **state)
 	seen_release(&s);
 }
 
+/* Records from an imported cache: written when the key is free or its result is gone,
+ * a usable local record kept, read back whole, and the step's recipe seeded once. */
+static void
+test_cachestore__imported_records(void **state)
+{
+	struct fixture *x = *state;
+	struct kiln_err err = KILN_ERR_INIT;
+	json_t *recipe = json_pack("{s:i, s:s}", "v", 1, "def", K3);
+	assert_int_equal(sv_cache_record_import(x->c, K1, "chain-a", "s\nRUN a", "RUN a", recipe,
+	                                        NULL, NULL, &err),
+	                 1);
+	json_t *doc = NULL;
+	assert_int_equal(sv_cache_record_get(x->c, K1, &doc, &err), 0);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "result")), "chain-a");
+	assert_string_equal(json_string_value(json_object_get(doc, "description")), "RUN a");
+	assert_true(json_equal(json_object_get(doc, "recipe"), recipe));
+	json_decref(doc);
+
+	/* A record whose result exists here wins over the import. */
+	assert_int_equal(sv_cache_record_import(x->c, K1, "chain-b", NULL, NULL, NULL, exists_yes,
+	                                        NULL, &err),
+	                 0);
+	char *res = NULL;
+	int fd = -1;
+	bool gone = false;
+	assert_int_equal(sv_cache_lookup(x->c, K1, NULL, NULL, &res, &fd, &gone, &err), 1);
+	assert_string_equal(res, "chain-a");
+	free(res);
+	close(fd);
+	/* One whose result is gone is replaced. */
+	assert_int_equal(sv_cache_record_import(x->c, K1, "chain-b", NULL, NULL, NULL, exists_no,
+	                                        NULL, &err),
+	                 1);
+	assert_int_equal(sv_cache_lookup(x->c, K1, NULL, NULL, &res, &fd, &gone, &err), 1);
+	assert_string_equal(res, "chain-b");
+	free(res);
+	close(fd);
+
+	/* The step had no history: the imported recipe became its latest; a later import
+	 * does not overwrite a history that exists. */
+	json_t *got = NULL;
+	assert_int_equal(sv_cache_step_get(x->c, "s\nRUN a", &got, &err), 0);
+	assert_true(got && json_equal(got, recipe));
+	json_decref(got);
+	json_t *other = json_pack("{s:i, s:s}", "v", 1, "def", K2);
+	assert_int_equal(sv_cache_record_import(x->c, K2, "chain-c", "s\nRUN a", "RUN a", other,
+	                                        NULL, NULL, &err),
+	                 1);
+	assert_int_equal(sv_cache_step_get(x->c, "s\nRUN a", &got, &err), 0);
+	assert_true(got && json_equal(got, recipe));
+	json_decref(got);
+	json_decref(other);
+	json_decref(recipe);
+
+	/* No record, or a bad key. */
+	assert_int_equal(sv_cache_record_get(x->c, K3, &doc, &err), 0);
+	assert_null(doc);
+	assert_int_equal(sv_cache_record_get(x->c, "sha256:nope", &doc, &err), -EINVAL);
+	kiln_err_release(&err);
+}
+
 int
 main(void)
 {
@@ -449,6 +511,7 @@ main(void)
 	        cmocka_unit_test_setup_teardown(test_cachestore__step_recipes, setup, teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_cachestore__stale_temps_of_dead_writers_are_removed, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_cachestore__imported_records, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
