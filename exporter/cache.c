@@ -494,11 +494,10 @@ export_registry(const struct exp_cache_spec *spec, struct collect *c, struct kil
 static int
 layer_opts_for(const struct exp_cache_spec *spec, struct exp_layer_opts *lo, struct kiln_err *err)
 {
-	(void)lo;
-	/* The exporter here writes gzip only. */
-	if (spec->compression && !kiln_str_eq(spec->compression, "gzip"))
-		return kiln_err_set(err, EOPNOTSUPP, "compression=%s: only gzip yet",
-		                    spec->compression);
+	if (spec->compression && exp_compression_parse(spec->compression, &lo->compression) < 0)
+		return kiln_err_invalid(err, "compression=%s: unknown", spec->compression);
+	if (spec->compression_level >= 0)
+		lo->compression_level = spec->compression_level;
 	return 0;
 }
 
@@ -1162,9 +1161,11 @@ mount_import(struct exp_cache_importer *imp, struct mount_entry *me)
 	_cleanup_strv_ struct kiln_strv names = KILN_STRV_INIT;
 	if (kiln_dir_names(dfd, &names) < 0 || names.n)
 		return; /* what is here locally wins */
+	/* Declared before the first goto: cleanup must not see it uninitialised. */
+	_cleanup_close_ int fd = -1;
 	if (fetch_blob(imp, &me->blob, &err) < 0)
 		goto warn;
-	_cleanup_close_ int fd = reg_blob_open(imp->rs, me->blob.digest, &err);
+	fd = reg_blob_open(imp->rs, me->blob.digest, &err);
 	if (fd < 0)
 		goto warn;
 	struct snap_apply_opts ao = SNAP_APPLY_OPTS_INIT;

@@ -66,6 +66,18 @@ expect_eq "same manifest digest" "$(digest_of "$T/md2")" "$(digest_of "$T/md1")"
 run_kiln run app cat /b2
 expect_eq "the imported image works" "$out" "world"
 
+# ---- compression=zstd: zstd layers travel and apply the same ----
+use_root root1z
+build_ok "zstd export" --cache-to "type=local,dest=$T/cz,compression=zstd" -t app "$T/ctx"
+expect_eq "the cache's layers are zstd" \
+	"$(python3 -c 'import json,sys; d=sys.argv[1]; i=json.load(open(d+"/index.json")); m=json.load(open(d+"/blobs/sha256/"+i["manifests"][0]["digest"][7:])); print(sorted(set(l["mediaType"] for l in m["layers"])))' "$T/cz")" \
+	"['application/vnd.oci.image.layer.v1.tar+zstd']"
+use_root root2z
+build_ok "zstd import" --cache-from "type=local,src=$T/cz" -t app "$T/moved"
+expect_eq "zstd: every step CACHED" "$(count_cached "$err")" 5
+run_kiln run app cat /b2
+expect_eq "zstd: image works" "$out" "world"
+
 # ---- one file changed: only the steps after it run, only used layers are fetched ----
 use_root root3
 echo WORLD >"$T/ctx/b.txt"
