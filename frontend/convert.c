@@ -173,6 +173,17 @@ struct cv {
 	struct cv_stage **roots;  /* replayable stages by root vertex (open addressing) */
 	size_t nroots;
 	json_t *exclude; /* the .dockerignore patterns, shared by every local source */
+	struct cv_named *named; /* --build-context, see named_setup */
+	size_t nnamed;
+};
+
+/* One --build-context, checked once before lowering. */
+struct cv_named {
+	const char *name;
+	char *norm;      /* the name as a normalised image reference, or NULL */
+	char *image;     /* docker-image://: the normalised reference (or a bare digest) */
+	char *dir;       /* a directory: its absolute path */
+	json_t *exclude; /* the directory's .dockerignore patterns */
 };
 
 static void
@@ -530,6 +541,111 @@ all_digits(const char *s)
 	return true;
 }
 
+/* ---- --build-context ---- */
+
+static int
+named_setup(struct cv *cv, struct kiln_err *err)
+{
+	const struct fe_plan_opts *o = cv->opts;
+	if (!o->nnamed_contexts)
+		return 0;
+	cv->named = kiln_xcalloc(o->nnamed_contexts, sizeof(*cv->named));
+	for (size_t i = 0; i < o->nnamed_contexts; i++) {
+		const struct fe_named_context *nc = &o->named_contexts[i];
+		struct cv_named *n = &cv->named[cv->nnamed++];
+		n->name = nc->name;
+		if (!nc->name || !*nc->name || !nc->value || !*nc->value)
+			return kiln_err_invalid(err, "--build-context: want NAME=VALUE");
+		struct kiln_err e = KILN_ERR_INIT;
+		if (fe_ref_normalize(nc->name, &n->norm, &e) < 0)
+			kiln_err_release(&e); /* a name that is no image reference matches as is */
+		const char *v = nc->value;
+		if (kiln_str_has_prefix(v, "docker-image://")) {
+			v += strlen("docker-image://");
+			if (kiln_str_has_prefix(v, "sha256:") && kiln_digest_valid(v)) {
+				n->image = kiln_xstrdup(v);
+			} else if (fe_ref_normalize(v, &n->image, err) < 0) {
+				return kiln_err_wrap(err, "--build-context %s=%s", nc->name,
+				                     nc->value);
+			}
+		} else if (kiln_str_has_prefix(v, "oci-layout://")) {
+			return kiln_err_invalid(err,
+			                        "--build-context %s=%s: an OCI layout must be "
+			                        "imported into the store first (kiln build does)",
+			                        nc->name, nc->value);
+		} else if (strstr(v, "://")) {
+			return kiln_err_invalid(err,
+			                        "--build-context %s=%s: unsupported source (want a "
+			                        "directory, docker-image:// or oci-layout://)",
+			                        nc->name, nc->value);
+		} else {
+			n->dir = realpath(v, NULL);
+			struct stat sb;
+			if (!n->dir || stat(n->dir, &sb) < 0)
+				return kiln_err_set(err, errno, "--build-context %s=%s", nc->name,
+				                    v);
+			if (!S_ISDIR(sb.st_mode))
+				return kiln_err_invalid(
+				        err, "--build-context %s=%s: not a directory", nc->name, v);
+			struct fe_ignore *ig = NULL;
+			if (fe_ignore_load(n->dir, NULL, &ig, err) < 0)
+				return kiln_err_wrap(err, "--build-context %s", nc->name);
+			n->exclude = json_array();
+			for (size_t k = 0; k < fe_ignore_count(ig); k++)
+				json_array_append_new(n->exclude,
+				                      json_string(fe_ignore_pattern(ig, k)));
+			fe_ignore_free(ig);
+		}
+	}
+	return 0;
+}
+
+/* The --build-context `name` stands for: named as given, or as the same image reference
+ * (`FROM docker.io/library/alpine:latest` is `--build-context alpine=...`, as buildx). */
+static struct cv_named *
+named_find(struct cv *cv, const char *name)
+{
+	if (!cv->nnamed)
+		return NULL;
+	for (size_t i = 0; i < cv->nnamed; i++)
+		if (kiln_str_eq(cv->named[i].name, name))
+			return &cv->named[i];
+	_cleanup_free_ char *norm = NULL;
+	struct kiln_err e = KILN_ERR_INIT;
+	if (fe_ref_normalize(name, &norm, &e) < 0) {
+		kiln_err_release(&e);
+		return NULL;
+	}
+	for (size_t i = 0; i < cv->nnamed; i++)
+		if (cv->named[i].norm && kiln_str_eq(cv->named[i].norm, norm))
+			return &cv->named[i];
+	return NULL;
+}
+
+/* A directory context: read in place, with its own .dockerignore, like the main one. */
+static struct sv_vertex *
+named_dir_vertex(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, struct cv_named *n)
+{
+	json_t *def = jobj_str("type", "local");
+	jset_str(def, "dir", n->dir);
+	json_object_set_new(def, "exclude", json_incref(n->exclude));
+	_cleanup_free_ char *desc = kiln_xasprintf("[context %s] load from client", n->name);
+	return add_vertex(cv, st, cmd, SV_OP_SOURCE, def, NULL, 0, desc);
+}
+
+/* A directory context as a stage's root filesystem: its files copied onto scratch. */
+static struct sv_vertex *
+named_dir_root(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, struct cv_named *n)
+{
+	struct sv_vertex *in[2] = {scratch_vertex(cv, st), named_dir_vertex(cv, st, cmd, n)};
+	json_t *cp = json_pack("{s:s, s:i, s:s, s:s, s:b, s:b, s:b}", "action", "copy", "input", 1,
+	                       "src", "/", "dest", "/", "dir_contents_only", 1, "create_dest_path",
+	                       1, "follow_symlinks", 0);
+	_cleanup_free_ char *text = kiln_xasprintf("FROM %s", n->name);
+	_cleanup_free_ char *desc = step_text(st, 1, text);
+	return add_vertex(cv, st, cmd, SV_OP_FILE, jactions(cp), in, 2, desc);
+}
+
 /*
  * Resolve a --from value (COPY, RUN --mount): a stage name, a stage index, or else an
  * image. Any stage may be named (BuildKit allows later stages); a stage still being
@@ -548,6 +664,15 @@ resolve_from(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, const
 		ref = &cv->stages[idx];
 	} else {
 		ref = stage_by_name(cv, from, cv->nstages);
+	}
+	/* A context named as a stage replaces the stage (as buildx), one named as an image
+	 * replaces the image. */
+	struct cv_named *nf =
+	        ref ? (ref->name ? named_find(cv, ref->name) : NULL) : named_find(cv, from);
+	if (nf) {
+		*ret = nf->dir ? named_dir_vertex(cv, st, cmd, nf)
+		               : image_vertex(cv, st, cmd, nf->image, st->platform_str);
+		return 0;
 	}
 	if (ref) {
 		if (ref == st || ref->state == ST_VISITING)
@@ -1735,7 +1860,9 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 	fe_platform_format(&st->platform, st->platform_str);
 
 	/* A stage can be FROM an earlier stage only; a later or its own name is an image. */
-	struct cv_stage *parent = stage_by_name(cv, base, st->index);
+	struct cv_named *self = st->name ? named_find(cv, st->name) : NULL; /* replaces st */
+	struct cv_named *nb = NULL;
+	struct cv_stage *parent = self ? NULL : stage_by_name(cv, base, st->index);
 	struct fe_cmd **triggers = NULL;
 	size_t ntriggers = 0;
 	st->nsteps = st->ncmds + 1;
@@ -1753,15 +1880,22 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 		ntriggers = parent->img.ntriggers;
 		st->platform = parent->platform;
 		memcpy(st->platform_str, parent->platform_str, sizeof(st->platform_str));
-	} else if (kiln_str_eq(base, "scratch")) {
+	} else if (!self && kiln_str_eq(base, "scratch")) {
 		image_init_empty(&st->img);
 		/* BuildKit's empty image has a PATH. */
 		fe_vars_set(&st->img.env, "PATH", DEFAULT_PATH);
 		fe_vars_set(&st->img.cfg_env, "PATH", DEFAULT_PATH);
 		st->vertex = scratch_vertex(cv, st);
+	} else if ((nb = self ? self : named_find(cv, base)) && nb->dir) {
+		image_init_empty(&st->img);
+		fe_vars_set(&st->img.env, "PATH", DEFAULT_PATH);
+		fe_vars_set(&st->img.cfg_env, "PATH", DEFAULT_PATH);
+		st->vertex = named_dir_root(cv, st, from, nb);
 	} else {
 		_cleanup_free_ char *ref = NULL;
-		if (fe_ref_normalize(base, &ref, err) < 0) {
+		if (nb) {
+			ref = kiln_xstrdup(nb->image);
+		} else if (fe_ref_normalize(base, &ref, err) < 0) {
 			kiln_err_wrap(err, "FROM %s", base);
 			return kiln_err_locate(err, cv->file, from->start_line, from->end_line);
 		}
@@ -1788,7 +1922,8 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 		ref = replay_ref(cv, st, st->vertex);
 	}
 	struct sv_vertex *saved = cv->replay;
-	for (size_t i = 0; i < st->ncmds; i++) {
+	size_t ncmds = self ? 0 : st->ncmds;
+	for (size_t i = 0; i < ncmds; i++) {
 		struct fe_cmd *cmd = st->cmds[i];
 		bool rel = affects_lowering(cmd);
 		size_t k = st->nafter - 1;
@@ -2050,6 +2185,8 @@ fe_plan_replay(const struct fe_plan_opts *opts, bool replay, struct sv_graph **r
 	if ((r = fe_ignore_load(opts->context_dir, opts->dockerfile_data ? NULL : df_path,
 	                        &cv.ignore, err)) < 0)
 		goto out;
+	if ((r = named_setup(&cv, err)) < 0)
+		goto out;
 
 	struct cv_stage *target = &cv.stages[cv.nstages - 1];
 	if (opts->target) {
@@ -2107,6 +2244,13 @@ out:
 	fe_vars_release(&cv.proxy);
 	fe_ignore_free(cv.ignore);
 	json_decref(cv.exclude);
+	for (size_t i = 0; i < cv.nnamed; i++) {
+		free(cv.named[i].norm);
+		free(cv.named[i].image);
+		free(cv.named[i].dir);
+		json_decref(cv.named[i].exclude);
+	}
+	free(cv.named);
 	sv_graph_free(cv.g);
 	fe_ast_free(cv.ast);
 	return r;

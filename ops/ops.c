@@ -217,12 +217,42 @@ run(void *data, struct sv_op_ctx *ctx, const struct sv_vertex *v, const char *co
 	return kiln_err_invalid(err, "unknown op");
 }
 
+const char *
+ops_local_dir(struct ops *o, const char *result)
+{
+	if (kiln_str_eq(result, OPS_RESULT_CONTEXT))
+		return o->opts.context_dir;
+	if (kiln_str_has_prefix(result, OPS_RESULT_LOCAL_DIR))
+		return result + strlen(OPS_RESULT_LOCAL_DIR);
+	return NULL;
+}
+
+int
+ops_local_open(struct ops *o, const char *result, struct kiln_err *err)
+{
+	if (kiln_str_eq(result, OPS_RESULT_CONTEXT)) {
+		if (o->ctx_fd < 0)
+			return kiln_err_invalid(err, "the build has no context directory");
+		int fd = openat(o->ctx_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		return fd < 0 ? kiln_err_set(err, errno, "open the build context") : fd;
+	}
+	const char *dir = ops_local_dir(o, result);
+	if (!dir)
+		return kiln_err_invalid(err, "%s is not a local source", result);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? kiln_err_set(err, errno, "open build context `%s`", dir) : fd;
+}
+
 static bool
 result_exists(void *data, const char *result)
 {
 	struct ops *o = data;
 	if (kiln_str_eq(result, OPS_RESULT_CONTEXT))
 		return true;
+	if (kiln_str_has_prefix(result, OPS_RESULT_LOCAL_DIR)) {
+		struct stat sb;
+		return stat(result + strlen(OPS_RESULT_LOCAL_DIR), &sb) == 0 && S_ISDIR(sb.st_mode);
+	}
 	return snap_name_valid(result) && snap_exists(o->opts.snaps, result);
 }
 
@@ -294,15 +324,13 @@ ops_inputs_open(struct ops *o, const char *const *inputs, size_t n, struct ops_i
 	for (size_t i = 0; i < n; i++)
 		in->fds[i] = -1;
 	for (size_t i = 1; i < n; i++) {
-		if (kiln_str_eq(inputs[i], OPS_RESULT_CONTEXT)) {
-			if (o->ctx_fd < 0)
-				return kiln_err_invalid(err, "the build has no context directory");
-			in->paths[i] = o->opts.context_dir;
+		if (ops_local_dir(o, inputs[i])) {
+			in->paths[i] = ops_local_dir(o, inputs[i]);
 			/* A fresh open, not a dup: a dup shares the directory offset with the
 			 * other steps reading the context at the same time. */
-			in->fds[i] = openat(o->ctx_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			in->fds[i] = ops_local_open(o, inputs[i], err);
 			if (in->fds[i] < 0)
-				return kiln_err_set(err, errno, "dup");
+				return -1;
 			continue;
 		}
 		if (snap_view(o->opts.snaps, inputs[i], &in->views[i], err) < 0)
@@ -365,7 +393,7 @@ context_action(const json_t *a, const struct sv_vertex *src_vertex)
 
 /* The def of a file vertex with the context's excludes in the copies that read it. */
 static json_t *
-context_def(const struct sv_vertex *v, const char *const *inputs)
+context_def(struct ops *o, const struct sv_vertex *v, const char *const *inputs)
 {
 	json_t *def = json_deep_copy(v->def);
 	json_t *actions = json_object_get(def, "actions");
@@ -376,7 +404,7 @@ context_def(const struct sv_vertex *v, const char *const *inputs)
 		json_t *in = json_object_get(a, "input");
 		json_int_t ix = json_integer_value(in);
 		if (!json_is_integer(in) || ix < 1 || (size_t)ix >= v->ninputs ||
-		    !kiln_str_eq(inputs[ix], OPS_RESULT_CONTEXT))
+		    !ops_local_dir(o, inputs[ix]))
 			continue;
 		json_array_set_new(actions, i, context_action(a, v->inputs[ix]));
 	}
@@ -463,7 +491,7 @@ ops_file_vertex_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex
 		return kiln_err_set(err, errno, "eventfd");
 	struct ops_file_env env = OPS_FILE_ENV_INIT;
 	env.cancel_fd = cfd;
-	_cleanup_json_ json_t *def = context_def(v, inputs);
+	_cleanup_json_ json_t *def = context_def(o, v, inputs);
 	int r = ops_file_run(def, dest, in.fds, in.n, &env, err);
 	ops_cancel_fd_close(o, ctx, cfd);
 	if (r < 0)
@@ -494,11 +522,9 @@ ops_context_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_ve
 	*ret = NULL;
 	bool any = false;
 	for (size_t i = 0; i < v->ninputs; i++)
-		any |= kiln_str_eq(inputs[i], OPS_RESULT_CONTEXT);
+		any |= ops_local_dir(o, inputs[i]) != NULL;
 	if (!any)
 		return 0;
-	if (o->ctx_fd < 0)
-		return kiln_err_invalid(err, "the build has no context directory");
 	struct kiln_sha256 *h = kiln_sha256_new();
 	const char *key = v->op == SV_OP_FILE ? "actions" : "mounts";
 	size_t k;
@@ -507,7 +533,7 @@ ops_context_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_ve
 	{
 		json_int_t input = json_integer_value(json_object_get(a, "input"));
 		if (!json_is_integer(json_object_get(a, "input")) || input < 0 ||
-		    (size_t)input >= v->ninputs || !kiln_str_eq(inputs[input], OPS_RESULT_CONTEXT))
+		    (size_t)input >= v->ninputs || !ops_local_dir(o, inputs[input]))
 			continue;
 		_cleanup_json_ json_t *act = NULL;
 		const char *src;
@@ -521,11 +547,10 @@ ops_context_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_ve
 			act = json_pack("{s:s, s:b}", "src", abs, "follow_symlinks", 1);
 		}
 		struct kiln_digest d;
-		_cleanup_close_ int cfd =
-		        openat(o->ctx_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_close_ int cfd = ops_local_open(o, inputs[input], err);
 		if (cfd < 0) {
 			kiln_sha256_free(h);
-			return kiln_err_set(err, errno, "open the build context");
+			return -1;
 		}
 		if (ops_file_content_digest(act, cfd, o->index, &d, err) < 0) {
 			kiln_sha256_free(h);

@@ -12,6 +12,9 @@
 struct reg_image;
 struct snap_mount;
 
+/* The result of a --build-context directory: read in place like the build context. */
+#define OPS_RESULT_LOCAL_DIR "local:dir:"
+
 /* Images the build uses, opened once: exec needs their Env. */
 struct ops_image {
 	char *ref;
@@ -65,6 +68,11 @@ int ops_cancel_fd_new(struct ops *o, struct sv_op_ctx *ctx, int *fdp);
 /* Clear the callback and close the fd. */
 void ops_cancel_fd_close(struct ops *o, struct sv_op_ctx *ctx, int fd);
 bool ops_interrupted(struct ops *o);
+/* The directory a local result is read from in place (the build context or a
+ * --build-context directory), or NULL when the result is a snapshot. */
+const char *ops_local_dir(struct ops *o, const char *result);
+/* A fresh directory fd of a local result (not a dup: steps read at once). */
+int ops_local_open(struct ops *o, const char *result, struct kiln_err *err);
 
 int ops_source_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
                            char **ret, struct kiln_err *err);

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# kiln build: --build-context, base image ONBUILD triggers and WorkingDir, cache mounts
+# seeded from a stage, --security=insecure, .dockerignore on bind mounts of the context.
+source "$(dirname "$0")/../lib.sh"
+source "$(dirname "$0")/build_lib.bash"
+
+make_busybox
+CTX="$T/ctx"
+mkdir -p "$CTX"
+echo "main context" >"$CTX/main.txt"
+
+# ---- --build-context NAME=docker-image://REF replaces an image of that name ----
+# alpine is in no store and the test is offline: only the context can make this work.
+run_kiln build -t bc-image --build-context alpine=docker-image://busybox - <<'DF'
+FROM alpine
+RUN busybox echo "on busybox" > /which
+DF
+expect_eq "FROM alpine with alpine=docker-image://busybox: $err" "$rc" 0
+run_kiln run bc-image cat /which
+expect_eq "the stage ran on busybox" "$out" "on busybox"
+# The normalised name matches too, as in buildx.
+run_kiln build -t bc-image2 --build-context alpine=docker-image://busybox - <<'DF'
+FROM docker.io/library/alpine:latest
+RUN echo ok > /ok
+DF
+expect_eq "FROM docker.io/library/alpine:latest matches alpine=: $err" "$rc" 0
+
+# ---- NAME=DIR: COPY --from and RUN --mount=from read that directory ----
+SRC="$T/srcdir"
+mkdir -p "$SRC/sub"
+echo "from the named context" >"$SRC/a.txt"
+echo "nested" >"$SRC/sub/b.txt"
+echo "ignored" >"$SRC/secret.key"
+printf '*.key\n' >"$SRC/.dockerignore"
+cat >"$CTX/Dockerfile.dir" <<'DF'
+FROM busybox AS src
+RUN echo "the stage, not the context" > /a.txt
+FROM busybox
+COPY --from=src . /x
+RUN --mount=from=src,source=a.txt,target=/m/a.txt cat /m/a.txt > /mounted
+RUN ls /x | sort | tr '\n' ' ' > /listing
+DF
+run_kiln build -f "$CTX/Dockerfile.dir" -t bc-dir --build-context src="$SRC" "$CTX"
+expect_eq "COPY --from=src with src=DIR: $err" "$rc" 0
+run_kiln run bc-dir cat /x/a.txt /x/sub/b.txt /mounted /listing
+expect_eq "the directory wins over the stage of that name; its .dockerignore applies" \
+	"$out" "$(printf 'from the named context\nnested\nfrom the named context\na.txt sub ')"
+run_kiln build -f "$CTX/Dockerfile.dir" -t bc-dir --build-context src="$SRC" "$CTX"
+expect_eq "rebuild: $err" "$rc" 0
+all_cached=$(count_cached "$err")
+expect_eq "an unchanged directory runs only the export" "$(printf '%s\n' "$err" | grep -v 'exporting' | grep -c '^#[0-9]* DONE' || true)" 1
+echo "changed" >"$SRC/secret.key"
+run_kiln build -f "$CTX/Dockerfile.dir" -t bc-dir --build-context src="$SRC" "$CTX"
+expect_eq "an ignored file changed: still cached" "$(count_cached "$err")" "$all_cached"
+echo "edited" >"$SRC/sub/b.txt"
+run_kiln build -f "$CTX/Dockerfile.dir" -t bc-dir --build-context src="$SRC" "$CTX"
+expect_eq "rebuild after an edit: $err" "$rc" 0
+run_kiln run bc-dir cat /x/sub/b.txt
+expect_eq "a changed file in the named context misses the cache" "$out" "edited"
+
+# ---- NAME=DIR as a stage's root filesystem ----
+ROOTDIR="$T/rootdir"
+mkdir -p "$ROOTDIR/etc"
+echo "root file" >"$ROOTDIR/etc/motd"
+run_kiln build -t bc-root --build-context rootfs="$ROOTDIR" -o "$T/rootout" - <<'DF'
+FROM rootfs
+DF
+expect_eq "FROM a directory context: $err" "$rc" 0
+expect_eq "the directory's files are the stage's" "$(cat "$T/rootout/etc/motd" 2>&1)" "root file"
+
+# ---- NAME=oci-layout://DIR[:TAG] ----
+run_kiln build -t layoutimg - <<'DF'
+FROM busybox
+RUN echo "from the layout" > /marker
+DF
+expect_eq "image for the layout: $err" "$rc" 0
+run_kiln save layoutimg -o "$T/layout.tar"
+expect_eq "save: $err" "$rc" 0
+mkdir -p "$T/layout"
+tar -xf "$T/layout.tar" -C "$T/layout"
+run_kiln rmi layoutimg
+cat >"$CTX/Dockerfile.layout" <<'DF'
+FROM base
+RUN cat /marker > /got
+DF
+run_kiln build -f "$CTX/Dockerfile.layout" -t bc-layout --build-context base="oci-layout://$T/layout:latest" "$CTX"
+expect_eq "FROM base with base=oci-layout://DIR:latest: $err" "$rc" 0
+run_kiln run bc-layout cat /got
+expect_eq "the stage is the layout's image" "$out" "from the layout"
+run_kiln build -f "$CTX/Dockerfile.layout" -t bc-layout2 --build-context base="oci-layout://$T/layout:nosuchtag" "$CTX"
+expect_eq "an unknown tag fails" "$rc" 1
+expect_contains "names the tag" "$err" "nosuchtag"
+run_kiln build -f "$CTX/Dockerfile.layout" --build-context "base" "$CTX"
+expect_eq "--build-context without = is a usage error" "$rc" 2
+
+finish
