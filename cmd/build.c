@@ -639,6 +639,8 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	}
 	po.named_contexts = ncs;
 	po.nnamed_contexts = a->contexts.n;
+	po.image_config = ops_plan_image_config; /* ONBUILD triggers, WorkingDir */
+	po.image_config_data = b->reg;
 	_cleanup_strv_ struct kiln_strv warnings = KILN_STRV_INIT;
 	po.warnings = &warnings;
 	int r = fe_plan(&po, &b->graph, err);

@@ -20,8 +20,9 @@
  *                         go first and "env" entries replace them by key;
  *         "default_path": true  the PATH in "env" is kiln's default because the Dockerfile
  *                         set none; an image PATH replaces it;
- *         "default_cwd": true  the Dockerfile set no WORKDIR: the base image's WorkingDir
- *                         (FROM golang runs in /go) replaces "cwd";
+ *         "default_cwd": true  the Dockerfile set no WORKDIR and the base image's WorkingDir
+ *                         was not known (no image_config) or empty: the image's replaces
+ *                         "cwd" (FROM golang runs in /go);
  *         "proxy_env": [...]  HTTP_PROXY & co given with --build-arg and not declared with
  *                         ARG: added to the environment, never to the image config.
  *   file: copy {"input","src","dest" (ends in "/": a directory),"follow_symlinks",
@@ -46,8 +47,9 @@
  * Variables: one ordered list per stage is BuildKit's LLB state env (ENV and ARG values,
  * what words expand with and what RUN sees); the image config's Env gets ENV only. So an
  * ARG declared after an ENV of the same name wins in RUN but not in the config, as in
- * BuildKit. Base image ONBUILD triggers are unknown at plan time and do not run; a stage
- * FROM another stage runs that stage's triggers first, expanded when they run.
+ * BuildKit. A stage FROM another stage runs that stage's triggers first, expanded when they
+ * run; a stage FROM an image runs the image's triggers when fe_plan_opts.image_config gives
+ * its config (kiln build), which also makes a relative WORKDIR start at its WorkingDir.
  *
  * A result's config is an OCI image config; "base": R says it is layered on image R's
  * config at build time: Env merges by key (ours win; PATH defaults when neither sets it),
@@ -120,6 +122,8 @@ struct cv_image {
 	struct kiln_strv shell; /* empty: /bin/sh -c */
 	char *author;
 	char *base; /* normalised image reference the stage descends from, NULL for scratch */
+	char *base_workdir; /* the base image's WorkingDir when image_config told it, or NULL */
+	bool base_known;    /* image_config gave the base image's config */
 	bool cmd_set;
 	json_t *env_json; /* RUN's "env", built once per change of `env` (NULL: stale) */
 	bool env_default_path;
@@ -175,6 +179,8 @@ struct cv {
 	json_t *exclude; /* the .dockerignore patterns, shared by every local source */
 	struct cv_named *named; /* --build-context, see named_setup */
 	size_t nnamed;
+	struct fe_ast **trigger_asts; /* base images' ONBUILD triggers, parsed */
+	size_t ntrigger_asts, atrigger_asts;
 };
 
 /* One --build-context, checked once before lowering. */
@@ -199,6 +205,7 @@ image_release(struct cv_image *img)
 	kiln_strv_release(&img->shell);
 	free(img->author);
 	free(img->base);
+	free(img->base_workdir);
 	free(img->triggers);
 	json_decref(img->env_json);
 	*img = (struct cv_image){0};
@@ -256,6 +263,8 @@ image_inherit(struct cv_image *dst, const struct cv_image *src)
 		kiln_strv_push(&dst->shell, src->shell.v[i]);
 	dst->author = xstrdup_or_null(src->author);
 	dst->base = xstrdup_or_null(src->base);
+	dst->base_workdir = xstrdup_or_null(src->base_workdir);
+	dst->base_known = src->base_known;
 	dst->cmd_set = false;
 }
 
@@ -1057,7 +1066,11 @@ resolve_dir(struct cv_stage *st, const char *p)
 {
 	if (p[0] == '/')
 		return kiln_path_clean(p);
-	return kiln_path_join(st->img.workdir ? st->img.workdir : "/", p);
+	/* Without a WORKDIR of the Dockerfile: the base image's (BuildKit knows it). */
+	return kiln_path_join(st->img.workdir        ? st->img.workdir
+	                      : st->img.base_workdir ? st->img.base_workdir
+	                                             : "/",
+	                      p);
 }
 
 static json_t *
@@ -1395,8 +1408,11 @@ do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 	json_t *def = json_object();
 	json_object_set(def, "args", args);
 	json_object_set(def, "env", st->img.env_json); /* shared, never changed once built */
-	jset_str(def, "cwd", st->img.workdir ? st->img.workdir : "/");
-	if (!st->img.workdir && st->img.base)
+	jset_str(def, "cwd",
+	         st->img.workdir        ? st->img.workdir
+	         : st->img.base_workdir ? st->img.base_workdir
+	                                : "/");
+	if (!st->img.workdir && !st->img.base_workdir && st->img.base)
 		json_object_set_new(def, "default_cwd", json_true());
 	jset_str(def, "user", st->img.user ? st->img.user : "");
 	jset_str(def, "network", network);
@@ -1832,6 +1848,71 @@ image_init_empty(struct cv_image *img)
 	img->history = json_array();
 }
 
+/* One ONBUILD trigger of a base image, parsed as the instruction it is (ONBUILD's own
+ * checks apply), placed on the FROM line for errors and progress. */
+static int
+parse_trigger(struct cv *cv, const struct fe_cmd *from, const char *base, const char *trigger,
+              struct fe_cmd **ret, struct kiln_err *err)
+{
+	_cleanup_free_ char *text = kiln_xasprintf("ONBUILD %s\n", trigger);
+	struct fe_ast *ast = NULL;
+	struct fe_cmd *cmd = NULL;
+	int r = fe_parse(cv->file, text, strlen(text), &ast, err);
+	if (r >= 0) {
+		KILN_GROW(cv->trigger_asts, cv->atrigger_asts, cv->ntrigger_asts + 1);
+		cv->trigger_asts[cv->ntrigger_asts++] = ast;
+		if (ast->nnodes != 1)
+			r = kiln_err_invalid(err, "want one instruction");
+		else
+			r = fe_cmd_parse(ast->arena, cv->file, &ast->nodes[0], &cmd, err);
+	}
+	if (r < 0) {
+		_cleanup_free_ char *msg = kiln_xstrdup(err->msg ? err->msg : "bad trigger");
+		kiln_err_release(err);
+		return kiln_err_at(err, cv->file, from->start_line, from->end_line,
+		                   "FROM %s: ONBUILD trigger \"%s\": %s", base, trigger, msg);
+	}
+	*ret = cmd->onbuild.cmd;
+	(*ret)->start_line = from->start_line;
+	(*ret)->end_line = from->end_line;
+	return 0;
+}
+
+/* What the base image's config tells the plan: its WorkingDir and its ONBUILD triggers,
+ * which run right after FROM (BuildKit's dispatchOnBuildTriggers). */
+static int
+base_config(struct cv *cv, struct cv_stage *st, const struct fe_cmd *from,
+            struct fe_cmd ***ret_triggers, size_t *ret_n, struct kiln_err *err)
+{
+	_cleanup_json_ json_t *doc =
+	        cv->opts->image_config(cv->opts->image_config_data, st->img.base, st->platform_str);
+	if (!doc)
+		return 0;
+	json_t *c = json_object_get(doc, "config");
+	st->img.base_known = true;
+	const char *wd = json_string_value(json_object_get(c, "WorkingDir"));
+	if (wd && *wd)
+		st->img.base_workdir = kiln_path_join("/", wd);
+	json_t *ob = json_object_get(c, "OnBuild");
+	size_t n = json_array_size(ob);
+	if (!n)
+		return 0;
+	struct fe_cmd **t = kiln_arena_array(cv->ast->arena, n, sizeof(*t));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *trig = json_string_value(json_array_get(ob, i));
+		if (!trig || !*trig)
+			continue;
+		int r = parse_trigger(cv, from, st->img.base, trig, &t[k], err);
+		if (r < 0)
+			return r;
+		k++;
+	}
+	*ret_triggers = t;
+	*ret_n = k;
+	return 0;
+}
+
 static int
 dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 {
@@ -1902,6 +1983,9 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 		image_init_empty(&st->img);
 		st->vertex = image_vertex(cv, st, from, ref, st->platform_str);
 		st->img.base = TAKE_PTR(ref);
+		if (cv->opts->image_config &&
+		    (r = base_config(cv, st, from, &triggers, &ntriggers, err)) < 0)
+			return r;
 	}
 	st->nsteps += ntriggers;
 
@@ -2251,6 +2335,9 @@ out:
 		json_decref(cv.named[i].exclude);
 	}
 	free(cv.named);
+	for (size_t i = 0; i < cv.ntrigger_asts; i++)
+		fe_ast_free(cv.trigger_asts[i]);
+	free(cv.trigger_asts);
 	sv_graph_free(cv.g);
 	fe_ast_free(cv.ast);
 	return r;

@@ -79,11 +79,19 @@ ops_stage_root(const struct sv_vertex *v)
 
 /* A base image missing from the store is pulled, as BuildKit does (under the images lock:
  * each image once per build). */
+static int pull_ref(struct reg_store *reg, const char *ref, struct kiln_err *err);
+
 static int
 pull(struct ops *o, const char *ref, struct kiln_err *err)
 {
 	if (o->opts.no_pull)
 		return kiln_err_set(err, ENOENT, "pulling is off");
+	return pull_ref(o->opts.reg, ref, err);
+}
+
+static int
+pull_ref(struct reg_store *reg, const char *ref, struct kiln_err *err)
+{
 	struct reg_ref r = REG_REF_INIT;
 	if (reg_ref_parse_normalized(ref, &r, err) < 0)
 		return -EINVAL;
@@ -94,10 +102,31 @@ pull(struct ops *o, const char *ref, struct kiln_err *err)
 	char digest[KILN_DIGEST_HEX_LEN + 1];
 	int ret = reg_client_new(r.domain, &co, &c, err);
 	if (ret >= 0)
-		ret = reg_pull(c, o->opts.reg, &r, NULL, digest, err);
+		ret = reg_pull(c, reg, &r, NULL, digest, err);
 	reg_client_free(c);
 	reg_ref_release(&r);
 	return ret;
+}
+
+json_t *
+ops_plan_image_config(void *reg_store, const char *ref, const char *platform)
+{
+	struct reg_store *reg = reg_store;
+	(void)platform; /* the host's: ops refuses others */
+	struct reg_image img = REG_IMAGE_INIT;
+	struct kiln_err err = KILN_ERR_INIT;
+	int r = reg_image_open(reg, ref, NULL, &img, &err);
+	if (r == -ENOENT) {
+		kiln_err_release(&err);
+		r = pull_ref(reg, ref, &err);
+		if (r >= 0)
+			r = reg_image_open(reg, ref, NULL, &img, &err);
+	}
+	/* A failure here is the build's to report, when the image source runs. */
+	kiln_err_release(&err);
+	json_t *doc = r >= 0 ? json_incref(img.config.raw) : NULL;
+	reg_image_release(&img);
+	return doc;
 }
 
 int

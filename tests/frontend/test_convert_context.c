@@ -254,6 +254,92 @@ test_convert_context__bad_values(void **state)
 	free(e);
 }
 
+/* ---- the base image's config: ONBUILD triggers, WorkingDir ---- */
+
+static void
+test_convert_context__base_triggers_run_after_from(void **state)
+{
+	struct fx *f = *state;
+	f->base_config = "{\"config\": {\"OnBuild\": [\"ARG V=one\", \"RUN echo trig $V\","
+	                 " \"ENV FROM_TRIGGER=$V\"]}}";
+	json_t *g = plan(f, "FROM busybox\nRUN echo mine\n", true);
+	assert_true(f->config_calls >= 1);
+	json_t *trig = vertex(g, "RUN echo trig $V");
+	assert_non_null(trig);
+	json_t *mine = vertex(g, "RUN echo mine");
+	assert_non_null(mine);
+	/* the trigger's step comes first, and the stage's RUN is built on it */
+	assert_string_equal(json_string_value(json_array_get(json_object_get(mine, "inputs"), 0)),
+	                    json_string_value(json_object_get(trig, "digest")));
+	/* ENV in a trigger expands when it runs: V is the trigger's ARG */
+	json_t *env = json_object_get(json_object_get(mine, "def"), "env");
+	bool found = false;
+	size_t i;
+	json_t *e;
+	json_array_foreach(env, i, e) found |=
+	        kiln_str_eq(json_string_value(e), "FROM_TRIGGER=one");
+	assert_true(found);
+	/* the triggers are consumed: not in the result's OnBuild */
+	json_t *r = json_array_get(json_object_get(g, "results"), 0);
+	json_t *cfg = json_object_get(json_object_get(r, "config"), "config");
+	assert_null(json_object_get(cfg, "OnBuild"));
+	json_decref(g);
+}
+
+static void
+test_convert_context__bad_base_trigger_names_from_line(void **state)
+{
+	struct fx *f = *state;
+	f->base_config = "{\"config\": {\"OnBuild\": [\"FROM other\"]}}";
+	test_write_file(f->dir, "Dockerfile", "# comment\nFROM busybox\n");
+	struct fe_plan_opts o = FE_PLAN_OPTS_INIT;
+	o.context_dir = f->dir;
+	o.image_config = image_config;
+	o.image_config_data = f;
+	struct sv_graph *g = NULL;
+	struct kiln_err err = KILN_ERR_INIT;
+	assert_true(fe_plan(&o, &g, &err) < 0);
+	assert_int_equal(err.line, 2);
+	assert_non_null(strstr(err.msg, "FROM other"));
+	kiln_err_release(&err);
+}
+
+static void
+test_convert_context__relative_workdir_below_base_workdir(void **state)
+{
+	struct fx *f = *state;
+	f->base_config = "{\"config\": {\"WorkingDir\": \"/go\"}}";
+	json_t *g = plan(f, "FROM golang\nRUN first\nWORKDIR src\nRUN second\nCOPY a rel/\n", true);
+	json_t *first = vertex(g, "RUN first");
+	assert_string_equal(def_str(first, "cwd"), "/go");
+	assert_null(json_object_get(json_object_get(first, "def"), "default_cwd"));
+	assert_string_equal(def_str(vertex(g, "RUN second"), "cwd"), "/go/src");
+	json_t *copy = vertex(g, "COPY a rel/");
+	json_t *a = json_array_get(json_object_get(json_object_get(copy, "def"), "actions"), 0);
+	assert_string_equal(json_string_value(json_object_get(a, "dest")), "/go/src/rel/");
+	json_decref(g);
+}
+
+static void
+test_convert_context__without_image_config_plan_unchanged(void **state)
+{
+	struct fx *f = *state;
+	/* kiln plan: no store, so "/" and the flag that lets the build take the image's */
+	json_t *g = plan(f, "FROM golang\nRUN first\nWORKDIR src\nRUN second\n", false);
+	json_t *first = vertex(g, "RUN first");
+	assert_string_equal(def_str(first, "cwd"), "/");
+	assert_true(json_is_true(json_object_get(json_object_get(first, "def"), "default_cwd")));
+	assert_string_equal(def_str(vertex(g, "RUN second"), "cwd"), "/src");
+	char *d1 = kiln_xstrdup(digest_of(g, "RUN second"));
+	json_decref(g);
+	/* an image without WorkingDir or triggers plans exactly as without the callback */
+	f->base_config = "{\"config\": {\"Env\": [\"PATH=/bin\"]}}";
+	g = plan(f, "FROM golang\nRUN first\nWORKDIR src\nRUN second\n", true);
+	assert_string_equal(digest_of(g, "RUN second"), d1);
+	free(d1);
+	json_decref(g);
+}
+
 int
 main(void)
 {
@@ -269,6 +355,14 @@ main(void)
 	        cmocka_unit_test_setup_teardown(
 	                test_convert_context__plan_without_contexts_unchanged, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_convert_context__bad_values, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_convert_context__base_triggers_run_after_from,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_convert_context__bad_base_trigger_names_from_line, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_convert_context__relative_workdir_below_base_workdir, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_convert_context__without_image_config_plan_unchanged, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

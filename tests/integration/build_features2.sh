@@ -93,4 +93,45 @@ expect_contains "names the tag" "$err" "nosuchtag"
 run_kiln build -f "$CTX/Dockerfile.layout" --build-context "base" "$CTX"
 expect_eq "--build-context without = is a usage error" "$rc" 2
 
+# ---- a base image's ONBUILD triggers run after FROM, expanded then, and are consumed ----
+run_kiln build -t ob-base "$CTX" -f - <<'DF'
+FROM busybox
+WORKDIR /srv/app
+ONBUILD ARG V=default
+ONBUILD RUN echo "trigger in $(pwd) with $V" > /trigger
+ONBUILD COPY main.txt /from-trigger.txt
+DF
+expect_eq "base with ONBUILD: $err" "$rc" 0
+run_kiln run ob-base sh -c 'ls /trigger 2>&1 | wc -l; ls /from-trigger.txt 2>/dev/null | wc -l'
+expect_eq "the triggers do not run in the base itself" "$(echo $out)" "1 0"
+run_kiln build -t ob-child --build-arg V=given "$CTX" -f - <<'DF'
+FROM ob-base
+RUN cat /trigger /from-trigger.txt > /seen
+WORKDIR sub
+RUN pwd > /pwd
+COPY main.txt rel/
+DF
+expect_eq "child of a base with ONBUILD: $err" "$rc" 0
+run_kiln run ob-child cat /seen /pwd /srv/app/sub/rel/main.txt
+expect_eq "triggers ran with the child's build arg; WORKDIR sub is below the base's WorkingDir" \
+	"$out" "$(printf 'trigger in /srv/app with given\nmain context\n/srv/app/sub\nmain context')"
+run_kiln inspect ob-child
+expect_eq "inspect: $err" "$rc" 0
+case "$out" in *OnBuild*) fail "the triggers are consumed, not in the child's config" ;; *) checks=$((checks + 1)) ;; esac
+expect_contains "the child's WorkingDir" "$out" '"WorkingDir": "/srv/app/sub"'
+run_kiln build -t ob-grandchild "$CTX" -f - <<'DF'
+FROM ob-child
+RUN test ! -e /trigger2 && echo ok > /gc
+DF
+expect_eq "a grandchild builds without the consumed triggers: $err" "$rc" 0
+run_kiln build -t ob-bad "$CTX" -f - <<'DF'
+FROM busybox
+ONBUILD RUN exit 3
+DF
+expect_eq "base with a failing trigger: $err" "$rc" 0
+printf 'FROM ob-bad\nRUN true\n' >"$CTX/Dockerfile.obfail"
+run_kiln build -f "$CTX/Dockerfile.obfail" "$CTX"
+expect_eq "a failing trigger fails the child" "$rc" 1
+expect_contains "at the FROM line" "$err" "Dockerfile.obfail:1:"
+
 finish
