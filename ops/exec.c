@@ -145,9 +145,76 @@ resolve_source(int rootfd, const char *root, const char *source, struct kiln_are
 	return 0;
 }
 
+/*
+ * RUN --mount=type=cache,from=X,source=P: as BuildKit, the cache starts as a copy of P in
+ * X, and is its own cache per (id, X's result, P) so another from or source never sees
+ * it. Returns the cache id to give the executor, whose directory this fills when new
+ * (copied aside, then renamed into place: a run that races us finds one or the other).
+ */
 static int
-build_mounts(struct ops *o, const struct sv_vertex *v, const struct ops_inputs *in, const char *cwd,
-             struct kiln_arena *arena, struct ex_mount **ret, size_t *ret_n, struct kiln_err *err)
+seed_cache(struct ops *o, const char *id, const char *input, int src_fd, const char *source,
+           struct kiln_arena *arena, const char **ret, struct kiln_err *err)
+{
+	_cleanup_free_ char *sid = kiln_xasprintf("%s\nfrom %s:%s", id, input, source);
+	*ret = kiln_arena_strdup(arena, sid);
+	_cleanup_free_ char *area = kiln_xasprintf("%s/cache-mounts", o->opts.root);
+	if (mkdir(area, 0700) < 0 && errno != EEXIST)
+		return kiln_err_set(err, errno, "mkdir `%s`", area);
+	_cleanup_close_ int afd = open(area, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (afd < 0)
+		return kiln_err_set(err, errno, "open `%s`", area);
+	_cleanup_free_ char *name = ex_cache_dir_name(sid);
+	struct stat sb;
+	if (fstatat(afd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	_cleanup_free_ char *rnd = ops_new_snapshot_name();
+	_cleanup_free_ char *tmp = kiln_xasprintf(".seed-%s", rnd);
+	if (mkdirat(afd, tmp, 0755) < 0)
+		return kiln_err_set(err, errno, "mkdir `%s/%s`", area, tmp);
+	int r = 0;
+	{
+		_cleanup_close_ int tfd = openat(afd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_json_ json_t *def = json_pack(
+		        "{s:[{s:s, s:i, s:s, s:s, s:b, s:b, s:b}]}", "actions", "action", "copy",
+		        "input", 1, "src", source, "dest", "/", "dir_contents_only", 1,
+		        "create_dest_path", 1, "follow_symlinks", 1);
+		int fds[2] = {tfd, src_fd};
+		if (tfd < 0)
+			r = kiln_err_set(err, errno, "open `%s/%s`", area, tmp);
+		else if ((r = ops_file_run(def, tfd, fds, 2, NULL, err)) < 0)
+			kiln_err_wrap(err, "cache mount from %s", source);
+	}
+	if (r >= 0 && renameat(afd, tmp, afd, name) < 0 && errno != EEXIST && errno != ENOTEMPTY)
+		r = kiln_err_set(err, errno, "rename `%s/%s`", area, tmp);
+	kiln_rm_rf_at(afd, tmp); /* gone already when renamed */
+	return r;
+}
+
+/* A mount's input: 1.. are open; 0 (from= naming what the step runs on, e.g. the stage's
+ * own base image) gets a read-only view of its own. */
+static int
+mount_input(struct ops *o, struct ops_inputs *in, const char *const *inputs, const json_t *input,
+            size_t *ret, struct kiln_err *err)
+{
+	json_int_t ix = json_integer_value(input);
+	if (!json_is_integer(input) || ix < 0 || (size_t)ix >= in->n)
+		return kiln_err_invalid(err, "bad mount input in the step's definition");
+	if (ix == 0 && in->fds[0] < 0) {
+		if (snap_view(o->opts.snaps, inputs[0], &in->views[0], err) < 0)
+			return kiln_err_wrap(err, "view input 0");
+		in->paths[0] = snap_mount_path(in->views[0]);
+		in->fds[0] = open(in->paths[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (in->fds[0] < 0)
+			return kiln_err_set(err, errno, "open `%s`", in->paths[0]);
+	}
+	*ret = (size_t)ix;
+	return 0;
+}
+
+static int
+build_mounts(struct ops *o, const struct sv_vertex *v, struct ops_inputs *in,
+             const char *const *inputs, const char *cwd, struct kiln_arena *arena,
+             struct ex_mount **ret, size_t *ret_n, struct kiln_err *err)
 {
 	json_t *mounts = json_object_get(v->def, "mounts");
 	size_t n = json_array_size(mounts);
@@ -170,21 +237,25 @@ build_mounts(struct ops *o, const struct sv_vertex *v, const struct ops_inputs *
 			goto bad;
 		if (kiln_str_eq(type, "bind")) {
 			em.type = EX_MOUNT_BIND;
-			json_int_t ix = json_integer_value(input);
-			if (!json_is_integer(input) || ix < 1 || (size_t)ix >= in->n)
-				goto bad;
+			size_t ix;
+			if (mount_input(o, in, inputs, input, &ix, err) < 0)
+				goto fail;
 			if (resolve_source(in->fds[ix], in->paths[ix], jstr(m, "source"), arena,
 			                   &em.source, err) < 0)
 				goto fail;
 			em.rw = !json_is_true(json_object_get(m, "readonly"));
 		} else if (kiln_str_eq(type, "cache")) {
 			em.type = EX_MOUNT_CACHE;
-			if (input) {
-				kiln_err_set(err, EOPNOTSUPP,
-				             "RUN --mount=type=cache,from=...: not supported yet");
-				goto fail;
-			}
 			em.id = jstr(m, "id");
+			if (input) {
+				size_t ix;
+				if (mount_input(o, in, inputs, input, &ix, err) < 0)
+					goto fail;
+				const char *src = jstr(m, "source");
+				if (seed_cache(o, em.id ? em.id : target, inputs[ix], in->fds[ix],
+				               src ? src : "/", arena, &em.id, err) < 0)
+					goto fail;
+			}
 			em.readonly = json_is_true(json_object_get(m, "readonly"));
 			const char *sh = jstr(m, "sharing");
 			em.sharing = sh && kiln_str_eq(sh, "private")  ? EX_SHARING_PRIVATE
@@ -331,7 +402,7 @@ ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
 	_cleanup_arena_ struct kiln_arena *arena = kiln_arena_new();
 	_cleanup_free_ struct ex_mount *mounts = NULL;
 	size_t nmounts = 0;
-	if (build_mounts(o, v, &in, cwd, arena, &mounts, &nmounts, err) < 0)
+	if (build_mounts(o, v, &in, inputs, cwd, arena, &mounts, &nmounts, err) < 0)
 		return -1;
 
 	_cleanup_snap_mount_ struct snap_mount *m = NULL;

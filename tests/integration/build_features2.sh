@@ -134,4 +134,23 @@ run_kiln build -f "$CTX/Dockerfile.obfail" "$CTX"
 expect_eq "a failing trigger fails the child" "$rc" 1
 expect_contains "at the FROM line" "$err" "Dockerfile.obfail:1:"
 
+# ---- a cache mount with from/source starts as that stage's (or image's) directory ----
+cat >"$CTX/Dockerfile.seed" <<'DF'
+FROM busybox AS seed
+RUN mkdir -p /data && echo seeded > /data/s
+FROM busybox
+ARG N=1
+RUN --mount=type=cache,target=/c,from=seed,source=/data \
+    --mount=type=cache,target=/img,from=busybox,source=/etc \
+    cat /c/s > /seen && ls /img/passwd >> /seen && echo "run $N" >> /c/log && cat /c/log > /log
+RUN --mount=type=cache,target=/c sh -c 'ls /c | wc -l' > /plain
+DF
+run_kiln build -f "$CTX/Dockerfile.seed" -t seeded --build-arg N=1 "$CTX"
+expect_eq "cache mount from a stage: $err" "$rc" 0
+run_kiln build -f "$CTX/Dockerfile.seed" -t seeded --build-arg N=2 "$CTX"
+expect_eq "cache mount from a stage, again: $err" "$rc" 0
+run_kiln run seeded cat /seen /log /plain
+expect_eq "seeded from the stage and the image, kept across builds, apart from the plain cache" \
+	"$out" "$(printf 'seeded\n/img/passwd\nrun 1\nrun 2\n0')"
+
 finish
