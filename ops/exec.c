@@ -366,6 +366,7 @@ ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
 	if (security && kiln_str_eq(security, "insecure") && !o->opts.allow_insecure)
 		return kiln_err_invalid(err,
 		                        "RUN --security=insecure needs --allow security.insecure");
+	ro.privileged = security && kiln_str_eq(security, "insecure");
 
 	_cleanup_strv_ struct kiln_strv env = KILN_STRV_INIT;
 	if (build_env(o, v, &env, err) < 0)

@@ -153,4 +153,36 @@ run_kiln run seeded cat /seen /log /plain
 expect_eq "seeded from the stage and the image, kept across builds, apart from the plain cache" \
 	"$out" "$(printf 'seeded\n/img/passwd\nrun 1\nrun 2\n0')"
 
+# ---- RUN --security=insecure: only with --allow, then privileged ----
+cat >"$CTX/Dockerfile.insecure" <<'DF'
+FROM busybox
+RUN echo sandboxed
+RUN --security=insecure grep CapEff /proc/self/status > /caps && mkdir -p /mnt2 && \
+    mount -t tmpfs none /mnt2 && echo mounted > /mnt2/x && cat /mnt2/x >> /caps && umount /mnt2 && \
+    ls /dev | wc -l > /devs && (mount | grep -c -e ' /proc/sys ' -e ' /proc/kcore ' || true) > /masks && \
+    (mount | grep ' /sys ' | grep -c '[(,]ro[,)]' || true) > /sysro
+RUN (mount | grep -c -e ' /proc/sys ' -e ' /proc/kcore ' || true) > /masks-normal
+DF
+run_kiln build -f "$CTX/Dockerfile.insecure" -t insecure "$CTX"
+expect_eq "--security=insecure without --allow fails" "$rc" 1
+expect_contains "naming the line and the entitlement" "$err" "Dockerfile.insecure:3:"
+expect_contains "the entitlement" "$err" "--allow security.insecure"
+run_kiln build -f "$CTX/Dockerfile.insecure" -t insecure --allow security.insecure "$CTX"
+expect_eq "--security=insecure with --allow: $err" "$rc" 0
+run_kiln run insecure cat /caps
+expect_eq "every capability kiln has, and mount works" "$out" "$(grep CapEff /proc/self/status)
+mounted"
+run_kiln run insecure cat /devs
+expect_eq "the host's devices" "$out" "$(ls /dev | wc -l)"
+run_kiln run insecure cat /masks /sysro
+expect_eq "/proc is not masked, /sys is read-write" "$(echo $out)" "0 0"
+run_kiln run insecure cat /masks-normal
+expect_eq "the next RUN is sandboxed again: masked /proc paths" "$(test "$out" -gt 0 && echo masked)" "masked"
+run_kiln build -t notinsecure - <<'DF'
+FROM busybox
+RUN grep CapEff /proc/self/status > /caps; mount -t tmpfs none /mnt 2>/dev/null && echo mounted >> /caps || echo refused >> /caps
+DF
+run_kiln run notinsecure cat /caps
+expect_eq "a normal RUN keeps Docker's default capabilities" "$out" "$(printf 'CapEff:\t00000000a80425fb\nrefused')"
+
 finish
