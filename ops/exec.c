@@ -190,6 +190,34 @@ seed_cache(struct ops *o, const char *id, const char *input, int src_fd, const c
 	return r;
 }
 
+/*
+ * A bind of a local source whose .dockerignore leaves files out: BuildKit transfers only
+ * the files it keeps, so the mount shows a copy of just those (a fresh snapshot, dropped
+ * after the run), made by the file op exactly as COPY would select them.
+ */
+static int
+filtered_source(struct ops *o, const struct sv_vertex *src_vertex, int src_fd, const char *source,
+                struct snap_mount **ret_m, struct kiln_arena *arena, const char **ret,
+                struct kiln_err *err)
+{
+	_cleanup_free_ char *abs = kiln_path_join("/", source ? source : "/");
+	_cleanup_json_ json_t *a = json_pack(
+	        "{s:s, s:i, s:s, s:s, s:b, s:b, s:b}", "action", "copy", "input", 1, "src", abs,
+	        "dest", abs, "dir_contents_only", 1, "create_dest_path", 1, "follow_symlinks", 1);
+	_cleanup_json_ json_t *def =
+	        json_pack("{s:[o]}", "actions", ops_context_action(a, src_vertex));
+	if (snap_prepare(o->opts.snaps, NULL, ret_m, err) < 0)
+		return -1;
+	const char *root = snap_mount_path(*ret_m);
+	_cleanup_close_ int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return kiln_err_set(err, errno, "open `%s`", root);
+	int fds[2] = {dfd, src_fd};
+	if (ops_file_run(def, dfd, fds, 2, NULL, err) < 0)
+		return kiln_err_wrap(err, "mount source %s", abs);
+	return resolve_source(dfd, root, abs, arena, ret, err);
+}
+
 /* A mount's input: 1.. are open; 0 (from= naming what the step runs on, e.g. the stage's
  * own base image) gets a read-only view of its own. */
 static int
@@ -214,7 +242,8 @@ mount_input(struct ops *o, struct ops_inputs *in, const char *const *inputs, con
 static int
 build_mounts(struct ops *o, const struct sv_vertex *v, struct ops_inputs *in,
              const char *const *inputs, const char *cwd, struct kiln_arena *arena,
-             struct ex_mount **ret, size_t *ret_n, struct kiln_err *err)
+             struct snap_mount **filtered, struct ex_mount **ret, size_t *ret_n,
+             struct kiln_err *err)
 {
 	json_t *mounts = json_object_get(v->def, "mounts");
 	size_t n = json_array_size(mounts);
@@ -240,8 +269,14 @@ build_mounts(struct ops *o, const struct sv_vertex *v, struct ops_inputs *in,
 			size_t ix;
 			if (mount_input(o, in, inputs, input, &ix, err) < 0)
 				goto fail;
-			if (resolve_source(in->fds[ix], in->paths[ix], jstr(m, "source"), arena,
-			                   &em.source, err) < 0)
+			bool ignores =
+			        ops_local_dir(o, inputs[ix]) &&
+			        json_array_size(json_object_get(v->inputs[ix]->def, "exclude"));
+			if (ignores ? filtered_source(o, v->inputs[ix], in->fds[ix],
+			                              jstr(m, "source"), &filtered[i], arena,
+			                              &em.source, err) < 0
+			            : resolve_source(in->fds[ix], in->paths[ix], jstr(m, "source"),
+			                             arena, &em.source, err) < 0)
 				goto fail;
 			em.rw = !json_is_true(json_object_get(m, "readonly"));
 		} else if (kiln_str_eq(type, "cache")) {
@@ -342,6 +377,20 @@ args_quoted(const json_t *args, struct kiln_buf *out)
 	kiln_buf_addch(out, '"');
 }
 
+/* The filtered bind sources of one run, released after it. */
+struct filtered {
+	size_t n;
+	struct snap_mount **m;
+};
+
+static void
+filtered_release(struct filtered *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		snap_mount_release(f->m[i]);
+	free(f->m);
+}
+
 int
 ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
              const char *const *inputs, char **ret_result, struct kiln_err *err)
@@ -403,7 +452,10 @@ ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
 	_cleanup_arena_ struct kiln_arena *arena = kiln_arena_new();
 	_cleanup_free_ struct ex_mount *mounts = NULL;
 	size_t nmounts = 0;
-	if (build_mounts(o, v, &in, inputs, cwd, arena, &mounts, &nmounts, err) < 0)
+	size_t nfiltered = json_array_size(json_object_get(v->def, "mounts"));
+	_cleanup_(filtered_release) struct filtered fl = {
+	        .n = nfiltered, .m = kiln_xcalloc(nfiltered + 1, sizeof(*fl.m))};
+	if (build_mounts(o, v, &in, inputs, cwd, arena, fl.m, &mounts, &nmounts, err) < 0)
 		return -1;
 
 	_cleanup_snap_mount_ struct snap_mount *m = NULL;

@@ -420,6 +420,12 @@ context_action(const json_t *a, const struct sv_vertex *src_vertex)
 	return na;
 }
 
+json_t *
+ops_context_action(const json_t *a, const struct sv_vertex *src_vertex)
+{
+	return context_action(a, src_vertex);
+}
+
 /* The def of a file vertex with the context's excludes in the copies that read it. */
 static json_t *
 context_def(struct ops *o, const struct sv_vertex *v, const char *const *inputs)
@@ -573,7 +579,10 @@ ops_context_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_ve
 			/* A bind mount of the context reads the whole tree under its source. */
 			src = json_string_value(json_object_get(a, "source"));
 			_cleanup_free_ char *abs = kiln_path_join("/", src ? src : "/");
-			act = json_pack("{s:s, s:b}", "src", abs, "follow_symlinks", 1);
+			_cleanup_json_ json_t *whole =
+			        json_pack("{s:s, s:b}", "src", abs, "follow_symlinks", 1);
+			/* ...minus what .dockerignore leaves out, as the mount shows it. */
+			act = context_action(whole, v->inputs[input]);
 		}
 		struct kiln_digest d;
 		_cleanup_close_ int cfd = ops_local_open(o, inputs[input], err);

@@ -73,6 +73,9 @@ bool ops_interrupted(struct ops *o);
 const char *ops_local_dir(struct ops *o, const char *result);
 /* A fresh directory fd of a local result (not a dup: steps read at once). */
 int ops_local_open(struct ops *o, const char *result, struct kiln_err *err);
+/* Copy action `a` reading local source `src_vertex` with the source's .dockerignore
+ * patterns re-rooted at the action's "src" (new reference; `a` itself when none apply). */
+json_t *ops_context_action(const json_t *a, const struct sv_vertex *src_vertex);
 
 int ops_source_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
                            char **ret, struct kiln_err *err);

@@ -37,14 +37,14 @@ FROM busybox AS src
 RUN echo "the stage, not the context" > /a.txt
 FROM busybox
 COPY --from=src . /x
-RUN --mount=from=src,source=a.txt,target=/m/a.txt cat /m/a.txt > /mounted
+RUN --mount=from=src,target=/m sh -c 'cat /m/a.txt; ls /m | grep -v dockerignore | tr "\n" " "' > /mounted
 RUN ls /x | sort | tr '\n' ' ' > /listing
 DF
 run_kiln build -f "$CTX/Dockerfile.dir" -t bc-dir --build-context src="$SRC" "$CTX"
 expect_eq "COPY --from=src with src=DIR: $err" "$rc" 0
 run_kiln run bc-dir cat /x/a.txt /x/sub/b.txt /mounted /listing
 expect_eq "the directory wins over the stage of that name; its .dockerignore applies" \
-	"$out" "$(printf 'from the named context\nnested\nfrom the named context\na.txt sub ')"
+	"$out" "$(printf 'from the named context\nnested\nfrom the named context\na.txt sub a.txt sub ')"
 run_kiln build -f "$CTX/Dockerfile.dir" -t bc-dir --build-context src="$SRC" "$CTX"
 expect_eq "rebuild: $err" "$rc" 0
 all_cached=$(count_cached "$err")
@@ -184,5 +184,33 @@ RUN grep CapEff /proc/self/status > /caps; mount -t tmpfs none /mnt 2>/dev/null 
 DF
 run_kiln run notinsecure cat /caps
 expect_eq "a normal RUN keeps Docker's default capabilities" "$out" "$(printf 'CapEff:\t00000000a80425fb\nrefused')"
+
+# ---- bind mounts of the context show only what .dockerignore keeps ----
+C5="$T/ctx5"
+mkdir -p "$C5/sub"
+echo visible >"$C5/main.txt"
+echo topsecret >"$C5/x.secret"
+echo shown >"$C5/sub/visible.txt"
+echo hidden >"$C5/sub/hidden.txt"
+printf '*.secret\nsub/hidden.txt\nDockerfile\n' >"$C5/.dockerignore"
+cat >"$C5/Dockerfile" <<'DF'
+FROM busybox
+RUN --mount=type=bind,target=/ctx find /ctx | sort | tr '\n' ' ' > /all
+RUN --mount=type=bind,source=sub,target=/s,rw ls /s > /sub && echo scribble > /s/new
+RUN --mount=type=bind,source=main.txt,target=/m.txt cat /m.txt > /m
+DF
+run_kiln build -t ign "$C5"
+expect_eq "binds of a context with .dockerignore: $err" "$rc" 0
+run_kiln run ign cat /all /sub /m
+expect_eq "ignored files are not in the mounts" "$out" "/ctx /ctx/.dockerignore /ctx/main.txt /ctx/sub /ctx/sub/visible.txt visible.txt
+visible"
+expect_eq "a rw bind writes nothing back to the context" "$(ls "$C5/sub")" "$(printf 'hidden.txt\nvisible.txt')"
+echo changed >"$C5/x.secret"
+echo changed >"$C5/sub/hidden.txt"
+run_kiln build -t ign "$C5"
+expect_eq "only ignored files changed: nothing runs" "$(printf '%s\n' "$err" | grep -c '^#[0-9]* DONE')" 1
+echo changed >"$C5/sub/visible.txt"
+run_kiln build -t ign "$C5"
+expect_eq "a kept file changed: the steps run again" "$(printf '%s\n' "$err" | grep -c '^#[0-9]* DONE')" 4
 
 finish
