@@ -5,7 +5,9 @@
  *		   [--ssh default|ID=PATH] [--no-cache] [--no-cache-filter STAGE] [--jobs N]
  *		   [--pull] [--metadata-file F] [--platform HOST]
  *		   [--progress auto|tty|plain|quiet|rawjson] [--iidfile F] [--explain] [--check]
- *		   [--allow network.host|security.insecure] [-o type=local,dest=DIR] CONTEXT
+ *		   [--allow network.host|security.insecure] [-o type=local,dest=DIR]
+ *		   [--build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG|@DIGEST]]...
+ *		   CONTEXT
  *
  * fe_plan lowers the Dockerfile, the solver runs the target stage's vertices through the
  * ops (ops/ops.h) with the persistent cache, and the exporter turns the target's snapshot

@@ -31,7 +31,9 @@
  *               "parents","exclude"}, mkdir {"path","mode","parents","chown"},
  *               mkfile {"path","mode","data"}.
  *   source: {"type":"http","url":U,"filename":F,"checksum":C} for ADD <url>; a local
- *           source without "include" transfers the whole context.
+ *           source without "include" transfers the whole context; with "dir": D it is a
+ *           --build-context directory (absolute), read like the context, its own
+ *           .dockerignore in "exclude".
  *
  *   mounts: bind {"target","input","source","readonly"} (without from: a local source of
  *           just that path), cache {"target","id" (default: target),"sharing","readonly",
@@ -1981,13 +1983,15 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 			return kiln_err_locate(err, cv->file, from->start_line, from->end_line);
 		}
 		image_init_empty(&st->img);
-		st->vertex = image_vertex(cv, st, from, ref, st->platform_str);
-		st->img.base = TAKE_PTR(ref);
+		st->img.base = kiln_xstrdup(ref);
 		if (cv->opts->image_config &&
 		    (r = base_config(cv, st, from, &triggers, &ntriggers, err)) < 0)
 			return r;
+		st->nsteps += ntriggers; /* before FROM's "[1/n]" is written */
+		st->vertex = image_vertex(cv, st, from, ref, st->platform_str);
 	}
-	st->nsteps += ntriggers;
+	if (parent)
+		st->nsteps += ntriggers;
 
 	/* The parent's ONBUILD triggers run first, at the line of their ONBUILD. */
 	for (size_t i = 0; i < ntriggers; i++) {
