@@ -108,6 +108,58 @@ pull_ref(struct reg_store *reg, const char *ref, struct kiln_err *err)
 	return ret;
 }
 
+/*
+ * An image's config from its registry without its layers (BuildKit's ResolveImageConfig):
+ * the manifest (the host's, through an index) and the config blob, which lands in the
+ * store; the image source pulls the layers later, in parallel with the other steps.
+ */
+static json_t *
+resolve_config(struct reg_store *reg, const char *ref, struct kiln_err *err)
+{
+	struct reg_ref r = REG_REF_INIT;
+	if (reg_ref_parse_normalized(ref, &r, err) < 0)
+		return NULL;
+	reg_ref_default_tag(&r);
+	struct reg_client_opts co = REG_CLIENT_OPTS_INIT;
+	co.max_attempts = 2;
+	struct reg_client *c = NULL;
+	json_t *doc = NULL;
+	struct kiln_buf body = KILN_BUF_INIT, cfg = KILN_BUF_INIT;
+	struct reg_manifest m = {0};
+	enum reg_kind kind;
+	char digest[KILN_DIGEST_HEX_LEN + 1];
+	if (reg_client_new(r.domain, &co, &c, err) < 0 ||
+	    reg_client_get_manifest(c, r.path, r.digest ? r.digest : r.tag, &body, &kind, digest,
+	                            err) < 0)
+		goto out;
+	if (reg_kind_is_index(kind)) {
+		struct reg_index idx = {0};
+		int pos = reg_index_parse(body.buf, body.len, NULL, &idx, err);
+		if (pos >= 0)
+			pos = reg_index_select(&idx, NULL, err);
+		if (pos >= 0)
+			memcpy(digest, idx.manifests[pos].digest, sizeof(digest));
+		reg_index_release(&idx);
+		kiln_buf_release(&body);
+		body = (struct kiln_buf)KILN_BUF_INIT;
+		if (pos < 0 ||
+		    reg_client_get_manifest(c, r.path, digest, &body, &kind, digest, err) < 0)
+			goto out;
+	}
+	if (reg_manifest_parse(body.buf, body.len, NULL, &m, err) < 0 ||
+	    reg_client_fetch_blob(c, reg, r.path, m.config.digest, m.config.size, err) < 0 ||
+	    reg_blob_read(reg, m.config.digest, 16 << 20, &cfg, err) < 0)
+		goto out;
+	doc = json_loadb(cfg.buf, cfg.len, 0, NULL);
+out:
+	reg_manifest_release(&m);
+	kiln_buf_release(&body);
+	kiln_buf_release(&cfg);
+	reg_client_free(c);
+	reg_ref_release(&r);
+	return doc;
+}
+
 json_t *
 ops_plan_image_config(void *reg_store, const char *ref, const char *platform)
 {
@@ -115,16 +167,14 @@ ops_plan_image_config(void *reg_store, const char *ref, const char *platform)
 	(void)platform; /* the host's: ops refuses others */
 	struct reg_image img = REG_IMAGE_INIT;
 	struct kiln_err err = KILN_ERR_INIT;
+	json_t *doc = NULL;
 	int r = reg_image_open(reg, ref, NULL, &img, &err);
-	if (r == -ENOENT) {
-		kiln_err_release(&err);
-		r = pull_ref(reg, ref, &err);
-		if (r >= 0)
-			r = reg_image_open(reg, ref, NULL, &img, &err);
-	}
+	if (r >= 0)
+		doc = json_incref(img.config.raw);
+	else if (r == -ENOENT && !kiln_str_has_prefix(ref, "sha256:"))
+		doc = resolve_config(reg, ref, &err);
 	/* A failure here is the build's to report, when the image source runs. */
 	kiln_err_release(&err);
-	json_t *doc = r >= 0 ? json_incref(img.config.raw) : NULL;
 	reg_image_release(&img);
 	return doc;
 }

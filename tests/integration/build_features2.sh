@@ -3,6 +3,7 @@
 # seeded from a stage, --security=insecure, .dockerignore on bind mounts of the context.
 source "$(dirname "$0")/../lib.sh"
 source "$(dirname "$0")/build_lib.bash"
+source "$(dirname "$0")/registry_lib.sh"
 
 make_busybox
 CTX="$T/ctx"
@@ -212,5 +213,17 @@ expect_eq "only ignored files changed: nothing runs" "$(printf '%s\n' "$err" | g
 echo changed >"$C5/sub/visible.txt"
 run_kiln build -t ign "$C5"
 expect_eq "a kept file changed: the steps run again" "$(printf '%s\n' "$err" | grep -c '^#[0-9]* DONE')" 4
+
+# ---- ONBUILD of a base that is only in a registry: its config is resolved for the plan ----
+reg_start plain
+run_kiln push ob-base "$REG_HOST/kiln/ob-base:1"
+expect_eq "push the ONBUILD base: $err" "$rc" 0
+run_kiln --root "$T/fresh" build -t from-reg --build-arg V=remote "$CTX" -f - <<DF
+FROM $REG_HOST/kiln/ob-base:1
+RUN cat /trigger /from-trigger.txt > /seen
+DF
+expect_eq "build FROM a registry image with triggers into an empty store: $err" "$rc" 0
+run_kiln --root "$T/fresh" run from-reg cat /seen
+expect_eq "the registry image's triggers ran" "$out" "$(printf 'trigger in /srv/app with remote\nmain context')"
 
 finish
