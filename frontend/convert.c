@@ -183,6 +183,9 @@ struct cv {
 	size_t nnamed;
 	struct fe_ast **trigger_asts; /* base images' ONBUILD triggers, parsed */
 	size_t ntrigger_asts, atrigger_asts;
+	struct kiln_strv config_refs; /* image_config's answers, asked once per "ref\nplatform" */
+	json_t **configs;
+	size_t aconfigs;
 };
 
 /* One --build-context, checked once before lowering. */
@@ -1886,8 +1889,20 @@ static int
 base_config(struct cv *cv, struct cv_stage *st, const struct fe_cmd *from,
             struct fe_cmd ***ret_triggers, size_t *ret_n, struct kiln_err *err)
 {
-	_cleanup_json_ json_t *doc =
-	        cv->opts->image_config(cv->opts->image_config_data, st->img.base, st->platform_str);
+	_cleanup_free_ char *key = kiln_xasprintf("%s\n%s", st->img.base, st->platform_str);
+	json_t *doc = NULL;
+	size_t at = 0;
+	while (at < cv->config_refs.n && !kiln_str_eq(cv->config_refs.v[at], key))
+		at++;
+	if (at < cv->config_refs.n) {
+		doc = cv->configs[at];
+	} else {
+		doc = cv->opts->image_config(cv->opts->image_config_data, st->img.base,
+		                             st->platform_str);
+		KILN_GROW(cv->configs, cv->aconfigs, cv->config_refs.n + 1);
+		cv->configs[cv->config_refs.n] = doc;
+		kiln_strv_push(&cv->config_refs, key);
+	}
 	if (!doc)
 		return 0;
 	json_t *c = json_object_get(doc, "config");
@@ -2342,6 +2357,10 @@ out:
 	for (size_t i = 0; i < cv.ntrigger_asts; i++)
 		fe_ast_free(cv.trigger_asts[i]);
 	free(cv.trigger_asts);
+	for (size_t i = 0; i < cv.config_refs.n; i++)
+		json_decref(cv.configs[i]);
+	free(cv.configs);
+	kiln_strv_release(&cv.config_refs);
 	sv_graph_free(cv.g);
 	fe_ast_free(cv.ast);
 	return r;

@@ -340,6 +340,20 @@ test_convert_context__without_image_config_plan_unchanged(void **state)
 	json_decref(g);
 }
 
+static void
+test_convert_context__image_config_asked_once_per_image(void **state)
+{
+	struct fx *f = *state;
+	f->base_config = "{\"config\": {\"WorkingDir\": \"/w\"}}";
+	json_t *g = plan(f,
+	                 "FROM busybox AS a\nRUN a\nFROM busybox AS b\nRUN b\n"
+	                 "FROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+	                 true);
+	assert_int_equal(f->config_calls, 1);
+	assert_string_equal(def_str(vertex(g, "RUN b"), "cwd"), "/w");
+	json_decref(g);
+}
+
 int
 main(void)
 {
@@ -363,6 +377,8 @@ main(void)
 	                test_convert_context__relative_workdir_below_base_workdir, setup, teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_convert_context__without_image_config_plan_unchanged, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_convert_context__image_config_asked_once_per_image, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
