@@ -641,8 +641,9 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	}
 	po.named_contexts = ncs;
 	po.nnamed_contexts = a->contexts.n;
+	struct ops_plan_images pi = {.reg = b->reg, .pull_always = a->pull};
 	po.image_config = ops_plan_image_config; /* ONBUILD triggers, WorkingDir */
-	po.image_config_data = b->reg;
+	po.image_config_data = &pi;
 	_cleanup_strv_ struct kiln_strv warnings = KILN_STRV_INIT;
 	po.warnings = &warnings;
 	int r = fe_plan(&po, &b->graph, err);

@@ -161,13 +161,20 @@ out:
 }
 
 json_t *
-ops_plan_image_config(void *reg_store, const char *ref, const char *platform)
+ops_plan_image_config(void *plan_images, const char *ref, const char *platform)
 {
-	struct reg_store *reg = reg_store;
+	const struct ops_plan_images *pi = plan_images;
+	struct reg_store *reg = pi->reg;
 	(void)platform; /* the host's: ops refuses others */
 	struct reg_image img = REG_IMAGE_INIT;
 	struct kiln_err err = KILN_ERR_INIT;
 	json_t *doc = NULL;
+	if (pi->pull_always && !kiln_str_has_prefix(ref, "sha256:")) {
+		doc = resolve_config(reg, ref, &err);
+		kiln_err_release(&err);
+		if (doc)
+			return doc; /* else the stored one: the image source reports the failure */
+	}
 	int r = reg_image_open(reg, ref, NULL, &img, &err);
 	if (r >= 0)
 		doc = json_incref(img.config.raw);

@@ -225,5 +225,21 @@ DF
 expect_eq "build FROM a registry image with triggers into an empty store: $err" "$rc" 0
 run_kiln --root "$T/fresh" run from-reg cat /seen
 expect_eq "the registry image's triggers ran" "$out" "$(printf 'trigger in /srv/app with remote\nmain context')"
+# The tag moves to a base with another trigger: --pull plans with the new one.
+run_kiln build -t ob-base2 "$CTX" -f - <<'DF'
+FROM busybox
+ONBUILD RUN echo "second trigger" > /trigger2
+DF
+expect_eq "second ONBUILD base: $err" "$rc" 0
+run_kiln push ob-base2 "$REG_HOST/kiln/ob-base:1"
+expect_eq "push it under the same tag: $err" "$rc" 0
+printf 'FROM %s/kiln/ob-base:1\nRUN ls /trigger /trigger2 2>/dev/null > /seen; true\n' "$REG_HOST" >"$T/Dockerfile.moved"
+run_kiln --root "$T/fresh" build -t moved -f "$T/Dockerfile.moved" "$CTX"
+run_kiln --root "$T/fresh" run moved cat /seen
+expect_eq "without --pull: the stored base and its triggers" "$out" "/trigger"
+run_kiln --root "$T/fresh" build -t moved --pull -f "$T/Dockerfile.moved" "$CTX"
+expect_eq "--pull: $err" "$rc" 0
+run_kiln --root "$T/fresh" run moved cat /seen
+expect_eq "with --pull: the new base and its trigger" "$out" "/trigger2"
 
 finish
