@@ -5,7 +5,9 @@
  *		   [--ssh default|ID=PATH] [--no-cache] [--no-cache-filter STAGE] [--jobs N]
  *		   [--pull] [--metadata-file F] [--platform HOST]
  *		   [--progress auto|tty|plain|quiet|rawjson] [--iidfile F] [--explain] [--check]
- *		   [--allow network.host|security.insecure] [-o type=local,dest=DIR] CONTEXT
+ *		   [--allow network.host|security.insecure] [-o type=local,dest=DIR]
+ *		   [--build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG|@DIGEST]]...
+ *		   CONTEXT
  *
  * fe_plan lowers the Dockerfile, the solver runs the target stage's vertices through the
  * ops (ops/ops.h) with the persistent cache, and the exporter turns the target's snapshot
@@ -56,6 +58,8 @@ usage(FILE *f)
 	        "  --explain                say why each step missed the cache\n"
 	        "  --check                  run the build checks (kiln lint) only, build nothing\n"
 	        "  --allow ENT              network.host, security.insecure\n"
+	        "  --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG|@DIGEST]\n"
+	        "                           stand in for FROM NAME, --from=NAME (repeatable)\n"
 	        "  -o, --output SPEC        type=image|registry|oci|docker|local|tar[,dest=..]\n"
 	        "                           [,name=..][,push=true][,compression=gzip|zstd]\n"
 	        "                           [,compression-level=N][,force-compression=true]\n"
@@ -162,7 +166,7 @@ struct build_args {
 	const char *file, *context, *target, *iidfile, *ssh, *metadata_file, *platform;
 	struct cmd_outputs outputs;
 	bool push;
-	struct kiln_strv tags, build_args, no_cache_stages;
+	struct kiln_strv tags, build_args, no_cache_stages, contexts;
 	struct cmd_secrets secrets;
 	struct kiln_strv cache_to, cache_from; /* --cache-to, --cache-from specs */
 	bool no_cache, pull, explain, check, allow_host, allow_insecure;
@@ -178,6 +182,7 @@ build_args_release(struct build_args *a)
 	kiln_strv_release(&a->tags);
 	kiln_strv_release(&a->build_args);
 	kiln_strv_release(&a->no_cache_stages);
+	kiln_strv_release(&a->contexts);
 	cmd_secrets_release(&a->secrets);
 	cmd_outputs_release(&a->outputs);
 }
@@ -201,6 +206,7 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 	        "--secret",        "--ssh",      "--jobs",     "--progress",
 	        "--iidfile",       "--allow",    "--output",   "--no-cache-filter",
 	        "--metadata-file", "--platform", "--cache-to", "--cache-from",
+	        "--build-context",
 	};
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
@@ -317,6 +323,12 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 			a->metadata_file = val;
 		} else if (kiln_str_eq(name, "--platform")) {
 			a->platform = val;
+		} else if (kiln_str_eq(name, "--build-context")) {
+			const char *eq = strchr(val, '=');
+			if (!eq || eq == val || !eq[1])
+				return kiln_err_invalid(err, "--build-context %s: want NAME=VALUE",
+				                        val);
+			kiln_strv_push(&a->contexts, val);
 		}
 	}
 	if (!a->context)
@@ -404,6 +416,53 @@ lint(const char *file, const char *text, const char *context, const char *docker
 		kiln_strv_release(&li.envs[i]);
 	free(li.envs);
 	return errors;
+}
+
+/* oci-layout://DIR[:TAG|@DIGEST] -> the layout's image loaded into the store, as the bare
+ * digest the plan takes (docker-image://sha256:...). Without TAG or DIGEST: the only
+ * image, else the one tagged "latest" (buildx's default). */
+static int
+import_oci_layout(struct reg_store *reg, const char *spec, char **ret, struct kiln_err *err)
+{
+	_cleanup_free_ char *dir = kiln_xstrdup(spec);
+	const char *tag = NULL, *digest = NULL;
+	char *at = strrchr(dir, '@');
+	char *slash = strrchr(dir, '/');
+	char *colon = strrchr(slash ? slash : dir, ':');
+	if (at) {
+		*at = '\0';
+		digest = at + 1;
+		if (!kiln_digest_valid(digest))
+			return kiln_err_invalid(err, "oci-layout://%s: bad digest", spec);
+	} else if (colon) {
+		*colon = '\0';
+		tag = colon + 1;
+	}
+	struct reg_index idx = {0};
+	if (reg_layout_read_index(dir, &idx, err) < 0)
+		return kiln_err_wrap(err, "oci-layout://%s", spec);
+	const char *pick = digest;
+	for (size_t i = 0; !pick && i < idx.n_manifests; i++) {
+		const char *n = json_string_value(json_object_get(
+		        idx.manifests[i].annotations, "org.opencontainers.image.ref.name"));
+		const char *c = n ? strrchr(n, ':') : NULL;
+		const char *t = c && !strchr(c, '/') ? c + 1 : n;
+		if (tag ? t && kiln_str_eq(t, tag)
+		        : idx.n_manifests == 1 || (t && kiln_str_eq(t, "latest")))
+			pick = idx.manifests[i].digest;
+	}
+	_cleanup_free_ char *ref = pick ? kiln_xstrdup(pick) : NULL;
+	reg_index_release(&idx);
+	if (!ref)
+		return kiln_err_set(err, ENOENT, "oci-layout://%s: no image %s in index.json", spec,
+		                    tag ? tag : "tagged latest");
+	struct reg_loaded *loaded = NULL;
+	size_t nloaded = 0;
+	if (reg_archive_load(reg, dir, &loaded, &nloaded, err) < 0)
+		return kiln_err_wrap(err, "oci-layout://%s", spec);
+	reg_loaded_free(loaded, nloaded);
+	*ret = TAKE_PTR(ref);
+	return 0;
 }
 
 static int
@@ -650,6 +709,28 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	po.target = a->target;
 	po.build_args = bargs;
 	po.platform = a->platform;
+	_cleanup_free_ struct fe_named_context *ncs = kiln_xcalloc(a->contexts.n + 1, sizeof(*ncs));
+	_cleanup_strv_ struct kiln_strv ncvals = KILN_STRV_INIT;
+	for (size_t i = 0; i < a->contexts.n; i++) {
+		char *kv = a->contexts.v[i];
+		const char *val = strchr(kv, '=') + 1;
+		kiln_strv_pushf(&ncvals, "%.*s", (int)(val - 1 - kv), kv);
+		ncs[i].name = ncvals.v[ncvals.n - 1];
+		if (kiln_str_has_prefix(val, "oci-layout://")) {
+			_cleanup_free_ char *ref = NULL;
+			if (import_oci_layout(b->reg, val + strlen("oci-layout://"), &ref, err) < 0)
+				return kiln_err_wrap(err, "--build-context %s", ncs[i].name);
+			kiln_strv_pushf(&ncvals, "docker-image://%s", ref);
+			ncs[i].value = ncvals.v[ncvals.n - 1];
+		} else {
+			ncs[i].value = val;
+		}
+	}
+	po.named_contexts = ncs;
+	po.nnamed_contexts = a->contexts.n;
+	struct ops_plan_images pi = {.reg = b->reg, .pull_always = a->pull};
+	po.image_config = ops_plan_image_config; /* ONBUILD triggers, WorkingDir */
+	po.image_config_data = &pi;
 	_cleanup_strv_ struct kiln_strv warnings = KILN_STRV_INIT;
 	po.warnings = &warnings;
 	int r = fe_plan(&po, &b->graph, err);

@@ -543,9 +543,36 @@ loopback_up(struct kiln_err *err)
 	return 0;
 }
 
+/* --security=insecure: the capabilities kiln itself holds, all of them as root. */
+static int
+keep_all_caps(struct ex_plan *p, struct kiln_err *err)
+{
+	if (setgroups(p->user.ngroups, p->user.groups) < 0)
+		return kiln_err_set(err, errno, "setgroups");
+	if (setresgid(p->user.gid, p->user.gid, p->user.gid) < 0)
+		return kiln_err_set(err, errno, "setgid %u", (unsigned)p->user.gid);
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct d[2] = {0};
+	if (syscall(SYS_capget, &h, d) < 0)
+		return kiln_err_set(err, errno, "capget");
+	for (int i = 0; i < 2; i++) {
+		d[i].effective = d[i].permitted;
+		d[i].inheritable = 0;
+	}
+	if (syscall(SYS_capset, &h, d) < 0)
+		return kiln_err_set(err, errno, "capset");
+	if (setresuid(p->user.uid, p->user.uid, p->user.uid) < 0)
+		return kiln_err_set(err, errno, "setuid %u", (unsigned)p->user.uid);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return kiln_err_set(err, errno, "pdeathsig");
+	return 0;
+}
+
 static int
 drop_privileges(struct ex_plan *p, struct kiln_err *err)
 {
+	if (p->o->privileged)
+		return keep_all_caps(p, err);
 	for (int cap = 0; cap < 64; cap++) {
 		if (EX_DEFAULT_CAPS & (1ULL << cap))
 			continue;
@@ -641,24 +668,35 @@ setup(struct child *c, struct kiln_err *err)
 	int r = mount_at(c, "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err);
 	if (r < 0)
 		return r;
-	if ((r = setup_dev(c, err)) < 0)
+	if (o->privileged) {
+		/* The host's devices, as docker run --privileged has them. */
+		_cleanup_close_ int dev = kernel_mountpoint(c, "/dev", err);
+		_cleanup_close_ int hostdev = open("/dev", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (dev < 0)
+			return dev;
+		if (hostdev < 0)
+			return kiln_err_set(err, errno, "open /dev");
+		if ((r = bind_fd(hostdev, dev, true, 0, "/dev", err)) < 0)
+			return r;
+	} else if ((r = setup_dev(c, err)) < 0) {
 		return r;
+	}
 	_cleanup_close_ int sys = kernel_mountpoint(c, "/sys", err);
 	if (sys < 0)
 		return sys;
-	unsigned long sysflags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+	unsigned long sysflags = (o->privileged ? 0 : MS_RDONLY) | MS_NOSUID | MS_NODEV | MS_NOEXEC;
 	if (mount_fs("sysfs", sys, "sysfs", sysflags, NULL, "/sys", err) < 0) {
 		/* sysfs of the host's network namespace may refuse a new instance; a read-only
 		 * bind of the host's /sys shows the same. */
 		kiln_err_release(err);
 		*err = (struct kiln_err)KILN_ERR_INIT;
 		if ((r = bind_path("/sys", sys,
-		                   MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-		                           MOUNT_ATTR_NOEXEC,
+		                   (o->privileged ? 0 : MOUNT_ATTR_RDONLY) | MOUNT_ATTR_NOSUID |
+		                           MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
 		                   err)) < 0)
 			return r;
 	}
-	if ((r = mask_kernel_paths(c, err)) < 0 || (r = setup_etc(c, err)) < 0)
+	if ((!o->privileged && (r = mask_kernel_paths(c, err)) < 0) || (r = setup_etc(c, err)) < 0)
 		return r;
 	if ((r = setup_mounts(c, err)) < 0)
 		return r;

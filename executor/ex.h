@@ -139,6 +139,10 @@ struct ex_run_opts {
 	                         * Ctrl-C) can cancel many sibling runs at once */
 	ex_output_fn output;    /* NULL: output is discarded */
 	void *output_data;
+	/* RUN --security=insecure (BuildKit's insecure mode, docker run --privileged): every
+	 * capability kiln has, no no_new_privs, the host's /dev bound in, /sys read-write, no
+	 * masked or read-only /proc and /sys paths. (kiln has no seccomp filter either way.) */
+	bool privileged;
 };
 #define EX_RUN_OPTS_INIT                                                                           \
 	{                                                                                          \

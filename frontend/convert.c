@@ -20,8 +20,9 @@
  *                         go first and "env" entries replace them by key;
  *         "default_path": true  the PATH in "env" is kiln's default because the Dockerfile
  *                         set none; an image PATH replaces it;
- *         "default_cwd": true  the Dockerfile set no WORKDIR: the base image's WorkingDir
- *                         (FROM golang runs in /go) replaces "cwd";
+ *         "default_cwd": true  the Dockerfile set no WORKDIR and the base image's WorkingDir
+ *                         was not known (no image_config) or empty: the image's replaces
+ *                         "cwd" (FROM golang runs in /go);
  *         "proxy_env": [...]  HTTP_PROXY & co given with --build-arg and not declared with
  *                         ARG: added to the environment, never to the image config.
  *   file: copy {"input","src","dest" (ends in "/": a directory),"follow_symlinks",
@@ -30,7 +31,9 @@
  *               "parents","exclude"}, mkdir {"path","mode","parents","chown"},
  *               mkfile {"path","mode","data"}.
  *   source: {"type":"http","url":U,"filename":F,"checksum":C} for ADD <url>; a local
- *           source without "include" transfers the whole context.
+ *           source without "include" transfers the whole context; with "dir": D it is a
+ *           --build-context directory (absolute), read like the context, its own
+ *           .dockerignore in "exclude".
  *
  *   mounts: bind {"target","input","source","readonly"} (without from: a local source of
  *           just that path), cache {"target","id" (default: target),"sharing","readonly",
@@ -46,8 +49,9 @@
  * Variables: one ordered list per stage is BuildKit's LLB state env (ENV and ARG values,
  * what words expand with and what RUN sees); the image config's Env gets ENV only. So an
  * ARG declared after an ENV of the same name wins in RUN but not in the config, as in
- * BuildKit. Base image ONBUILD triggers are unknown at plan time and do not run; a stage
- * FROM another stage runs that stage's triggers first, expanded when they run.
+ * BuildKit. A stage FROM another stage runs that stage's triggers first, expanded when they
+ * run; a stage FROM an image runs the image's triggers when fe_plan_opts.image_config gives
+ * its config (kiln build), which also makes a relative WORKDIR start at its WorkingDir.
  *
  * A result's config is an OCI image config; "base": R says it is layered on image R's
  * config at build time: Env merges by key (ours win; PATH defaults when neither sets it),
@@ -120,6 +124,8 @@ struct cv_image {
 	struct kiln_strv shell; /* empty: /bin/sh -c */
 	char *author;
 	char *base; /* normalised image reference the stage descends from, NULL for scratch */
+	char *base_workdir; /* the base image's WorkingDir when image_config told it, or NULL */
+	bool base_known;    /* image_config gave the base image's config */
 	bool cmd_set;
 	json_t *env_json; /* RUN's "env", built once per change of `env` (NULL: stale) */
 	bool env_default_path;
@@ -173,6 +179,22 @@ struct cv {
 	struct cv_stage **roots;  /* replayable stages by root vertex (open addressing) */
 	size_t nroots;
 	json_t *exclude; /* the .dockerignore patterns, shared by every local source */
+	struct cv_named *named; /* --build-context, see named_setup */
+	size_t nnamed;
+	struct fe_ast **trigger_asts; /* base images' ONBUILD triggers, parsed */
+	size_t ntrigger_asts, atrigger_asts;
+	struct kiln_strv config_refs; /* image_config's answers, asked once per "ref\nplatform" */
+	json_t **configs;
+	size_t aconfigs;
+};
+
+/* One --build-context, checked once before lowering. */
+struct cv_named {
+	const char *name;
+	char *norm;      /* the name as a normalised image reference, or NULL */
+	char *image;     /* docker-image://: the normalised reference (or a bare digest) */
+	char *dir;       /* a directory: its absolute path */
+	json_t *exclude; /* the directory's .dockerignore patterns */
 };
 
 static void
@@ -188,6 +210,7 @@ image_release(struct cv_image *img)
 	kiln_strv_release(&img->shell);
 	free(img->author);
 	free(img->base);
+	free(img->base_workdir);
 	free(img->triggers);
 	json_decref(img->env_json);
 	*img = (struct cv_image){0};
@@ -245,6 +268,8 @@ image_inherit(struct cv_image *dst, const struct cv_image *src)
 		kiln_strv_push(&dst->shell, src->shell.v[i]);
 	dst->author = xstrdup_or_null(src->author);
 	dst->base = xstrdup_or_null(src->base);
+	dst->base_workdir = xstrdup_or_null(src->base_workdir);
+	dst->base_known = src->base_known;
 	dst->cmd_set = false;
 }
 
@@ -530,6 +555,111 @@ all_digits(const char *s)
 	return true;
 }
 
+/* ---- --build-context ---- */
+
+static int
+named_setup(struct cv *cv, struct kiln_err *err)
+{
+	const struct fe_plan_opts *o = cv->opts;
+	if (!o->nnamed_contexts)
+		return 0;
+	cv->named = kiln_xcalloc(o->nnamed_contexts, sizeof(*cv->named));
+	for (size_t i = 0; i < o->nnamed_contexts; i++) {
+		const struct fe_named_context *nc = &o->named_contexts[i];
+		struct cv_named *n = &cv->named[cv->nnamed++];
+		n->name = nc->name;
+		if (!nc->name || !*nc->name || !nc->value || !*nc->value)
+			return kiln_err_invalid(err, "--build-context: want NAME=VALUE");
+		struct kiln_err e = KILN_ERR_INIT;
+		if (fe_ref_normalize(nc->name, &n->norm, &e) < 0)
+			kiln_err_release(&e); /* a name that is no image reference matches as is */
+		const char *v = nc->value;
+		if (kiln_str_has_prefix(v, "docker-image://")) {
+			v += strlen("docker-image://");
+			if (kiln_str_has_prefix(v, "sha256:") && kiln_digest_valid(v)) {
+				n->image = kiln_xstrdup(v);
+			} else if (fe_ref_normalize(v, &n->image, err) < 0) {
+				return kiln_err_wrap(err, "--build-context %s=%s", nc->name,
+				                     nc->value);
+			}
+		} else if (kiln_str_has_prefix(v, "oci-layout://")) {
+			return kiln_err_invalid(err,
+			                        "--build-context %s=%s: an OCI layout must be "
+			                        "imported into the store first (kiln build does)",
+			                        nc->name, nc->value);
+		} else if (strstr(v, "://")) {
+			return kiln_err_invalid(err,
+			                        "--build-context %s=%s: unsupported source (want a "
+			                        "directory, docker-image:// or oci-layout://)",
+			                        nc->name, nc->value);
+		} else {
+			n->dir = realpath(v, NULL);
+			struct stat sb;
+			if (!n->dir || stat(n->dir, &sb) < 0)
+				return kiln_err_set(err, errno, "--build-context %s=%s", nc->name,
+				                    v);
+			if (!S_ISDIR(sb.st_mode))
+				return kiln_err_invalid(
+				        err, "--build-context %s=%s: not a directory", nc->name, v);
+			struct fe_ignore *ig = NULL;
+			if (fe_ignore_load(n->dir, NULL, &ig, err) < 0)
+				return kiln_err_wrap(err, "--build-context %s", nc->name);
+			n->exclude = json_array();
+			for (size_t k = 0; k < fe_ignore_count(ig); k++)
+				json_array_append_new(n->exclude,
+				                      json_string(fe_ignore_pattern(ig, k)));
+			fe_ignore_free(ig);
+		}
+	}
+	return 0;
+}
+
+/* The --build-context `name` stands for: named as given, or as the same image reference
+ * (`FROM docker.io/library/alpine:latest` is `--build-context alpine=...`, as buildx). */
+static struct cv_named *
+named_find(struct cv *cv, const char *name)
+{
+	if (!cv->nnamed)
+		return NULL;
+	for (size_t i = 0; i < cv->nnamed; i++)
+		if (kiln_str_eq(cv->named[i].name, name))
+			return &cv->named[i];
+	_cleanup_free_ char *norm = NULL;
+	struct kiln_err e = KILN_ERR_INIT;
+	if (fe_ref_normalize(name, &norm, &e) < 0) {
+		kiln_err_release(&e);
+		return NULL;
+	}
+	for (size_t i = 0; i < cv->nnamed; i++)
+		if (cv->named[i].norm && kiln_str_eq(cv->named[i].norm, norm))
+			return &cv->named[i];
+	return NULL;
+}
+
+/* A directory context: read in place, with its own .dockerignore, like the main one. */
+static struct sv_vertex *
+named_dir_vertex(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, struct cv_named *n)
+{
+	json_t *def = jobj_str("type", "local");
+	jset_str(def, "dir", n->dir);
+	json_object_set_new(def, "exclude", json_incref(n->exclude));
+	_cleanup_free_ char *desc = kiln_xasprintf("[context %s] load from client", n->name);
+	return add_vertex(cv, st, cmd, SV_OP_SOURCE, def, NULL, 0, desc);
+}
+
+/* A directory context as a stage's root filesystem: its files copied onto scratch. */
+static struct sv_vertex *
+named_dir_root(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, struct cv_named *n)
+{
+	struct sv_vertex *in[2] = {scratch_vertex(cv, st), named_dir_vertex(cv, st, cmd, n)};
+	json_t *cp = json_pack("{s:s, s:i, s:s, s:s, s:b, s:b, s:b}", "action", "copy", "input", 1,
+	                       "src", "/", "dest", "/", "dir_contents_only", 1, "create_dest_path",
+	                       1, "follow_symlinks", 0);
+	_cleanup_free_ char *text = kiln_xasprintf("FROM %s", n->name);
+	_cleanup_free_ char *desc = step_text(st, 1, text);
+	return add_vertex(cv, st, cmd, SV_OP_FILE, jactions(cp), in, 2, desc);
+}
+
 /*
  * Resolve a --from value (COPY, RUN --mount): a stage name, a stage index, or else an
  * image. Any stage may be named (BuildKit allows later stages); a stage still being
@@ -548,6 +678,15 @@ resolve_from(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, const
 		ref = &cv->stages[idx];
 	} else {
 		ref = stage_by_name(cv, from, cv->nstages);
+	}
+	/* A context named as a stage replaces the stage (as buildx), one named as an image
+	 * replaces the image. */
+	struct cv_named *nf =
+	        ref ? (ref->name ? named_find(cv, ref->name) : NULL) : named_find(cv, from);
+	if (nf) {
+		*ret = nf->dir ? named_dir_vertex(cv, st, cmd, nf)
+		               : image_vertex(cv, st, cmd, nf->image, st->platform_str);
+		return 0;
 	}
 	if (ref) {
 		if (ref == st || ref->state == ST_VISITING)
@@ -932,7 +1071,11 @@ resolve_dir(struct cv_stage *st, const char *p)
 {
 	if (p[0] == '/')
 		return kiln_path_clean(p);
-	return kiln_path_join(st->img.workdir ? st->img.workdir : "/", p);
+	/* Without a WORKDIR of the Dockerfile: the base image's (BuildKit knows it). */
+	return kiln_path_join(st->img.workdir        ? st->img.workdir
+	                      : st->img.base_workdir ? st->img.base_workdir
+	                                             : "/",
+	                      p);
 }
 
 static json_t *
@@ -1270,8 +1413,11 @@ do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 	json_t *def = json_object();
 	json_object_set(def, "args", args);
 	json_object_set(def, "env", st->img.env_json); /* shared, never changed once built */
-	jset_str(def, "cwd", st->img.workdir ? st->img.workdir : "/");
-	if (!st->img.workdir && st->img.base)
+	jset_str(def, "cwd",
+	         st->img.workdir        ? st->img.workdir
+	         : st->img.base_workdir ? st->img.base_workdir
+	                                : "/");
+	if (!st->img.workdir && !st->img.base_workdir && st->img.base)
 		json_object_set_new(def, "default_cwd", json_true());
 	jset_str(def, "user", st->img.user ? st->img.user : "");
 	jset_str(def, "network", network);
@@ -1707,6 +1853,83 @@ image_init_empty(struct cv_image *img)
 	img->history = json_array();
 }
 
+/* One ONBUILD trigger of a base image, parsed as the instruction it is (ONBUILD's own
+ * checks apply), placed on the FROM line for errors and progress. */
+static int
+parse_trigger(struct cv *cv, const struct fe_cmd *from, const char *base, const char *trigger,
+              struct fe_cmd **ret, struct kiln_err *err)
+{
+	_cleanup_free_ char *text = kiln_xasprintf("ONBUILD %s\n", trigger);
+	struct fe_ast *ast = NULL;
+	struct fe_cmd *cmd = NULL;
+	int r = fe_parse(cv->file, text, strlen(text), &ast, err);
+	if (r >= 0) {
+		KILN_GROW(cv->trigger_asts, cv->atrigger_asts, cv->ntrigger_asts + 1);
+		cv->trigger_asts[cv->ntrigger_asts++] = ast;
+		if (ast->nnodes != 1)
+			r = kiln_err_invalid(err, "want one instruction");
+		else
+			r = fe_cmd_parse(ast->arena, cv->file, &ast->nodes[0], &cmd, err);
+	}
+	if (r < 0) {
+		_cleanup_free_ char *msg = kiln_xstrdup(err->msg ? err->msg : "bad trigger");
+		kiln_err_release(err);
+		return kiln_err_at(err, cv->file, from->start_line, from->end_line,
+		                   "FROM %s: ONBUILD trigger \"%s\": %s", base, trigger, msg);
+	}
+	*ret = cmd->onbuild.cmd;
+	(*ret)->start_line = from->start_line;
+	(*ret)->end_line = from->end_line;
+	return 0;
+}
+
+/* What the base image's config tells the plan: its WorkingDir and its ONBUILD triggers,
+ * which run right after FROM (BuildKit's dispatchOnBuildTriggers). */
+static int
+base_config(struct cv *cv, struct cv_stage *st, const struct fe_cmd *from,
+            struct fe_cmd ***ret_triggers, size_t *ret_n, struct kiln_err *err)
+{
+	_cleanup_free_ char *key = kiln_xasprintf("%s\n%s", st->img.base, st->platform_str);
+	json_t *doc = NULL;
+	size_t at = 0;
+	while (at < cv->config_refs.n && !kiln_str_eq(cv->config_refs.v[at], key))
+		at++;
+	if (at < cv->config_refs.n) {
+		doc = cv->configs[at];
+	} else {
+		doc = cv->opts->image_config(cv->opts->image_config_data, st->img.base,
+		                             st->platform_str);
+		KILN_GROW(cv->configs, cv->aconfigs, cv->config_refs.n + 1);
+		cv->configs[cv->config_refs.n] = doc;
+		kiln_strv_push(&cv->config_refs, key);
+	}
+	if (!doc)
+		return 0;
+	json_t *c = json_object_get(doc, "config");
+	st->img.base_known = true;
+	const char *wd = json_string_value(json_object_get(c, "WorkingDir"));
+	if (wd && *wd)
+		st->img.base_workdir = kiln_path_join("/", wd);
+	json_t *ob = json_object_get(c, "OnBuild");
+	size_t n = json_array_size(ob);
+	if (!n)
+		return 0;
+	struct fe_cmd **t = kiln_arena_array(cv->ast->arena, n, sizeof(*t));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *trig = json_string_value(json_array_get(ob, i));
+		if (!trig || !*trig)
+			continue;
+		int r = parse_trigger(cv, from, st->img.base, trig, &t[k], err);
+		if (r < 0)
+			return r;
+		k++;
+	}
+	*ret_triggers = t;
+	*ret_n = k;
+	return 0;
+}
+
 static int
 dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 {
@@ -1735,7 +1958,9 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 	fe_platform_format(&st->platform, st->platform_str);
 
 	/* A stage can be FROM an earlier stage only; a later or its own name is an image. */
-	struct cv_stage *parent = stage_by_name(cv, base, st->index);
+	struct cv_named *self = st->name ? named_find(cv, st->name) : NULL; /* replaces st */
+	struct cv_named *nb = NULL;
+	struct cv_stage *parent = self ? NULL : stage_by_name(cv, base, st->index);
 	struct fe_cmd **triggers = NULL;
 	size_t ntriggers = 0;
 	st->nsteps = st->ncmds + 1;
@@ -1753,23 +1978,35 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 		ntriggers = parent->img.ntriggers;
 		st->platform = parent->platform;
 		memcpy(st->platform_str, parent->platform_str, sizeof(st->platform_str));
-	} else if (kiln_str_eq(base, "scratch")) {
+	} else if (!self && kiln_str_eq(base, "scratch")) {
 		image_init_empty(&st->img);
 		/* BuildKit's empty image has a PATH. */
 		fe_vars_set(&st->img.env, "PATH", DEFAULT_PATH);
 		fe_vars_set(&st->img.cfg_env, "PATH", DEFAULT_PATH);
 		st->vertex = scratch_vertex(cv, st);
+	} else if ((nb = self ? self : named_find(cv, base)) && nb->dir) {
+		image_init_empty(&st->img);
+		fe_vars_set(&st->img.env, "PATH", DEFAULT_PATH);
+		fe_vars_set(&st->img.cfg_env, "PATH", DEFAULT_PATH);
+		st->vertex = named_dir_root(cv, st, from, nb);
 	} else {
 		_cleanup_free_ char *ref = NULL;
-		if (fe_ref_normalize(base, &ref, err) < 0) {
+		if (nb) {
+			ref = kiln_xstrdup(nb->image);
+		} else if (fe_ref_normalize(base, &ref, err) < 0) {
 			kiln_err_wrap(err, "FROM %s", base);
 			return kiln_err_locate(err, cv->file, from->start_line, from->end_line);
 		}
 		image_init_empty(&st->img);
+		st->img.base = kiln_xstrdup(ref);
+		if (cv->opts->image_config &&
+		    (r = base_config(cv, st, from, &triggers, &ntriggers, err)) < 0)
+			return r;
+		st->nsteps += ntriggers; /* before FROM's "[1/n]" is written */
 		st->vertex = image_vertex(cv, st, from, ref, st->platform_str);
-		st->img.base = TAKE_PTR(ref);
 	}
-	st->nsteps += ntriggers;
+	if (parent)
+		st->nsteps += ntriggers;
 
 	/* The parent's ONBUILD triggers run first, at the line of their ONBUILD. */
 	for (size_t i = 0; i < ntriggers; i++) {
@@ -1788,7 +2025,8 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 		ref = replay_ref(cv, st, st->vertex);
 	}
 	struct sv_vertex *saved = cv->replay;
-	for (size_t i = 0; i < st->ncmds; i++) {
+	size_t ncmds = self ? 0 : st->ncmds;
+	for (size_t i = 0; i < ncmds; i++) {
 		struct fe_cmd *cmd = st->cmds[i];
 		bool rel = affects_lowering(cmd);
 		size_t k = st->nafter - 1;
@@ -2050,6 +2288,8 @@ fe_plan_replay(const struct fe_plan_opts *opts, bool replay, struct sv_graph **r
 	if ((r = fe_ignore_load(opts->context_dir, opts->dockerfile_data ? NULL : df_path,
 	                        &cv.ignore, err)) < 0)
 		goto out;
+	if ((r = named_setup(&cv, err)) < 0)
+		goto out;
 
 	struct cv_stage *target = &cv.stages[cv.nstages - 1];
 	if (opts->target) {
@@ -2107,6 +2347,20 @@ out:
 	fe_vars_release(&cv.proxy);
 	fe_ignore_free(cv.ignore);
 	json_decref(cv.exclude);
+	for (size_t i = 0; i < cv.nnamed; i++) {
+		free(cv.named[i].norm);
+		free(cv.named[i].image);
+		free(cv.named[i].dir);
+		json_decref(cv.named[i].exclude);
+	}
+	free(cv.named);
+	for (size_t i = 0; i < cv.ntrigger_asts; i++)
+		fe_ast_free(cv.trigger_asts[i]);
+	free(cv.trigger_asts);
+	for (size_t i = 0; i < cv.config_refs.n; i++)
+		json_decref(cv.configs[i]);
+	free(cv.configs);
+	kiln_strv_release(&cv.config_refs);
 	sv_graph_free(cv.g);
 	fe_ast_free(cv.ast);
 	return r;

@@ -62,6 +62,15 @@ struct fe_mount {
 int fe_mount_parse(struct kiln_arena *arena, const char *spec, struct fe_mount *ret,
 		   struct kiln_err *err);
 
+/* VALUE: a directory (absolute or relative to the working directory), or
+ * docker-image://REF (an image, as FROM takes it; REF may be a bare "sha256:..." manifest
+ * digest of an image in the store, which is how kiln build passes an imported
+ * oci-layout://DIR[:TAG|@DIGEST]). */
+struct fe_named_context {
+	const char *name;
+	const char *value;
+};
+
 struct fe_plan_opts {
 	const char *context_dir; /* the build context directory */
 	const char *dockerfile;  /* path of the Dockerfile; NULL: CONTEXT/Dockerfile */
@@ -71,6 +80,16 @@ struct fe_plan_opts {
 	const char *platform;    /* "os/arch[/variant]" or NULL for the host */
 	struct kiln_strv *warnings; /* if not NULL, notes for the user (parser, unused
 				     * build args) are appended, even when fe_plan fails */
+	/* --build-context NAME=VALUE, as buildx: NAME stands for FROM NAME, COPY --from=NAME
+	 * and RUN --mount=from=NAME, before a stage or an image of that name. */
+	const struct fe_named_context *named_contexts;
+	size_t nnamed_contexts;
+	/* Optional: the OCI config document (new reference) of base image `ref` (normalised)
+	 * for `platform` ("os/arch"), pulled when missing; NULL when unknown. With it the plan
+	 * runs the image's ONBUILD triggers and resolves a relative WORKDIR against its
+	 * WorkingDir; without it (kiln plan) neither is known. */
+	json_t *(*image_config)(void *data, const char *ref, const char *platform);
+	void *image_config_data;
 };
 #define FE_PLAN_OPTS_INIT {0}
 

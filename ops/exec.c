@@ -145,9 +145,105 @@ resolve_source(int rootfd, const char *root, const char *source, struct kiln_are
 	return 0;
 }
 
+/*
+ * RUN --mount=type=cache,from=X,source=P: as BuildKit, the cache starts as a copy of P in
+ * X, and is its own cache per (id, X's result, P) so another from or source never sees
+ * it. Returns the cache id to give the executor, whose directory this fills when new
+ * (copied aside, then renamed into place: a run that races us finds one or the other).
+ */
 static int
-build_mounts(struct ops *o, const struct sv_vertex *v, const struct ops_inputs *in, const char *cwd,
-             struct kiln_arena *arena, struct ex_mount **ret, size_t *ret_n, struct kiln_err *err)
+seed_cache(struct ops *o, const char *id, const char *input, int src_fd, const char *source,
+           struct kiln_arena *arena, const char **ret, struct kiln_err *err)
+{
+	_cleanup_free_ char *sid = kiln_xasprintf("%s\nfrom %s:%s", id, input, source);
+	*ret = kiln_arena_strdup(arena, sid);
+	_cleanup_free_ char *area = kiln_xasprintf("%s/cache-mounts", o->opts.root);
+	if (mkdir(area, 0700) < 0 && errno != EEXIST)
+		return kiln_err_set(err, errno, "mkdir `%s`", area);
+	_cleanup_close_ int afd = open(area, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (afd < 0)
+		return kiln_err_set(err, errno, "open `%s`", area);
+	_cleanup_free_ char *name = ex_cache_dir_name(sid);
+	struct stat sb;
+	if (fstatat(afd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	_cleanup_free_ char *rnd = ops_new_snapshot_name();
+	_cleanup_free_ char *tmp = kiln_xasprintf(".seed-%s", rnd);
+	if (mkdirat(afd, tmp, 0755) < 0)
+		return kiln_err_set(err, errno, "mkdir `%s/%s`", area, tmp);
+	int r = 0;
+	{
+		_cleanup_close_ int tfd = openat(afd, tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_json_ json_t *def = json_pack(
+		        "{s:[{s:s, s:i, s:s, s:s, s:b, s:b, s:b}]}", "actions", "action", "copy",
+		        "input", 1, "src", source, "dest", "/", "dir_contents_only", 1,
+		        "create_dest_path", 1, "follow_symlinks", 1);
+		int fds[2] = {tfd, src_fd};
+		if (tfd < 0)
+			r = kiln_err_set(err, errno, "open `%s/%s`", area, tmp);
+		else if ((r = ops_file_run(def, tfd, fds, 2, NULL, err)) < 0)
+			kiln_err_wrap(err, "cache mount from %s", source);
+	}
+	if (r >= 0 && renameat(afd, tmp, afd, name) < 0 && errno != EEXIST && errno != ENOTEMPTY)
+		r = kiln_err_set(err, errno, "rename `%s/%s`", area, tmp);
+	kiln_rm_rf_at(afd, tmp); /* gone already when renamed */
+	return r;
+}
+
+/*
+ * A bind of a local source whose .dockerignore leaves files out: BuildKit transfers only
+ * the files it keeps, so the mount shows a copy of just those (a fresh snapshot, dropped
+ * after the run), made by the file op exactly as COPY would select them.
+ */
+static int
+filtered_source(struct ops *o, const struct sv_vertex *src_vertex, int src_fd, const char *source,
+                struct snap_mount **ret_m, struct kiln_arena *arena, const char **ret,
+                struct kiln_err *err)
+{
+	_cleanup_free_ char *abs = kiln_path_join("/", source ? source : "/");
+	_cleanup_json_ json_t *a = json_pack(
+	        "{s:s, s:i, s:s, s:s, s:b, s:b, s:b}", "action", "copy", "input", 1, "src", abs,
+	        "dest", abs, "dir_contents_only", 1, "create_dest_path", 1, "follow_symlinks", 1);
+	_cleanup_json_ json_t *def =
+	        json_pack("{s:[o]}", "actions", ops_context_action(a, src_vertex));
+	if (snap_prepare(o->opts.snaps, NULL, ret_m, err) < 0)
+		return -1;
+	const char *root = snap_mount_path(*ret_m);
+	_cleanup_close_ int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return kiln_err_set(err, errno, "open `%s`", root);
+	int fds[2] = {dfd, src_fd};
+	if (ops_file_run(def, dfd, fds, 2, NULL, err) < 0)
+		return kiln_err_wrap(err, "mount source %s", abs);
+	return resolve_source(dfd, root, abs, arena, ret, err);
+}
+
+/* A mount's input: 1.. are open; 0 (from= naming what the step runs on, e.g. the stage's
+ * own base image) gets a read-only view of its own. */
+static int
+mount_input(struct ops *o, struct ops_inputs *in, const char *const *inputs, const json_t *input,
+            size_t *ret, struct kiln_err *err)
+{
+	json_int_t ix = json_integer_value(input);
+	if (!json_is_integer(input) || ix < 0 || (size_t)ix >= in->n)
+		return kiln_err_invalid(err, "bad mount input in the step's definition");
+	if (ix == 0 && in->fds[0] < 0) {
+		if (snap_view(o->opts.snaps, inputs[0], &in->views[0], err) < 0)
+			return kiln_err_wrap(err, "view input 0");
+		in->paths[0] = snap_mount_path(in->views[0]);
+		in->fds[0] = open(in->paths[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (in->fds[0] < 0)
+			return kiln_err_set(err, errno, "open `%s`", in->paths[0]);
+	}
+	*ret = (size_t)ix;
+	return 0;
+}
+
+static int
+build_mounts(struct ops *o, const struct sv_vertex *v, struct ops_inputs *in,
+             const char *const *inputs, const char *cwd, struct kiln_arena *arena,
+             struct snap_mount **filtered, struct ex_mount **ret, size_t *ret_n,
+             struct kiln_err *err)
 {
 	json_t *mounts = json_object_get(v->def, "mounts");
 	size_t n = json_array_size(mounts);
@@ -170,21 +266,31 @@ build_mounts(struct ops *o, const struct sv_vertex *v, const struct ops_inputs *
 			goto bad;
 		if (kiln_str_eq(type, "bind")) {
 			em.type = EX_MOUNT_BIND;
-			json_int_t ix = json_integer_value(input);
-			if (!json_is_integer(input) || ix < 1 || (size_t)ix >= in->n)
-				goto bad;
-			if (resolve_source(in->fds[ix], in->paths[ix], jstr(m, "source"), arena,
-			                   &em.source, err) < 0)
+			size_t ix;
+			if (mount_input(o, in, inputs, input, &ix, err) < 0)
+				goto fail;
+			bool ignores =
+			        ops_local_dir(o, inputs[ix]) &&
+			        json_array_size(json_object_get(v->inputs[ix]->def, "exclude"));
+			if (ignores ? filtered_source(o, v->inputs[ix], in->fds[ix],
+			                              jstr(m, "source"), &filtered[i], arena,
+			                              &em.source, err) < 0
+			            : resolve_source(in->fds[ix], in->paths[ix], jstr(m, "source"),
+			                             arena, &em.source, err) < 0)
 				goto fail;
 			em.rw = !json_is_true(json_object_get(m, "readonly"));
 		} else if (kiln_str_eq(type, "cache")) {
 			em.type = EX_MOUNT_CACHE;
-			if (input) {
-				kiln_err_set(err, EOPNOTSUPP,
-				             "RUN --mount=type=cache,from=...: not supported yet");
-				goto fail;
-			}
 			em.id = jstr(m, "id");
+			if (input) {
+				size_t ix;
+				if (mount_input(o, in, inputs, input, &ix, err) < 0)
+					goto fail;
+				const char *src = jstr(m, "source");
+				if (seed_cache(o, em.id ? em.id : target, inputs[ix], in->fds[ix],
+				               src ? src : "/", arena, &em.id, err) < 0)
+					goto fail;
+			}
 			em.readonly = json_is_true(json_object_get(m, "readonly"));
 			const char *sh = jstr(m, "sharing");
 			em.sharing = sh && kiln_str_eq(sh, "private")  ? EX_SHARING_PRIVATE
@@ -271,6 +377,20 @@ args_quoted(const json_t *args, struct kiln_buf *out)
 	kiln_buf_addch(out, '"');
 }
 
+/* The filtered bind sources of one run, released after it. */
+struct filtered {
+	size_t n;
+	struct snap_mount **m;
+};
+
+static void
+filtered_release(struct filtered *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		snap_mount_release(f->m[i]);
+	free(f->m);
+}
+
 int
 ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
              const char *const *inputs, char **ret_result, struct kiln_err *err)
@@ -295,6 +415,7 @@ ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
 	if (security && kiln_str_eq(security, "insecure") && !o->opts.allow_insecure)
 		return kiln_err_invalid(err,
 		                        "RUN --security=insecure needs --allow security.insecure");
+	ro.privileged = security && kiln_str_eq(security, "insecure");
 
 	_cleanup_strv_ struct kiln_strv env = KILN_STRV_INIT;
 	if (build_env(o, v, &env, err) < 0)
@@ -331,7 +452,10 @@ ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
 	_cleanup_arena_ struct kiln_arena *arena = kiln_arena_new();
 	_cleanup_free_ struct ex_mount *mounts = NULL;
 	size_t nmounts = 0;
-	if (build_mounts(o, v, &in, cwd, arena, &mounts, &nmounts, err) < 0)
+	size_t nfiltered = json_array_size(json_object_get(v->def, "mounts"));
+	_cleanup_(filtered_release) struct filtered fl = {
+	        .n = nfiltered, .m = kiln_xcalloc(nfiltered + 1, sizeof(*fl.m))};
+	if (build_mounts(o, v, &in, inputs, cwd, arena, fl.m, &mounts, &nmounts, err) < 0)
 		return -1;
 
 	_cleanup_snap_mount_ struct snap_mount *m = NULL;

@@ -79,11 +79,19 @@ ops_stage_root(const struct sv_vertex *v)
 
 /* A base image missing from the store is pulled, as BuildKit does (under the images lock:
  * each image once per build). */
+static int pull_ref(struct reg_store *reg, const char *ref, struct kiln_err *err);
+
 static int
 pull(struct ops *o, const char *ref, struct kiln_err *err)
 {
 	if (o->opts.no_pull)
 		return kiln_err_set(err, ENOENT, "pulling is off");
+	return pull_ref(o->opts.reg, ref, err);
+}
+
+static int
+pull_ref(struct reg_store *reg, const char *ref, struct kiln_err *err)
+{
 	struct reg_ref r = REG_REF_INIT;
 	if (reg_ref_parse_normalized(ref, &r, err) < 0)
 		return -EINVAL;
@@ -94,10 +102,88 @@ pull(struct ops *o, const char *ref, struct kiln_err *err)
 	char digest[KILN_DIGEST_HEX_LEN + 1];
 	int ret = reg_client_new(r.domain, &co, &c, err);
 	if (ret >= 0)
-		ret = reg_pull(c, o->opts.reg, &r, NULL, digest, err);
+		ret = reg_pull(c, reg, &r, NULL, digest, err);
 	reg_client_free(c);
 	reg_ref_release(&r);
 	return ret;
+}
+
+/*
+ * An image's config from its registry without its layers (BuildKit's ResolveImageConfig):
+ * the manifest (the host's, through an index) and the config blob, which lands in the
+ * store; the image source pulls the layers later, in parallel with the other steps.
+ */
+static json_t *
+resolve_config(struct reg_store *reg, const char *ref, struct kiln_err *err)
+{
+	struct reg_ref r = REG_REF_INIT;
+	if (reg_ref_parse_normalized(ref, &r, err) < 0)
+		return NULL;
+	reg_ref_default_tag(&r);
+	struct reg_client_opts co = REG_CLIENT_OPTS_INIT;
+	co.max_attempts = 2;
+	struct reg_client *c = NULL;
+	json_t *doc = NULL;
+	struct kiln_buf body = KILN_BUF_INIT, cfg = KILN_BUF_INIT;
+	struct reg_manifest m = {0};
+	enum reg_kind kind;
+	char digest[KILN_DIGEST_HEX_LEN + 1];
+	if (reg_client_new(r.domain, &co, &c, err) < 0 ||
+	    reg_client_get_manifest(c, r.path, r.digest ? r.digest : r.tag, &body, &kind, digest,
+	                            err) < 0)
+		goto out;
+	if (reg_kind_is_index(kind)) {
+		struct reg_index idx = {0};
+		int pos = reg_index_parse(body.buf, body.len, NULL, &idx, err);
+		if (pos >= 0)
+			pos = reg_index_select(&idx, NULL, err);
+		if (pos >= 0)
+			memcpy(digest, idx.manifests[pos].digest, sizeof(digest));
+		reg_index_release(&idx);
+		kiln_buf_release(&body);
+		body = (struct kiln_buf)KILN_BUF_INIT;
+		if (pos < 0 ||
+		    reg_client_get_manifest(c, r.path, digest, &body, &kind, digest, err) < 0)
+			goto out;
+	}
+	if (reg_manifest_parse(body.buf, body.len, NULL, &m, err) < 0 ||
+	    reg_client_fetch_blob(c, reg, r.path, m.config.digest, m.config.size, err) < 0 ||
+	    reg_blob_read(reg, m.config.digest, 16 << 20, &cfg, err) < 0)
+		goto out;
+	doc = json_loadb(cfg.buf, cfg.len, 0, NULL);
+out:
+	reg_manifest_release(&m);
+	kiln_buf_release(&body);
+	kiln_buf_release(&cfg);
+	reg_client_free(c);
+	reg_ref_release(&r);
+	return doc;
+}
+
+json_t *
+ops_plan_image_config(void *plan_images, const char *ref, const char *platform)
+{
+	const struct ops_plan_images *pi = plan_images;
+	struct reg_store *reg = pi->reg;
+	(void)platform; /* the host's: ops refuses others */
+	struct reg_image img = REG_IMAGE_INIT;
+	struct kiln_err err = KILN_ERR_INIT;
+	json_t *doc = NULL;
+	if (pi->pull_always && !kiln_str_has_prefix(ref, "sha256:")) {
+		doc = resolve_config(reg, ref, &err);
+		kiln_err_release(&err);
+		if (doc)
+			return doc; /* else the stored one: the image source reports the failure */
+	}
+	int r = reg_image_open(reg, ref, NULL, &img, &err);
+	if (r >= 0)
+		doc = json_incref(img.config.raw);
+	else if (r == -ENOENT && !kiln_str_has_prefix(ref, "sha256:"))
+		doc = resolve_config(reg, ref, &err);
+	/* A failure here is the build's to report, when the image source runs. */
+	kiln_err_release(&err);
+	reg_image_release(&img);
+	return doc;
 }
 
 int
@@ -217,12 +303,42 @@ run(void *data, struct sv_op_ctx *ctx, const struct sv_vertex *v, const char *co
 	return kiln_err_invalid(err, "unknown op");
 }
 
+const char *
+ops_local_dir(struct ops *o, const char *result)
+{
+	if (kiln_str_eq(result, OPS_RESULT_CONTEXT))
+		return o->opts.context_dir;
+	if (kiln_str_has_prefix(result, OPS_RESULT_LOCAL_DIR))
+		return result + strlen(OPS_RESULT_LOCAL_DIR);
+	return NULL;
+}
+
+int
+ops_local_open(struct ops *o, const char *result, struct kiln_err *err)
+{
+	if (kiln_str_eq(result, OPS_RESULT_CONTEXT)) {
+		if (o->ctx_fd < 0)
+			return kiln_err_invalid(err, "the build has no context directory");
+		int fd = openat(o->ctx_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		return fd < 0 ? kiln_err_set(err, errno, "open the build context") : fd;
+	}
+	const char *dir = ops_local_dir(o, result);
+	if (!dir)
+		return kiln_err_invalid(err, "%s is not a local source", result);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? kiln_err_set(err, errno, "open build context `%s`", dir) : fd;
+}
+
 static bool
 result_exists(void *data, const char *result)
 {
 	struct ops *o = data;
 	if (kiln_str_eq(result, OPS_RESULT_CONTEXT))
 		return true;
+	if (kiln_str_has_prefix(result, OPS_RESULT_LOCAL_DIR)) {
+		struct stat sb;
+		return stat(result + strlen(OPS_RESULT_LOCAL_DIR), &sb) == 0 && S_ISDIR(sb.st_mode);
+	}
 	return snap_name_valid(result) && snap_exists(o->opts.snaps, result);
 }
 
@@ -294,15 +410,13 @@ ops_inputs_open(struct ops *o, const char *const *inputs, size_t n, struct ops_i
 	for (size_t i = 0; i < n; i++)
 		in->fds[i] = -1;
 	for (size_t i = 1; i < n; i++) {
-		if (kiln_str_eq(inputs[i], OPS_RESULT_CONTEXT)) {
-			if (o->ctx_fd < 0)
-				return kiln_err_invalid(err, "the build has no context directory");
-			in->paths[i] = o->opts.context_dir;
+		if (ops_local_dir(o, inputs[i])) {
+			in->paths[i] = ops_local_dir(o, inputs[i]);
 			/* A fresh open, not a dup: a dup shares the directory offset with the
 			 * other steps reading the context at the same time. */
-			in->fds[i] = openat(o->ctx_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			in->fds[i] = ops_local_open(o, inputs[i], err);
 			if (in->fds[i] < 0)
-				return kiln_err_set(err, errno, "dup");
+				return -1;
 			continue;
 		}
 		if (snap_view(o->opts.snaps, inputs[i], &in->views[i], err) < 0)
@@ -363,9 +477,15 @@ context_action(const json_t *a, const struct sv_vertex *src_vertex)
 	return na;
 }
 
+json_t *
+ops_context_action(const json_t *a, const struct sv_vertex *src_vertex)
+{
+	return context_action(a, src_vertex);
+}
+
 /* The def of a file vertex with the context's excludes in the copies that read it. */
 static json_t *
-context_def(const struct sv_vertex *v, const char *const *inputs)
+context_def(struct ops *o, const struct sv_vertex *v, const char *const *inputs)
 {
 	json_t *def = json_deep_copy(v->def);
 	json_t *actions = json_object_get(def, "actions");
@@ -376,7 +496,7 @@ context_def(const struct sv_vertex *v, const char *const *inputs)
 		json_t *in = json_object_get(a, "input");
 		json_int_t ix = json_integer_value(in);
 		if (!json_is_integer(in) || ix < 1 || (size_t)ix >= v->ninputs ||
-		    !kiln_str_eq(inputs[ix], OPS_RESULT_CONTEXT))
+		    !ops_local_dir(o, inputs[ix]))
 			continue;
 		json_array_set_new(actions, i, context_action(a, v->inputs[ix]));
 	}
@@ -463,7 +583,7 @@ ops_file_vertex_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex
 		return kiln_err_set(err, errno, "eventfd");
 	struct ops_file_env env = OPS_FILE_ENV_INIT;
 	env.cancel_fd = cfd;
-	_cleanup_json_ json_t *def = context_def(v, inputs);
+	_cleanup_json_ json_t *def = context_def(o, v, inputs);
 	int r = ops_file_run(def, dest, in.fds, in.n, &env, err);
 	ops_cancel_fd_close(o, ctx, cfd);
 	if (r < 0)
@@ -494,11 +614,9 @@ ops_context_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_ve
 	*ret = NULL;
 	bool any = false;
 	for (size_t i = 0; i < v->ninputs; i++)
-		any |= kiln_str_eq(inputs[i], OPS_RESULT_CONTEXT);
+		any |= ops_local_dir(o, inputs[i]) != NULL;
 	if (!any)
 		return 0;
-	if (o->ctx_fd < 0)
-		return kiln_err_invalid(err, "the build has no context directory");
 	struct kiln_sha256 *h = kiln_sha256_new();
 	const char *key = v->op == SV_OP_FILE ? "actions" : "mounts";
 	size_t k;
@@ -507,7 +625,7 @@ ops_context_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_ve
 	{
 		json_int_t input = json_integer_value(json_object_get(a, "input"));
 		if (!json_is_integer(json_object_get(a, "input")) || input < 0 ||
-		    (size_t)input >= v->ninputs || !kiln_str_eq(inputs[input], OPS_RESULT_CONTEXT))
+		    (size_t)input >= v->ninputs || !ops_local_dir(o, inputs[input]))
 			continue;
 		_cleanup_json_ json_t *act = NULL;
 		const char *src;
@@ -518,14 +636,16 @@ ops_context_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_ve
 			/* A bind mount of the context reads the whole tree under its source. */
 			src = json_string_value(json_object_get(a, "source"));
 			_cleanup_free_ char *abs = kiln_path_join("/", src ? src : "/");
-			act = json_pack("{s:s, s:b}", "src", abs, "follow_symlinks", 1);
+			_cleanup_json_ json_t *whole =
+			        json_pack("{s:s, s:b}", "src", abs, "follow_symlinks", 1);
+			/* ...minus what .dockerignore leaves out, as the mount shows it. */
+			act = context_action(whole, v->inputs[input]);
 		}
 		struct kiln_digest d;
-		_cleanup_close_ int cfd =
-		        openat(o->ctx_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		_cleanup_close_ int cfd = ops_local_open(o, inputs[input], err);
 		if (cfd < 0) {
 			kiln_sha256_free(h);
-			return kiln_err_set(err, errno, "open the build context");
+			return -1;
 		}
 		if (ops_file_content_digest(act, cfd, o->index, &d, err) < 0) {
 			kiln_sha256_free(h);

@@ -81,6 +81,16 @@ void ops_interrupt(struct ops *ops);
  * source vertex (image or scratch). */
 const struct sv_vertex *ops_stage_root(const struct sv_vertex *v);
 
+/* fe_plan_opts.image_config with a struct ops_plan_images as its data: the image's config
+ * document from the store, or when missing (or with pull_always, as --pull) its manifest
+ * and config from the registry, without the layers; NULL when it cannot be had (the build
+ * then fails on the image with the reason). */
+struct ops_plan_images {
+	struct reg_store *reg;
+	bool pull_always;
+};
+json_t *ops_plan_image_config(void *plan_images, const char *ref, const char *platform);
+
 /* Copy the files of committed snapshot `snapshot` into directory `dest` (created when
  * missing), as `-o type=local,dest=DIR` does. On failure DIR is partly written. */
 int ops_export_local(struct ops *ops, const char *snapshot, const char *dest, struct kiln_err *err);

@@ -12,6 +12,9 @@
 struct reg_image;
 struct snap_mount;
 
+/* The result of a --build-context directory: read in place like the build context. */
+#define OPS_RESULT_LOCAL_DIR "local:dir:"
+
 /* Images the build uses, opened once: exec needs their Env. */
 struct ops_image {
 	char *ref;
@@ -65,6 +68,14 @@ int ops_cancel_fd_new(struct ops *o, struct sv_op_ctx *ctx, int *fdp);
 /* Clear the callback and close the fd. */
 void ops_cancel_fd_close(struct ops *o, struct sv_op_ctx *ctx, int fd);
 bool ops_interrupted(struct ops *o);
+/* The directory a local result is read from in place (the build context or a
+ * --build-context directory), or NULL when the result is a snapshot. */
+const char *ops_local_dir(struct ops *o, const char *result);
+/* A fresh directory fd of a local result (not a dup: steps read at once). */
+int ops_local_open(struct ops *o, const char *result, struct kiln_err *err);
+/* Copy action `a` reading local source `src_vertex` with the source's .dockerignore
+ * patterns re-rooted at the action's "src" (new reference; `a` itself when none apply). */
+json_t *ops_context_action(const json_t *a, const struct sv_vertex *src_vertex);
 
 int ops_source_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
                            char **ret, struct kiln_err *err);

@@ -127,6 +127,16 @@ ops_source_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v, 
 		return image_run(o, v, ret_result, err);
 	if (kiln_str_eq(type, "scratch"))
 		return scratch_snapshot(o, ret_result, err);
+	if (kiln_str_eq(type, "local") && def_str(v, "dir")) {
+		/* A --build-context directory, read in place like the context. */
+		_cleanup_free_ char *res =
+		        kiln_xasprintf(OPS_RESULT_LOCAL_DIR "%s", def_str(v, "dir"));
+		_cleanup_close_ int fd = ops_local_open(o, res, err);
+		if (fd < 0)
+			return -1;
+		*ret_result = TAKE_PTR(res);
+		return 0;
+	}
 	if (kiln_str_eq(type, "local")) {
 		/* Read in place by the steps that use it; their content keys cover the files. */
 		if (o->ctx_fd < 0)
