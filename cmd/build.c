@@ -14,6 +14,7 @@
  * Exit status: 0 built, 1 the build failed, 2 usage.
  */
 #include "cmd.h"
+#include "progress.h"
 #include "exporter/exp.h"
 #include "frontend/fe.h"
 #include "ops/ops.h"
@@ -56,107 +57,13 @@ usage(FILE *f)
 	        "  -o, --output SPEC        type=local,dest=DIR: the final stage's files\n");
 }
 
-enum progress { PROGRESS_PLAIN, PROGRESS_QUIET, PROGRESS_RAWJSON };
-
-/* Progress state: step numbers in the order steps are first seen. */
-struct prog {
-	enum progress mode;
-	FILE *out;
-	size_t *numbers; /* by vertex index; 0 = not seen */
-	size_t nvertices;
-	size_t next;
-};
-
-static size_t
-step_number(struct prog *p, const struct sv_vertex *v)
-{
-	if (v->index >= p->nvertices)
-		return 0;
-	if (!p->numbers[v->index])
-		p->numbers[v->index] = ++p->next;
-	return p->numbers[v->index];
-}
-
-static void
-print_log(struct prog *p, size_t n, const char *data, size_t len)
-{
-	while (len) {
-		const char *nl = memchr(data, '\n', len);
-		size_t l = nl ? (size_t)(nl - data) : len;
-		fprintf(p->out, "#%zu %.*s\n", n, (int)l, data);
-		if (!nl)
-			break;
-		len -= l + 1;
-		data = nl + 1;
-	}
-}
-
-static void
-on_event(void *data, const struct sv_event *ev)
-{
-	struct prog *p = data;
-	const struct sv_vertex *v = ev->vertex;
-	const char *desc = v->description ? v->description : sv_op_name(v->op);
-	if (p->mode == PROGRESS_QUIET)
-		return;
-	if (p->mode == PROGRESS_RAWJSON) {
-		_cleanup_json_ json_t *j =
-		        json_pack("{s:s, s:s, s:s}", "event", sv_event_name(ev->type), "vertex",
-		                  v->digest_hex, "name", desc);
-		if (ev->cache_key)
-			json_object_set_new(j, "cache_key", json_string(ev->cache_key));
-		if (ev->explain)
-			json_object_set_new(j, "explain", json_string(ev->explain));
-		if (ev->type == SV_EVENT_LOG) {
-			json_object_set_new(j, "stream", json_integer(ev->stream));
-			json_object_set_new(j, "data", json_stringn(ev->data, ev->len));
-		}
-		if (ev->type == SV_EVENT_FINISHED || ev->type == SV_EVENT_FAILED)
-			json_object_set_new(j, "duration_ns",
-			                    json_integer((json_int_t)ev->duration_ns));
-		if (ev->type == SV_EVENT_FAILED && ev->err && ev->err->msg)
-			json_object_set_new(j, "error", json_string(ev->err->msg));
-		char *s = json_dumps(j, JSON_COMPACT);
-		if (s)
-			fprintf(p->out, "%s\n", s);
-		free(s);
-		fflush(p->out);
-		return;
-	}
-	size_t n = step_number(p, v);
-	switch (ev->type) {
-	case SV_EVENT_STARTED:
-		fprintf(p->out, "#%zu %s\n", n, desc);
-		if (ev->explain)
-			fprintf(p->out, "#%zu explain: %s\n", n, ev->explain);
-		break;
-	case SV_EVENT_CACHED:
-		fprintf(p->out, "#%zu %s\n#%zu CACHED\n", n, desc, n);
-		break;
-	case SV_EVENT_LOG:
-		print_log(p, n, ev->data, ev->len);
-		break;
-	case SV_EVENT_FINISHED:
-		fprintf(p->out, "#%zu DONE %.1fs\n", n, (double)ev->duration_ns / 1e9);
-		break;
-	case SV_EVENT_FAILED:
-		fprintf(p->out, "#%zu ERROR: %s\n", n,
-		        ev->err && ev->err->msg ? ev->err->msg : "failed");
-		break;
-	case SV_EVENT_CANCELLED:
-		fprintf(p->out, "#%zu CANCELED\n", n);
-		break;
-	}
-	fflush(p->out);
-}
-
 struct build_args {
 	const char *file, *context, *target, *iidfile, *output, *ssh, *metadata_file, *platform;
 	struct kiln_strv tags, build_args, no_cache_stages;
 	struct cmd_secrets secrets;
 	bool no_cache, pull, explain, check, allow_host, allow_insecure;
 	unsigned jobs;
-	enum progress progress;
+	enum progress_mode progress;
 };
 
 static void
@@ -293,14 +200,7 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 				                        "--jobs takes a number from 1 to 1024");
 			a->jobs = (unsigned)n;
 		} else if (kiln_str_eq(name, "--progress")) {
-			if (kiln_str_eq(val, "plain") || kiln_str_eq(val, "auto") ||
-			    kiln_str_eq(val, "tty"))
-				a->progress = PROGRESS_PLAIN; /* no live view yet */
-			else if (kiln_str_eq(val, "quiet"))
-				a->progress = PROGRESS_QUIET;
-			else if (kiln_str_eq(val, "rawjson"))
-				a->progress = PROGRESS_RAWJSON;
-			else
+			if (progress_mode_parse(val, &a->progress) < 0)
 				return kiln_err_invalid(
 				        err,
 				        "--progress must be auto, tty, plain, quiet or rawjson");
@@ -495,7 +395,7 @@ struct build {
 	struct sv_graph *graph;
 	struct ops_secret *secrets;
 	char *tmp_context; /* the empty context of `kiln build -` */
-	struct prog prog;
+	struct progress *prog;
 	struct sigwatch sig;
 };
 
@@ -511,7 +411,7 @@ build_release(struct build *b)
 	reg_store_free(b->reg);
 	free(b->secrets);
 	free(b->tmp_context);
-	free(b->prog.numbers);
+	progress_free(b->prog);
 }
 
 static int
@@ -616,10 +516,7 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	if (ops_new(&oo, &b->ops, err) < 0)
 		return -1;
 
-	b->prog.mode = a->progress;
-	b->prog.out = stderr;
-	b->prog.nvertices = b->graph->nvertices;
-	b->prog.numbers = kiln_xcalloc(b->graph->nvertices + 1, sizeof(size_t));
+	b->prog = progress_new(a->progress, stderr, b->graph, res->vertex);
 	struct sv_solve_opts sopts = SV_SOLVE_OPTS_INIT;
 	sopts.jobs = a->jobs;
 	sopts.no_cache = a->no_cache;
@@ -628,8 +525,8 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 		sopts.no_cache_filter = no_cache_stage;
 		sopts.no_cache_filter_data = a;
 	}
-	sopts.progress = on_event;
-	sopts.progress_data = &b->prog;
+	sopts.progress = progress_event;
+	sopts.progress_data = b->prog;
 	sopts.source_file = file_name;
 	if (sv_solver_new(ops_vtable(), b->ops, b->cache, &sopts, &b->solver, err) < 0)
 		return -1;
@@ -649,10 +546,7 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	const char *stop = sv_solver_result(b->solver, root);
 	if (!top || !stop)
 		return kiln_err_invalid(err, "the target stage has no result");
-	uint64_t t0 = (uint64_t)time(NULL);
-	size_t n = ++b->prog.next;
-	if (a->progress == PROGRESS_PLAIN)
-		fprintf(stderr, "#%zu exporting to image\n", n);
+	progress_export_begin(b->prog, "exporting to image");
 	struct exp_layer_opts lo = EXP_LAYER_OPTS_INIT;
 	struct exp_layer *layers = NULL;
 	size_t nlayers = 0;
@@ -677,12 +571,10 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	exp_layers_free(layers, nlayers);
 	if (r < 0)
 		return kiln_err_wrap(err, "export image");
-	if (a->progress == PROGRESS_PLAIN) {
-		fprintf(stderr, "#%zu writing image %s\n", n, img.config_digest);
-		for (size_t i = 0; i < a->tags.n; i++)
-			fprintf(stderr, "#%zu naming to %s\n", n, a->tags.v[i]);
-		fprintf(stderr, "#%zu DONE %.1fs\n", n, (double)((uint64_t)time(NULL) - t0));
-	}
+	progress_export_logf(b->prog, "writing image %s", img.config_digest);
+	for (size_t i = 0; i < a->tags.n; i++)
+		progress_export_logf(b->prog, "naming to %s", a->tags.v[i]);
+	progress_export_done(b->prog, true);
 	if (a->output) {
 		_cleanup_free_ char *dest = NULL;
 		if (parse_output(a->output, &dest, err) < 0)
@@ -716,7 +608,7 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 int
 cmd_build(int argc, char **argv)
 {
-	struct build_args a = {.progress = PROGRESS_PLAIN};
+	struct build_args a = {.progress = PROGRESS_AUTO};
 	struct kiln_err err = KILN_ERR_INIT;
 	int r = parse_args(argc, argv, &a, &err);
 	if (r != 0) {
@@ -740,6 +632,7 @@ cmd_build(int argc, char **argv)
 	}
 	struct build b = {.sig = {.sfd = -1, .stopfd = -1}};
 	r = build(&a, &b, &err);
+	progress_finish(b.prog, r >= 0); /* the live view ends before the error is printed */
 	if (r < 0) {
 		/* "Dockerfile:7: RUN false: ...": the line already says where; the step's
 		 * "[stage 2/5] " prefix is for the progress output. */
