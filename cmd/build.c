@@ -2,7 +2,8 @@
  * kiln build: Dockerfile + context -> an image in the store.
  *
  *	kiln build [-f FILE] [-t NAME]... [--target T] [--build-arg K=V]... [--secret SPEC]...
- *		   [--ssh default|ID=PATH] [--no-cache] [--no-cache-filter STAGE] [--jobs N]
+ *		   [--ssh default|ID[=SOCKET|KEYFILE[,KEYFILE]]]... [--no-cache]
+ *		   [--no-cache-filter STAGE] [--jobs N]
  *		   [--pull] [--metadata-file F] [--platform HOST]
  *		   [--progress auto|tty|plain|quiet|rawjson] [--iidfile F] [--explain] [--check]
  *		   [--allow network.host|security.insecure] [-o type=local,dest=DIR] CONTEXT
@@ -42,7 +43,8 @@ usage(FILE *f)
 	        "  --target STAGE           build this stage\n"
 	        "  --build-arg K[=V]        set a build argument (repeatable)\n"
 	        "  --secret id=ID,src=FILE|env=VAR   a secret for RUN --mount=type=secret\n"
-	        "  --ssh default|ID=SOCKET  an ssh agent for RUN --mount=type=ssh\n"
+	        "  --ssh default|ID[=SOCKET|KEY[,KEY]]  an ssh agent (or key files) for\n"
+	        "                           RUN --mount=type=ssh,id=ID (repeatable)\n"
 	        "  --no-cache               run every step\n"
 	        "  --no-cache-filter STAGE  run every step of these stages (repeatable, a,b)\n"
 	        "  --pull                   fetch base images again even when stored\n"
@@ -58,8 +60,8 @@ usage(FILE *f)
 }
 
 struct build_args {
-	const char *file, *context, *target, *iidfile, *output, *ssh, *metadata_file, *platform;
-	struct kiln_strv tags, build_args, no_cache_stages;
+	const char *file, *context, *target, *iidfile, *output, *metadata_file, *platform;
+	struct kiln_strv tags, build_args, no_cache_stages, ssh;
 	struct cmd_secrets secrets;
 	bool no_cache, pull, explain, check, allow_host, allow_insecure;
 	unsigned jobs;
@@ -72,6 +74,7 @@ build_args_release(struct build_args *a)
 	kiln_strv_release(&a->tags);
 	kiln_strv_release(&a->build_args);
 	kiln_strv_release(&a->no_cache_stages);
+	kiln_strv_release(&a->ssh);
 	cmd_secrets_release(&a->secrets);
 }
 
@@ -192,7 +195,7 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 			if (cmd_secrets_add(&a->secrets, val, err) < 0)
 				return -1;
 		} else if (kiln_str_eq(name, "--ssh")) {
-			a->ssh = val;
+			kiln_strv_push(&a->ssh, val);
 		} else if (kiln_str_eq(name, "--jobs")) {
 			uint64_t n;
 			if (kiln_parse_u64(val, &n) < 0 || n == 0 || n > 1024)
@@ -395,6 +398,10 @@ struct build {
 	struct sv_graph *graph;
 	struct ops_secret *secrets;
 	char *tmp_context; /* the empty context of `kiln build -` */
+	struct ops_ssh *ssh; /* --ssh: ids and sockets, owned */
+	size_t nssh;
+	struct ops_sshagent **agents; /* kiln's own agents for --ssh ID=KEYFILE */
+	size_t nagents;
 	struct progress *prog;
 	struct sigwatch sig;
 };
@@ -406,12 +413,85 @@ build_release(struct build *b)
 	sv_solver_free(b->solver);
 	sv_graph_free(b->graph);
 	ops_free(b->ops);
+	for (size_t i = 0; i < b->nagents; i++)
+		ops_sshagent_free(b->agents[i]);
+	free(b->agents);
+	for (size_t i = 0; i < b->nssh; i++) {
+		free((char *)b->ssh[i].id);
+		free((char *)b->ssh[i].socket);
+	}
+	free(b->ssh);
 	sv_cache_free(b->cache);
 	snap_store_free(b->snaps);
 	reg_store_free(b->reg);
 	free(b->secrets);
 	free(b->tmp_context);
 	progress_free(b->prog);
+}
+
+/*
+ * --ssh as buildx takes it: `default` or `ID` ($SSH_AUTH_SOCK), `ID=SOCKET` (an agent),
+ * `ID=KEYFILE[,KEYFILE]` (private keys, served by an agent of kiln's own whose socket
+ * sits in a private directory under the store's tmp/). One socket per id.
+ */
+static int
+ssh_setup(const struct build_args *a, struct build *b, struct kiln_err *err)
+{
+	b->ssh = kiln_xcalloc(a->ssh.n + 1, sizeof(*b->ssh));
+	b->agents = kiln_xcalloc(a->ssh.n + 1, sizeof(*b->agents));
+	for (size_t i = 0; i < a->ssh.n; i++) {
+		const char *spec = a->ssh.v[i];
+		const char *eq = strchr(spec, '=');
+		_cleanup_free_ char *id =
+		        eq ? kiln_xstrndup(spec, (size_t)(eq - spec)) : kiln_xstrdup(spec);
+		if (!*id)
+			return kiln_err_invalid(err, "--ssh %s: no id before =", spec);
+		for (size_t k = 0; k < b->nssh; k++)
+			if (kiln_str_eq(b->ssh[k].id, id))
+				return kiln_err_invalid(err, "--ssh: id %s given twice", id);
+		const char *paths = eq ? eq + 1 : getenv("SSH_AUTH_SOCK");
+		if (!paths || !*paths)
+			return kiln_err_invalid(
+			        err,
+			        "--ssh %s: no socket or key given and $SSH_AUTH_SOCK "
+			        "is not set",
+			        spec);
+		_cleanup_strv_ struct kiln_strv keys = KILN_STRV_INIT;
+		_cleanup_free_ char *socket = NULL;
+		_cleanup_free_ char *copy = kiln_xstrdup(paths);
+		size_t npaths = 0;
+		for (char *save = NULL, *f = strtok_r(copy, ",", &save); f;
+		     f = strtok_r(NULL, ",", &save), npaths++) {
+			struct stat st;
+			_cleanup_free_ char *abs = realpath(f, NULL);
+			if (!abs || stat(abs, &st) < 0)
+				return kiln_err_set(err, errno, "--ssh %s: `%s`", id, f);
+			if (S_ISSOCK(st.st_mode) && !socket)
+				socket = TAKE_PTR(abs);
+			else if (S_ISREG(st.st_mode))
+				kiln_strv_push(&keys, abs);
+			else
+				return kiln_err_invalid(
+				        err,
+				        "--ssh %s: `%s` is neither an agent socket nor a key file",
+				        id, f);
+		}
+		if (socket && npaths > 1)
+			return kiln_err_invalid(err, "--ssh %s: an agent socket is given alone",
+			                        id);
+		if (keys.n) {
+			_cleanup_free_ char *tmp = kiln_path_join(cmd_root(), "tmp");
+			struct ops_sshagent *ag;
+			if (ops_sshagent_start(tmp, (const char *const *)kiln_strv_get(&keys),
+			                       keys.n, &ag, err) < 0)
+				return kiln_err_wrap(err, "--ssh %s", id);
+			b->agents[b->nagents++] = ag;
+			socket = kiln_xstrdup(ops_sshagent_socket(ag));
+		}
+		b->ssh[b->nssh++] =
+		        (struct ops_ssh){.id = TAKE_PTR(id), .socket = TAKE_PTR(socket)};
+	}
+	return 0;
 }
 
 static int
@@ -505,14 +585,10 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	oo.allow_network_host = a->allow_host;
 	oo.allow_insecure = a->allow_insecure;
 	oo.pull_always = a->pull;
-	if (a->ssh) {
-		/* default | default=SOCKET | ID=SOCKET: one agent for every ssh mount. */
-		const char *eq = strchr(a->ssh, '=');
-		oo.ssh_socket = eq ? eq + 1 : getenv("SSH_AUTH_SOCK");
-		if (!oo.ssh_socket || !*oo.ssh_socket)
-			return kiln_err_invalid(err, "--ssh %s: no socket and no $SSH_AUTH_SOCK",
-			                        a->ssh);
-	}
+	if (ssh_setup(a, b, err) < 0)
+		return -1;
+	oo.ssh = b->ssh;
+	oo.nssh = b->nssh;
 	if (ops_new(&oo, &b->ops, err) < 0)
 		return -1;
 

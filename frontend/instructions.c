@@ -560,6 +560,8 @@ mount_parse(struct kiln_arena *arena, const char *spec, bool raw, struct fe_moun
 		if (has_required && m.type != FE_MOUNT_SECRET && m.type != FE_MOUNT_SSH)
 			return kiln_err_invalid(
 			        err, "unexpected key 'required' for mount type '%s'", tn);
+		if (m.type == FE_MOUNT_SSH && !has_required)
+			m.required = true; /* BuildKit fails a build that forwards no agent */
 		if (has_size && m.type != FE_MOUNT_TMPFS)
 			return kiln_err_invalid(err, "unexpected key 'size' for mount type '%s'",
 			                        tn);
