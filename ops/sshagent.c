@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SSH_AGENT_FAILURE             5
@@ -638,6 +639,40 @@ agent_main(void *arg)
 
 /* ---- the interface ---- */
 
+/* Agents of builds that were killed leave their directories behind: remove those whose
+ * socket nobody listens on. A directory younger than a minute may belong to a build
+ * that has not bound its socket yet, and is left alone. */
+static void
+clean_stale(const char *tmp_dir)
+{
+	_cleanup_close_ int dfd = open(tmp_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return;
+	_cleanup_strv_ struct kiln_strv names = KILN_STRV_INIT;
+	if (kiln_dir_names(dfd, &names) < 0)
+		return;
+	time_t now = time(NULL);
+	for (size_t i = 0; i < names.n; i++) {
+		struct stat st;
+		if (!kiln_str_has_prefix(names.v[i], "ssh-") ||
+		    fstatat(dfd, names.v[i], &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISDIR(st.st_mode) || now - st.st_mtime < 60)
+			continue;
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s/agent.sock", tmp_dir,
+		                 names.v[i]);
+		if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+			continue;
+		_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return;
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+		    (errno != ECONNREFUSED && errno != ENOENT))
+			continue;
+		kiln_rm_rf_at(dfd, names.v[i]);
+	}
+}
+
 int
 ops_sshagent_start(const char *tmp_dir, const char *const *keyfiles, size_t nkeys,
                    struct ops_sshagent **ret, struct kiln_err *err)
@@ -659,6 +694,7 @@ ops_sshagent_start(const char *tmp_dir, const char *const *keyfiles, size_t nkey
 		r = kiln_err_set(err, errno, "mkdir `%s`", tmp_dir);
 		goto fail;
 	}
+	clean_stale(tmp_dir);
 	a->dir = kiln_xasprintf("%s/ssh-XXXXXX", tmp_dir);
 	if (!mkdtemp(a->dir)) {
 		r = kiln_err_set(err, errno, "mkdtemp `%s`", a->dir);

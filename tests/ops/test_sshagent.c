@@ -406,6 +406,38 @@ test_sshagent__private_socket_removed_at_free(void **state)
 	assert_int_equal(stat(dir, &st), -1);
 }
 
+static void
+test_sshagent__stale_agent_dirs_are_removed(void **state)
+{
+	struct fx *fx = *state;
+	keygen(fx, "ed", "-t ed25519");
+	/* a killed build's directory (a socket nobody listens on), one that is too new to
+	 * judge, and a live agent's */
+	assert_int_equal(sh(fx, NULL,
+	                    "mkdir -p agent-tmp/ssh-dead agent-tmp/ssh-new agent-tmp/keep && "
+	                    "python3 -c 'import socket,sys; "
+	                    "socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "
+	                    "agent-tmp/ssh-dead/agent.sock && "
+	                    "touch -d '-2 minutes' agent-tmp/ssh-dead agent-tmp/keep"),
+	                 0);
+	start(fx, (const char *[]){"ed"}, 1);
+	struct ops_sshagent *live = fx->agent;
+	assert_int_equal(
+	        sh(fx, NULL, "touch -d '-2 minutes' \"$(dirname %s)\"", ops_sshagent_socket(live)),
+	        0);
+	fx->agent = NULL;
+	start(fx, (const char *[]){"ed"}, 1);
+	_cleanup_buf_ struct kiln_buf ls = KILN_BUF_INIT;
+	assert_int_equal(sh(fx, &ls, "ls agent-tmp | grep -c ."), 0);
+	assert_string_equal(ls.buf, "4\n"); /* keep, ssh-new, the live one, the new one */
+	assert_int_not_equal(sh(fx, NULL, "test -e agent-tmp/ssh-dead"), 0);
+	assert_int_equal(sh(fx, NULL, "test -d agent-tmp/ssh-new && test -d agent-tmp/keep"), 0);
+	assert_int_equal(
+	        sh(fx, NULL, "SSH_AUTH_SOCK=%s ssh-add -l >/dev/null", ops_sshagent_socket(live)),
+	        0);
+	ops_sshagent_free(live);
+}
+
 int
 main(void)
 {
@@ -423,6 +455,8 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_sshagent__private_socket_removed_at_free,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_sshagent__stale_agent_dirs_are_removed, setup,
+	                                        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
