@@ -34,6 +34,9 @@ RUN --mount=type=ssh ls -l $SSH_AUTH_SOCK > /default-socket && ssh-add -l > /def
 RUN --mount=type=ssh,id=deploy,target=/run/deploy.sock SSH_AUTH_SOCK=/run/deploy.sock ssh-add -l > /deploy-keys
 RUN --mount=type=ssh echo "built by kiln" > /data && ssh-keygen -q -Y sign -f /keys/rsa.pub -n file /data
 RUN --mount=type=ssh,id=absent,required=false sh -c 'echo "sock=$SSH_AUTH_SOCK" > /absent'
+RUN mkdir -m 777 /out
+USER app
+RUN --mount=type=ssh ssh-add -l > /out/as-app
 DF
 run_kiln build --ssh "default=$T/ed,$T/rsa" --ssh "deploy=$T/ec" -t sshimg "$CTX"
 expect_eq "build with key files: $err" "$rc" 0
@@ -52,6 +55,8 @@ run_kiln run sshimg cat /data.sig
 printf '%s\n' "$out" >"$T/data.sig"
 expect_eq "a signature made in the build by the agent checks out on the host" \
 	"$(printf 'built by kiln\n' | ssh-keygen -Y check-novalidate -n file -s "$T/data.sig" >/dev/null 2>&1 && echo good)" "good"
+run_kiln run sshimg cat /out/as-app
+expect_contains "a step run as a USER can use the agent" "$out" "ed-key (ED25519)"
 run_kiln run sshimg cat /absent
 expect_eq "an optional id that was not given is not mounted" "$out" "sock="
 expect_eq "the agents' directories are gone after the build" "$(ls -A "$KILN_ROOT/tmp")" ""
