@@ -476,8 +476,14 @@ event_tty(struct progress *p, const struct sv_event *ev, const char *desc)
 	case SV_EVENT_STARTED:
 		st->state = STEP_RUNNING;
 		st->t0 = now;
-		if (ev->explain)
-			kiln_strv_pushf(&st->notes, "explain: %s", ev->explain);
+		if (ev->explain) {
+			/* the step's line above already names it */
+			const char *why = ev->explain;
+			size_t dl = strlen(desc);
+			if (!strncmp(why, desc, dl) && !strncmp(why + dl, ": ", 2))
+				why += dl + 2;
+			kiln_strv_pushf(&st->notes, "explain: %s", why);
+		}
 		break;
 	case SV_EVENT_CACHED:
 		st->state = STEP_CACHED;

@@ -63,6 +63,13 @@ f=$(final)
 expect_contains "cached steps say so" "$f" " => CACHED [stage-1 3/4] RUN for i in 1 2 3 4; do echo tick"
 expect_contains "a cached step takes no time" "$f" " => CACHED [base 2/2] RUN echo prepared > /p"
 
+# ---- --explain: why a step ran, under it ----
+echo v1b >"$CTX/a.txt"
+in_tty 100 40 build --progress tty --explain "$CTX"
+expect_eq "tty explain build: $screen" "$rc" 0
+expect_contains "the reason sits under the step" "$(final | grep -A1 ' => \[stage-1 2/4\] COPY a.txt /a.txt')" \
+	" => => explain: file /a.txt under"
+
 # ---- a small terminal: the live view drops old lines instead of scrolling ----
 echo v2 >"$CTX/a.txt"
 in_tty 50 6 build --progress tty --no-cache "$CTX"
