@@ -324,6 +324,7 @@ write_file(const char *path, const char *text, struct kiln_err *err)
  * half-done is committed, mounts and snapshots are released on the way out. */
 struct sigwatch {
 	struct ops *ops;
+	struct progress *prog;
 	int sfd, stopfd;
 	pthread_t thread;
 	bool started;
@@ -348,7 +349,7 @@ sigwatch_main(void *arg)
 			struct signalfd_siginfo si;
 			(void)!read(w->sfd, &si, sizeof(si));
 			if (!w->fired)
-				fprintf(stderr, "kiln: interrupted; stopping the build\n");
+				progress_printf(w->prog, "kiln: interrupted; stopping the build");
 			w->fired = true;
 			ops_interrupt(w->ops);
 		}
@@ -356,9 +357,9 @@ sigwatch_main(void *arg)
 }
 
 static void
-sigwatch_start(struct sigwatch *w, struct ops *ops)
+sigwatch_start(struct sigwatch *w, struct ops *ops, struct progress *prog)
 {
-	*w = (struct sigwatch){.ops = ops, .sfd = -1, .stopfd = -1};
+	*w = (struct sigwatch){.ops = ops, .prog = prog, .sfd = -1, .stopfd = -1};
 	sigset_t sigs;
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
@@ -607,7 +608,7 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	if (sv_solver_new(ops_vtable(), b->ops, b->cache, &sopts, &b->solver, err) < 0)
 		return -1;
 	struct sv_vertex *want = res->vertex;
-	sigwatch_start(&b->sig, b->ops);
+	sigwatch_start(&b->sig, b->ops, b->prog);
 	r = sv_solve(b->solver, b->graph, &want, 1, err);
 	sigwatch_stop(&b->sig);
 	struct kiln_err serr = KILN_ERR_INIT;

@@ -602,6 +602,30 @@ progress_event(void *data, const struct sv_event *ev)
 }
 
 void
+progress_printf(struct progress *p, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	_cleanup_buf_ struct kiln_buf line = KILN_BUF_INIT;
+	kiln_buf_vaddf(&line, fmt, ap);
+	va_end(ap);
+	if (!p) {
+		fprintf(stderr, "%s\n", line.buf);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	bool live = p->mode == PROGRESS_TTY && !p->finished;
+	if (live && p->drawn)
+		fprintf(p->out, "\r\x1b[%zuA\x1b[J", p->drawn); /* the view goes, the line */
+	fprintf(p->out, "%s\n", line.buf);                      /* takes its place, */
+	p->drawn = 0;
+	if (live)
+		draw(p, true, true); /* and the view comes back below it */
+	fflush(p->out);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void
 progress_export_begin(struct progress *p, const char *name)
 {
 	pthread_mutex_lock(&p->mu);

@@ -46,6 +46,9 @@ struct progress *progress_new(enum progress_mode mode, FILE *out, const struct s
 enum progress_mode progress_mode(const struct progress *p);
 /* The solver's progress callback; `data` is the struct progress. */
 void progress_event(void *data, const struct sv_event *ev);
+/* A line of text for the user (e.g. "interrupted") that is no step's output: in the live
+ * view it goes above the view, which is redrawn under it. `p` may be NULL (stderr). */
+void progress_printf(struct progress *p, const char *fmt, ...) KILN_PRINTF(2, 3);
 /* The exporting step, which is no vertex of the graph. */
 void progress_export_begin(struct progress *p, const char *name);
 void progress_export_logf(struct progress *p, const char *fmt, ...) KILN_PRINTF(2, 3);

@@ -78,6 +78,30 @@ expect_contains "a running step's output still shows" "$(cat "$T/raw")" " => => 
 expect_eq "the view fits 50x6" "$(printf '%s\n' "$screen" | grep TERM-ERROR || true)" ""
 expect_contains "the final view is whole" "$(final)" " => [stage-1 2/4] COPY a.txt /a.txt"
 
+# ---- Ctrl-C: the view stops with the build, nothing is drawn after it ----
+cat >"$CTX/Dockerfile" <<'DF'
+FROM busybox
+RUN echo waiting; sleep 30
+DF
+script -qfec "stty cols 80 rows 40; exec $(printf '%q ' "$KILN" build --progress tty "$CTX")" /dev/null \
+	</dev/null >"$T/raw" 2>&1 &
+spid=$!
+for _ in $(seq 100); do grep -q '# waiting' "$T/raw" && break; sleep 0.1; done
+pkill -INT -P "$spid" # kiln, which script runs as its child
+set +e
+wait "$spid"
+rc=$?
+set -e
+screen=$(python3 "$SCREEN" 80 40 <"$T/raw")
+expect_eq "an interrupted build fails" "$rc" 1
+f=$(final)
+expect_contains "the summary says it failed" "$(printf '%s\n' "$f" | head -1)" ") FAILED"
+expect_contains "the running step ended with the build" "$f" " => ERROR [stage-0 2/2] RUN echo waiting; sleep 30"
+expect_eq "nothing is redrawn after the summary" "$(sed -n '/FAILED/,$p' "$T/raw" | tail -n +2 | grep -c $'\x1b\\[[0-9]*A' || true)" 0
+expect_contains "the interruption is said above the view" "$(printf '%s\n' "$screen" | grep -B1 '^\[+\] Building.*FAILED')" \
+	"kiln: interrupted; stopping the build"
+expect_eq "one view on screen" "$(printf '%s\n' "$screen" | grep -c '^\[+\] Building')" 1
+
 # ---- a failing step: its output and the error stay on screen ----
 cat >"$CTX/Dockerfile" <<'DF'
 FROM busybox
