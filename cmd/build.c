@@ -2,7 +2,8 @@
  * kiln build: Dockerfile + context -> an image in the store.
  *
  *	kiln build [-f FILE] [-t NAME]... [--target T] [--build-arg K=V]... [--secret SPEC]...
- *		   [--ssh default|ID=PATH] [--no-cache] [--no-cache-filter STAGE] [--jobs N]
+ *		   [--ssh default|ID[=SOCKET|KEYFILE[,KEYFILE]]]... [--no-cache]
+ *		   [--no-cache-filter STAGE] [--jobs N]
  *		   [--pull] [--metadata-file F] [--platform HOST]
  *		   [--progress auto|tty|plain|quiet|rawjson] [--iidfile F] [--explain] [--check]
  *		   [--allow network.host|security.insecure] [-o type=local,dest=DIR]
@@ -17,6 +18,7 @@
  */
 #include "build_output.h"
 #include "cmd.h"
+#include "progress.h"
 #include "exporter/exp.h"
 #include "frontend/fe.h"
 #include "ops/ops.h"
@@ -44,7 +46,8 @@ usage(FILE *f)
 	        "  --target STAGE           build this stage\n"
 	        "  --build-arg K[=V]        set a build argument (repeatable)\n"
 	        "  --secret id=ID,src=FILE|env=VAR   a secret for RUN --mount=type=secret\n"
-	        "  --ssh default|ID=SOCKET  an ssh agent for RUN --mount=type=ssh\n"
+	        "  --ssh default|ID[=SOCKET|KEY[,KEY]]  an ssh agent (or key files) for\n"
+	        "                           RUN --mount=type=ssh,id=ID (repeatable)\n"
 	        "  --no-cache               run every step\n"
 	        "  --no-cache-filter STAGE  run every step of these stages (repeatable, a,b)\n"
 	        "  --cache-to SPEC          type=local,dest=D|registry,ref=R|inline[,mode=max]\n"
@@ -68,110 +71,16 @@ usage(FILE *f)
 	        "  --push                   push the image (-o type=registry)\n");
 }
 
-enum progress { PROGRESS_PLAIN, PROGRESS_QUIET, PROGRESS_RAWJSON };
-
-/* Progress state: step numbers in the order steps are first seen. */
-struct prog {
-	enum progress mode;
-	FILE *out;
-	size_t *numbers; /* by vertex index; 0 = not seen */
-	size_t nvertices;
-	size_t next;
-};
-
-static size_t
-step_number(struct prog *p, const struct sv_vertex *v)
-{
-	if (v->index >= p->nvertices)
-		return 0;
-	if (!p->numbers[v->index])
-		p->numbers[v->index] = ++p->next;
-	return p->numbers[v->index];
-}
-
-static void
-print_log(struct prog *p, size_t n, const char *data, size_t len)
-{
-	while (len) {
-		const char *nl = memchr(data, '\n', len);
-		size_t l = nl ? (size_t)(nl - data) : len;
-		fprintf(p->out, "#%zu %.*s\n", n, (int)l, data);
-		if (!nl)
-			break;
-		len -= l + 1;
-		data = nl + 1;
-	}
-}
-
-static void
-on_event(void *data, const struct sv_event *ev)
-{
-	struct prog *p = data;
-	const struct sv_vertex *v = ev->vertex;
-	const char *desc = v->description ? v->description : sv_op_name(v->op);
-	if (p->mode == PROGRESS_QUIET)
-		return;
-	if (p->mode == PROGRESS_RAWJSON) {
-		_cleanup_json_ json_t *j =
-		        json_pack("{s:s, s:s, s:s}", "event", sv_event_name(ev->type), "vertex",
-		                  v->digest_hex, "name", desc);
-		if (ev->cache_key)
-			json_object_set_new(j, "cache_key", json_string(ev->cache_key));
-		if (ev->explain)
-			json_object_set_new(j, "explain", json_string(ev->explain));
-		if (ev->type == SV_EVENT_LOG) {
-			json_object_set_new(j, "stream", json_integer(ev->stream));
-			json_object_set_new(j, "data", json_stringn(ev->data, ev->len));
-		}
-		if (ev->type == SV_EVENT_FINISHED || ev->type == SV_EVENT_FAILED)
-			json_object_set_new(j, "duration_ns",
-			                    json_integer((json_int_t)ev->duration_ns));
-		if (ev->type == SV_EVENT_FAILED && ev->err && ev->err->msg)
-			json_object_set_new(j, "error", json_string(ev->err->msg));
-		char *s = json_dumps(j, JSON_COMPACT);
-		if (s)
-			fprintf(p->out, "%s\n", s);
-		free(s);
-		fflush(p->out);
-		return;
-	}
-	size_t n = step_number(p, v);
-	switch (ev->type) {
-	case SV_EVENT_STARTED:
-		fprintf(p->out, "#%zu %s\n", n, desc);
-		if (ev->explain)
-			fprintf(p->out, "#%zu explain: %s\n", n, ev->explain);
-		break;
-	case SV_EVENT_CACHED:
-		fprintf(p->out, "#%zu %s\n#%zu CACHED\n", n, desc, n);
-		break;
-	case SV_EVENT_LOG:
-		print_log(p, n, ev->data, ev->len);
-		break;
-	case SV_EVENT_FINISHED:
-		fprintf(p->out, "#%zu DONE %.1fs\n", n, (double)ev->duration_ns / 1e9);
-		break;
-	case SV_EVENT_FAILED:
-		fprintf(p->out, "#%zu ERROR: %s\n", n,
-		        ev->err && ev->err->msg ? ev->err->msg : "failed");
-		break;
-	case SV_EVENT_CANCELLED:
-		fprintf(p->out, "#%zu CANCELED\n", n);
-		break;
-	}
-	fflush(p->out);
-}
-
 struct build_args {
-	const char *file, *context, *target, *iidfile, *ssh, *metadata_file, *platform;
+	const char *file, *context, *target, *iidfile, *metadata_file, *platform;
 	struct cmd_outputs outputs;
 	bool push;
-	struct kiln_strv tags, build_args, no_cache_stages, contexts;
+	struct kiln_strv tags, build_args, no_cache_stages, contexts, ssh;
 	struct cmd_secrets secrets;
 	struct kiln_strv cache_to, cache_from; /* --cache-to, --cache-from specs */
 	bool no_cache, pull, explain, check, allow_host, allow_insecure;
 	unsigned jobs;
-	enum progress progress;
+	enum progress_mode progress;
 };
 
 static void
@@ -183,6 +92,7 @@ build_args_release(struct build_args *a)
 	kiln_strv_release(&a->build_args);
 	kiln_strv_release(&a->no_cache_stages);
 	kiln_strv_release(&a->contexts);
+	kiln_strv_release(&a->ssh);
 	cmd_secrets_release(&a->secrets);
 	cmd_outputs_release(&a->outputs);
 }
@@ -282,7 +192,7 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 			if (cmd_secrets_add(&a->secrets, val, err) < 0)
 				return -1;
 		} else if (kiln_str_eq(name, "--ssh")) {
-			a->ssh = val;
+			kiln_strv_push(&a->ssh, val);
 		} else if (kiln_str_eq(name, "--jobs")) {
 			uint64_t n;
 			if (kiln_parse_u64(val, &n) < 0 || n == 0 || n > 1024)
@@ -290,14 +200,7 @@ parse_args(int argc, char **argv, struct build_args *a, struct kiln_err *err)
 				                        "--jobs takes a number from 1 to 1024");
 			a->jobs = (unsigned)n;
 		} else if (kiln_str_eq(name, "--progress")) {
-			if (kiln_str_eq(val, "plain") || kiln_str_eq(val, "auto") ||
-			    kiln_str_eq(val, "tty"))
-				a->progress = PROGRESS_PLAIN; /* no live view yet */
-			else if (kiln_str_eq(val, "quiet"))
-				a->progress = PROGRESS_QUIET;
-			else if (kiln_str_eq(val, "rawjson"))
-				a->progress = PROGRESS_RAWJSON;
-			else
+			if (progress_mode_parse(val, &a->progress) < 0)
 				return kiln_err_invalid(
 				        err,
 				        "--progress must be auto, tty, plain, quiet or rawjson");
@@ -475,6 +378,7 @@ write_file(const char *path, const char *text, struct kiln_err *err)
  * half-done is committed, mounts and snapshots are released on the way out. */
 struct sigwatch {
 	struct ops *ops;
+	struct progress *prog;
 	int sfd, stopfd;
 	pthread_t thread;
 	bool started;
@@ -499,7 +403,7 @@ sigwatch_main(void *arg)
 			struct signalfd_siginfo si;
 			(void)!read(w->sfd, &si, sizeof(si));
 			if (!w->fired)
-				fprintf(stderr, "kiln: interrupted; stopping the build\n");
+				progress_printf(w->prog, "kiln: interrupted; stopping the build");
 			w->fired = true;
 			ops_interrupt(w->ops);
 		}
@@ -507,9 +411,9 @@ sigwatch_main(void *arg)
 }
 
 static void
-sigwatch_start(struct sigwatch *w, struct ops *ops)
+sigwatch_start(struct sigwatch *w, struct ops *ops, struct progress *prog)
 {
-	*w = (struct sigwatch){.ops = ops, .sfd = -1, .stopfd = -1};
+	*w = (struct sigwatch){.ops = ops, .prog = prog, .sfd = -1, .stopfd = -1};
 	sigset_t sigs;
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
@@ -550,7 +454,11 @@ struct build {
 	struct sv_graph *graph;
 	struct ops_secret *secrets;
 	char *tmp_context; /* the empty context of `kiln build -` */
-	struct prog prog;
+	struct ops_ssh *ssh; /* --ssh: ids and sockets, owned */
+	size_t nssh;
+	struct ops_sshagent **agents; /* kiln's own agents for --ssh ID=KEYFILE */
+	size_t nagents;
+	struct progress *prog;
 	struct sigwatch sig;
 };
 
@@ -562,12 +470,85 @@ build_release(struct build *b)
 	exp_cache_importer_free(b->importer);
 	sv_graph_free(b->graph);
 	ops_free(b->ops);
+	for (size_t i = 0; i < b->nagents; i++)
+		ops_sshagent_free(b->agents[i]);
+	free(b->agents);
+	for (size_t i = 0; i < b->nssh; i++) {
+		free((char *)b->ssh[i].id);
+		free((char *)b->ssh[i].socket);
+	}
+	free(b->ssh);
 	sv_cache_free(b->cache);
 	snap_store_free(b->snaps);
 	reg_store_free(b->reg);
 	free(b->secrets);
 	free(b->tmp_context);
-	free(b->prog.numbers);
+	progress_free(b->prog);
+}
+
+/*
+ * --ssh as buildx takes it: `default` or `ID` ($SSH_AUTH_SOCK), `ID=SOCKET` (an agent),
+ * `ID=KEYFILE[,KEYFILE]` (private keys, served by an agent of kiln's own whose socket
+ * sits in a private directory under the store's tmp/). One socket per id.
+ */
+static int
+ssh_setup(const struct build_args *a, struct build *b, struct kiln_err *err)
+{
+	b->ssh = kiln_xcalloc(a->ssh.n + 1, sizeof(*b->ssh));
+	b->agents = kiln_xcalloc(a->ssh.n + 1, sizeof(*b->agents));
+	for (size_t i = 0; i < a->ssh.n; i++) {
+		const char *spec = a->ssh.v[i];
+		const char *eq = strchr(spec, '=');
+		_cleanup_free_ char *id =
+		        eq ? kiln_xstrndup(spec, (size_t)(eq - spec)) : kiln_xstrdup(spec);
+		if (!*id)
+			return kiln_err_invalid(err, "--ssh %s: no id before =", spec);
+		for (size_t k = 0; k < b->nssh; k++)
+			if (kiln_str_eq(b->ssh[k].id, id))
+				return kiln_err_invalid(err, "--ssh: id %s given twice", id);
+		const char *paths = eq ? eq + 1 : getenv("SSH_AUTH_SOCK");
+		if (!paths || !*paths)
+			return kiln_err_invalid(
+			        err,
+			        "--ssh %s: no socket or key given and $SSH_AUTH_SOCK "
+			        "is not set",
+			        spec);
+		_cleanup_strv_ struct kiln_strv keys = KILN_STRV_INIT;
+		_cleanup_free_ char *socket = NULL;
+		_cleanup_free_ char *copy = kiln_xstrdup(paths);
+		size_t npaths = 0;
+		for (char *save = NULL, *f = strtok_r(copy, ",", &save); f;
+		     f = strtok_r(NULL, ",", &save), npaths++) {
+			struct stat st;
+			_cleanup_free_ char *abs = realpath(f, NULL);
+			if (!abs || stat(abs, &st) < 0)
+				return kiln_err_set(err, errno, "--ssh %s: `%s`", id, f);
+			if (S_ISSOCK(st.st_mode) && !socket)
+				socket = TAKE_PTR(abs);
+			else if (S_ISREG(st.st_mode))
+				kiln_strv_push(&keys, abs);
+			else
+				return kiln_err_invalid(
+				        err,
+				        "--ssh %s: `%s` is neither an agent socket nor a key file",
+				        id, f);
+		}
+		if (socket && npaths > 1)
+			return kiln_err_invalid(err, "--ssh %s: an agent socket is given alone",
+			                        id);
+		if (keys.n) {
+			_cleanup_free_ char *tmp = kiln_path_join(cmd_root(), "tmp");
+			struct ops_sshagent *ag;
+			if (ops_sshagent_start(tmp, (const char *const *)kiln_strv_get(&keys),
+			                       keys.n, &ag, err) < 0)
+				return kiln_err_wrap(err, "--ssh %s", id);
+			b->agents[b->nagents++] = ag;
+			socket = kiln_xstrdup(ops_sshagent_socket(ag));
+		}
+		b->ssh[b->nssh++] =
+		        (struct ops_ssh){.id = TAKE_PTR(id), .socket = TAKE_PTR(socket)};
+	}
+	return 0;
 }
 
 /* --cache-from: each cache's records go into the store; their layers are fetched only
@@ -772,21 +753,14 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	oo.allow_network_host = a->allow_host;
 	oo.allow_insecure = a->allow_insecure;
 	oo.pull_always = a->pull;
-	if (a->ssh) {
-		/* default | default=SOCKET | ID=SOCKET: one agent for every ssh mount. */
-		const char *eq = strchr(a->ssh, '=');
-		oo.ssh_socket = eq ? eq + 1 : getenv("SSH_AUTH_SOCK");
-		if (!oo.ssh_socket || !*oo.ssh_socket)
-			return kiln_err_invalid(err, "--ssh %s: no socket and no $SSH_AUTH_SOCK",
-			                        a->ssh);
-	}
+	if (ssh_setup(a, b, err) < 0)
+		return -1;
+	oo.ssh = b->ssh;
+	oo.nssh = b->nssh;
 	if (ops_new(&oo, &b->ops, err) < 0)
 		return -1;
 
-	b->prog.mode = a->progress;
-	b->prog.out = stderr;
-	b->prog.nvertices = b->graph->nvertices;
-	b->prog.numbers = kiln_xcalloc(b->graph->nvertices + 1, sizeof(size_t));
+	b->prog = progress_new(a->progress, stderr, b->graph, res->vertex);
 	struct sv_solve_opts sopts = SV_SOLVE_OPTS_INIT;
 	sopts.jobs = a->jobs;
 	sopts.no_cache = a->no_cache;
@@ -795,8 +769,8 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 		sopts.no_cache_filter = no_cache_stage;
 		sopts.no_cache_filter_data = a;
 	}
-	sopts.progress = on_event;
-	sopts.progress_data = &b->prog;
+	sopts.progress = progress_event;
+	sopts.progress_data = b->prog;
 	sopts.source_file = file_name;
 	if (cache_import(a, b) < 0)
 		return -1;
@@ -805,7 +779,7 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	                  err) < 0)
 		return -1;
 	struct sv_vertex *want = res->vertex;
-	sigwatch_start(&b->sig, b->ops);
+	sigwatch_start(&b->sig, b->ops, b->prog);
 	r = sv_solve(b->solver, b->graph, &want, 1, err);
 	sigwatch_stop(&b->sig);
 	struct kiln_err serr = KILN_ERR_INIT;
@@ -829,9 +803,8 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	                            .stop = stop,
 	                            .stage_config = res->config,
 	                            .source_date_epoch = -1,
-	                            .step = ++b->prog.next};
-	if (a->progress == PROGRESS_PLAIN)
-		ec.progress = stderr;
+	                            .progress = b->prog};
+	progress_export_begin(b->prog, "exporting to image");
 	/* As BuildKit: the build arg, else the environment. */
 	const char *sde = getenv("SOURCE_DATE_EPOCH");
 	for (size_t i = 0; i < a->build_args.n; i++)
@@ -840,15 +813,14 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	uint64_t sdev;
 	if (sde && *sde && kiln_parse_u64(sde, &sdev) == 0 && sdev <= INT64_MAX)
 		ec.source_date_epoch = (int64_t)sdev;
-	if (ec.progress)
-		fprintf(stderr, "#%zu exporting to image\n", ec.step);
 	struct cmd_export_result xr = {0};
 	r = cmd_outputs_export(&a->outputs, &ec, &xr, err);
+	progress_export_done(b->prog, r >= 0);
 	if (r >= 0 && a->iidfile && xr.have_image)
 		r = write_file(a->iidfile, xr.img.config_digest, err);
 	if (r >= 0 && a->metadata_file)
 		r = cmd_outputs_metadata(&xr, a->metadata_file, err);
-	if (r >= 0 && a->progress == PROGRESS_QUIET && xr.have_image)
+	if (r >= 0 && progress_mode(b->prog) == PROGRESS_QUIET && xr.have_image)
 		printf("%s\n", xr.img.config_digest);
 	cmd_export_result_release(&xr);
 	return r < 0 ? -1 : 0;
@@ -857,7 +829,7 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 int
 cmd_build(int argc, char **argv)
 {
-	struct build_args a = {.progress = PROGRESS_PLAIN};
+	struct build_args a = {.progress = PROGRESS_AUTO};
 	struct kiln_err err = KILN_ERR_INIT;
 	int r = parse_args(argc, argv, &a, &err);
 	if (r != 0) {
@@ -873,6 +845,7 @@ cmd_build(int argc, char **argv)
 	}
 	struct build b = {.sig = {.sfd = -1, .stopfd = -1}};
 	r = build(&a, &b, &err);
+	progress_finish(b.prog, r >= 0); /* the live view ends before the error is printed */
 	if (r < 0) {
 		/* "Dockerfile:7: RUN false: ...": the line already says where; the step's
 		 * "[stage 2/5] " prefix is for the progress output. */

@@ -7,6 +7,7 @@
 #include "build_output.h"
 
 #include "cmd.h"
+#include "progress.h"
 #include "ops/ops.h"
 #include "registry/reg.h"
 #include "snapshot/snap.h"
@@ -255,10 +256,9 @@ say(const struct cmd_export_ctx *c, const char *fmt, ...)
 		return;
 	va_list ap;
 	va_start(ap, fmt);
-	fprintf(c->progress, "#%zu ", c->step);
-	vfprintf(c->progress, fmt, ap);
-	fputc('\n', c->progress);
-	fflush(c->progress);
+	_cleanup_free_ char *line = NULL;
+	if (vasprintf(&line, fmt, ap) >= 0)
+		progress_export_logf(c->progress, "%s", line);
 	va_end(ap);
 }
 
@@ -454,7 +454,6 @@ cmd_outputs_export(const struct cmd_outputs *o, const struct cmd_export_ctx *c,
 {
 	for (size_t i = 0; i < o->n; i++) {
 		const struct cmd_output *out = &o->v[i];
-		double t0 = now_s();
 		int r = 0;
 		if (out->type == CMD_OUTPUT_LOCAL) {
 			say(c, "copying files to %s", out->dest);
@@ -496,7 +495,6 @@ cmd_outputs_export(const struct cmd_outputs *o, const struct cmd_export_ctx *c,
 		}
 		if (r < 0)
 			return kiln_err_wrap(err, "output type=%s", type_names[out->type]);
-		say(c, "DONE %.3fs", now_s() - t0);
 	}
 	return 0;
 }

@@ -70,8 +70,7 @@ struct cmd_export_ctx {
 	const char *top, *stop;     /* the target's snapshot and its stage's root */
 	const json_t *stage_config; /* borrowed */
 	int64_t source_date_epoch;  /* -1: unset */
-	FILE *progress;             /* NULL: quiet */
-	size_t step;                /* the progress step number to print under */
+	struct progress *progress;  /* the exporting step's lines go here; NULL: none */
 };
 
 struct cmd_export_result {

@@ -323,15 +323,24 @@ build_mounts(struct ops *o, const struct sv_vertex *v, struct ops_inputs *in,
 			em.type = EX_MOUNT_SSH;
 			em.id = jstr(m, "id");
 			owner(m, &em);
-			if (!o->opts.ssh_socket) {
-				if (json_is_true(json_object_get(m, "required"))) {
-					kiln_err_invalid(err, "ssh %s: no agent given with --ssh",
-					                 em.id ? em.id : "default");
+			const char *id = em.id ? em.id : "default";
+			const struct ops_ssh *ssh = NULL;
+			for (size_t s = 0; s < o->opts.nssh; s++)
+				if (kiln_str_eq(o->opts.ssh[s].id, id))
+					ssh = &o->opts.ssh[s];
+			if (!ssh) {
+				/* as BuildKit: required unless the mount says required=false */
+				json_t *req = json_object_get(m, "required");
+				if (!json_is_false(req)) {
+					kiln_err_invalid(err,
+					                 "ssh mount id=%s: no agent or key given "
+					                 "(kiln build --ssh %s=SOCKET|KEYFILE)",
+					                 id, id);
 					goto fail;
 				}
-				continue;
+				continue; /* an optional agent that was not given is not mounted */
 			}
-			em.source = o->opts.ssh_socket;
+			em.source = ssh->socket;
 		} else {
 			goto bad;
 		}

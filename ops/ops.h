@@ -7,7 +7,7 @@
  *	struct ops_opts o = OPS_OPTS_INIT;
  *	o.root = cmd_root(); o.snaps = ss; o.reg = rs; o.context_dir = ".";
  *	o.secrets = secrets; o.nsecrets = n;           // --secret, borrowed
- *	o.ssh_socket = getenv("SSH_AUTH_SOCK");        // --ssh default
+ *	o.ssh = ssh; o.nssh = n;                        // --ssh ID=SOCKET, borrowed
  *	struct ops *ops;
  *	ops_new(&o, &ops, &err);
  *	sv_solver_new(ops_vtable(), ops, cache, &so, &solver, &err);
@@ -46,6 +46,12 @@ struct ops_secret {
 	size_t len;
 };
 
+/* An ssh agent for RUN --mount=type=ssh,id=ID (a mount without id= asks for "default"). */
+struct ops_ssh {
+	const char *id;
+	const char *socket; /* the agent's unix socket on the host */
+};
+
 struct ops_opts {
 	const char *root;                 /* kiln root: cache mounts, the stat index */
 	struct snap_store *snaps;         /* borrowed */
@@ -53,7 +59,8 @@ struct ops_opts {
 	const char *context_dir;          /* the build context */
 	const struct ops_secret *secrets; /* --secret, borrowed */
 	size_t nsecrets;
-	const char *ssh_socket;  /* agent socket for RUN --mount=type=ssh, NULL: none */
+	const struct ops_ssh *ssh; /* --ssh, borrowed; a mount whose id is missing fails */
+	size_t nssh;               /* unless it says required=false */
 	bool allow_network_host; /* --allow network.host */
 	bool allow_insecure;     /* --allow security.insecure */
 	bool no_pull;            /* a base image missing from the store is an error, not pulled */
@@ -94,5 +101,21 @@ json_t *ops_plan_image_config(void *plan_images, const char *ref, const char *pl
 /* Copy the files of committed snapshot `snapshot` into directory `dest` (created when
  * missing), as `-o type=local,dest=DIR` does. On failure DIR is partly written. */
 int ops_export_local(struct ops *ops, const char *snapshot, const char *dest, struct kiln_err *err);
+
+/*
+ * kiln's own ssh agent, serving private key files (`--ssh ID=KEYFILE[,KEYFILE]`) over a
+ * unix socket, as buildx does. ops_sshagent_start reads every key (unencrypted OpenSSH
+ * or PEM/PKCS#8 files: Ed25519, RSA, ECDSA P-256/384/521; a bad or encrypted key is an
+ * error naming its file), creates a private directory (0700) below `tmp_dir` (created
+ * when missing) holding the socket, and answers on a thread of its own: list the keys,
+ * sign with them (rsa-sha2-256/512 as asked), nothing else. ops_sshagent_socket is the
+ * socket's path, valid until ops_sshagent_free, which stops the thread and removes the
+ * socket and its directory. Accepts NULL.
+ */
+struct ops_sshagent;
+int ops_sshagent_start(const char *tmp_dir, const char *const *keyfiles, size_t nkeys,
+                       struct ops_sshagent **ret, struct kiln_err *err);
+const char *ops_sshagent_socket(const struct ops_sshagent *a);
+void ops_sshagent_free(struct ops_sshagent *a);
 
 #endif

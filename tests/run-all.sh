@@ -13,7 +13,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 	build-essential cmake pkg-config clang libclang-rt-14-dev \
 	libssl-dev libcurl4-openssl-dev libjansson-dev libarchive-dev libzstd-dev zlib1g-dev libcmocka-dev \
 	busybox-static docker-registry skopeo umoci runc podman zstd openssl apache2-utils ca-certificates \
-	python3 python3-jsonschema curl >/dev/null
+	python3 python3-jsonschema curl openssh-client >/dev/null
 
 jobs=$(nproc)
 

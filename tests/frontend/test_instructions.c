@@ -742,6 +742,9 @@ test_mount__secret_and_ssh(void **state)
 	m = mount_ok("type=ssh");
 	assert_int_equal(m.type, FE_MOUNT_SSH);
 	assert_null(m.target);
+	assert_false(m.required); /* as BuildKit: optional unless required=true */
+	m = mount_ok("type=ssh,required=false");
+	assert_false(m.required);
 	m = mount_ok("type=ssh,id=default,required=true,target=/ssh");
 	assert_true(m.required);
 	mount_bad("type=secret", "invalid secret mount. one of source, target required");
