@@ -109,9 +109,12 @@ cmd_plan(int argc, char **argv)
 		sv_graph_to_dot(g, &out);
 	else
 		sv_graph_to_json(g, &out);
+	/* Written with write(2), before the graph is freed: stdio would allocate its buffer
+	 * after the thousands of frees, and glibc consolidates every freed chunk first. */
+	r = kiln_write_all(STDOUT_FILENO, out.buf, out.len, &err);
 	sv_graph_free(g);
-	if (fwrite(out.buf, 1, out.len, stdout) != out.len || fflush(stdout) != 0) {
-		kiln_err_set(&err, errno, "write output");
+	if (r < 0) {
+		kiln_err_wrap(&err, "write output");
 		cmd_print_err(&err);
 		return KILN_EXIT_FAIL;
 	}

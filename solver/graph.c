@@ -54,13 +54,42 @@ sv_op_name(enum sv_op op)
  * tree directly; printing canonical JSON text just to hash it was most of the cost of
  * planning long Dockerfiles.
  */
+/* The bytes go through a small buffer: a def is hundreds of short strings, and one
+ * EVP_DigestUpdate per length and per string cost more than the hashing itself. */
+struct hasher {
+	struct kiln_sha256 *sha;
+	size_t n;
+	unsigned char buf[4096];
+};
+
 static void
-hash_len(struct kiln_sha256 *h, char tag, size_t n)
+hash_flush(struct hasher *h)
+{
+	kiln_sha256_update(h->sha, h->buf, h->n);
+	h->n = 0;
+}
+
+static void
+hash_add(struct hasher *h, const void *data, size_t len)
+{
+	if (h->n + len > sizeof(h->buf)) {
+		hash_flush(h);
+		if (len > sizeof(h->buf)) {
+			kiln_sha256_update(h->sha, data, len);
+			return;
+		}
+	}
+	memcpy(h->buf + h->n, data, len);
+	h->n += len;
+}
+
+static void
+hash_len(struct hasher *h, char tag, size_t n)
 {
 	unsigned char b[9] = {(unsigned char)tag};
 	for (int i = 0; i < 8; i++)
 		b[1 + i] = (unsigned char)(n >> (8 * i));
-	kiln_sha256_update(h, b, sizeof(b));
+	hash_add(h, b, sizeof(b));
 }
 
 static int
@@ -70,7 +99,7 @@ key_cmp(const void *a, const void *b)
 }
 
 static void
-hash_json(struct kiln_sha256 *h, const json_t *v)
+hash_json(struct hasher *h, const json_t *v)
 {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: {
@@ -86,7 +115,7 @@ hash_json(struct kiln_sha256 *h, const json_t *v)
 		for (i = 0; i < n; i++) {
 			size_t kl = strlen(keys[i]);
 			hash_len(h, 'k', kl);
-			kiln_sha256_update(h, keys[i], kl);
+			hash_add(h, keys[i], kl);
 			hash_json(h, json_object_get(v, keys[i]));
 		}
 		if (keys != stack_keys)
@@ -100,7 +129,7 @@ hash_json(struct kiln_sha256 *h, const json_t *v)
 		break;
 	case JSON_STRING:
 		hash_len(h, 's', json_string_length(v));
-		kiln_sha256_update(h, json_string_value(v), json_string_length(v));
+		hash_add(h, json_string_value(v), json_string_length(v));
 		break;
 	case JSON_INTEGER:
 		hash_len(h, 'i', (size_t)json_integer_value(v));
@@ -108,7 +137,7 @@ hash_json(struct kiln_sha256 *h, const json_t *v)
 	case JSON_REAL: {
 		double d = json_real_value(v);
 		hash_len(h, 'r', 0);
-		kiln_sha256_update(h, &d, sizeof(d));
+		hash_add(h, &d, sizeof(d));
 		break;
 	}
 	case JSON_TRUE:
@@ -126,9 +155,12 @@ hash_json(struct kiln_sha256 *h, const json_t *v)
 void
 sv_json_digest(const json_t *value, struct kiln_digest *out)
 {
-	struct kiln_sha256 *h = kiln_sha256_new();
-	hash_json(h, value);
-	kiln_sha256_final(h, out);
+	struct hasher h; /* not zeroed: only buf[0..n) is ever read */
+	h.sha = kiln_sha256_new();
+	h.n = 0;
+	hash_json(&h, value);
+	hash_flush(&h);
+	kiln_sha256_final(h.sha, out);
 }
 
 /* What a vertex is: its op, its definition and its inputs' digests, in that order. */
@@ -136,15 +168,18 @@ static void
 vertex_digest(enum sv_op op, json_t *def, struct sv_vertex *const *inputs, size_t ninputs,
               struct kiln_digest *d)
 {
-	struct kiln_sha256 *h = kiln_sha256_new();
+	struct hasher h; /* not zeroed: only buf[0..n) is ever read */
+	h.sha = kiln_sha256_new();
+	h.n = 0;
 	const char *name = sv_op_name(op);
-	hash_len(h, 'p', strlen(name));
-	kiln_sha256_update(h, name, strlen(name));
-	hash_json(h, def);
-	hash_len(h, 'a', ninputs);
+	hash_len(&h, 'p', strlen(name));
+	hash_add(&h, name, strlen(name));
+	hash_json(&h, def);
+	hash_len(&h, 'a', ninputs);
 	for (size_t i = 0; i < ninputs; i++)
-		kiln_sha256_update(h, inputs[i]->digest.bytes, sizeof(inputs[i]->digest.bytes));
-	kiln_sha256_final(h, d);
+		hash_add(&h, inputs[i]->digest.bytes, sizeof(inputs[i]->digest.bytes));
+	hash_flush(&h);
+	kiln_sha256_final(h.sha, d);
 }
 
 static size_t
