@@ -104,14 +104,16 @@ cmd_plan(int argc, char **argv)
 		cmd_print_err(&err);
 		return KILN_EXIT_FAIL;
 	}
-	_cleanup_buf_ struct kiln_buf out = KILN_BUF_INIT;
-	if (kiln_str_eq(format, "dot"))
-		sv_graph_to_dot(g, &out);
-	else
-		sv_graph_to_json(g, &out);
 	/* Written with write(2), before the graph is freed: stdio would allocate its buffer
-	 * after the thousands of frees, and glibc consolidates every freed chunk first. */
-	r = kiln_write_all(STDOUT_FILENO, out.buf, out.len, &err);
+	 * after the thousands of frees, and glibc consolidates every freed chunk first. The
+	 * JSON is streamed: a long Dockerfile's plan is megabytes. */
+	if (kiln_str_eq(format, "dot")) {
+		_cleanup_buf_ struct kiln_buf out = KILN_BUF_INIT;
+		sv_graph_to_dot(g, &out);
+		r = kiln_write_all(STDOUT_FILENO, out.buf, out.len, &err);
+	} else {
+		r = sv_graph_write_json(g, STDOUT_FILENO, &err);
+	}
 	sv_graph_free(g);
 	if (r < 0) {
 		kiln_err_wrap(&err, "write output");

@@ -271,16 +271,36 @@ sv_graph_add_result(struct sv_graph *g, const char *name, struct sv_vertex *vert
  */
 struct jw {
 	struct kiln_buf *b;
+	int fd;  /* >= 0: flush b to fd whenever it holds JW_FLUSH bytes */
+	int err; /* the first write error, -errno */
 };
+
+#define JW_FLUSH (64 * 1024)
+
+static void
+jw_flush(struct jw *w)
+{
+	for (size_t off = 0; w->err >= 0 && off < w->b->len;) {
+		ssize_t n = write(w->fd, w->b->buf + off, w->b->len - off);
+		if (n < 0 && errno != EINTR)
+			w->err = -errno;
+		else if (n > 0)
+			off += (size_t)n;
+	}
+	w->b->len = 0;
+}
 
 static inline void
 jw_add(struct jw *w, const char *s, size_t n)
 {
 	struct kiln_buf *b = w->b;
-	if (b->len + n >= b->alloc)
+	if (b->len + n >= b->alloc) {
+		if (w->fd >= 0 && b->len)
+			jw_flush(w);
 		kiln_buf_grow(b, n);
+	}
 	memcpy(b->buf + b->len, s, n);
-	b->len += n; /* NUL-terminated once, in sv_graph_to_json */
+	b->len += n; /* NUL-terminated once, at the end */
 }
 
 #define jw_lit(w, s) jw_add((w), (s), sizeof(s) - 1)
@@ -454,10 +474,10 @@ jw_key(struct jw *w, const char *key, size_t depth, bool first)
 	jw_lit(w, ": ");
 }
 
-void
-sv_graph_to_json(const struct sv_graph *g, struct kiln_buf *out)
+static void
+graph_json(const struct sv_graph *g, struct jw *jw)
 {
-	struct jw w = {.b = out};
+	struct jw w = *jw;
 	jw_lit(&w, "{");
 	jw_key(&w, "vertices", 1, true);
 	if (!g->nvertices)
@@ -542,7 +562,28 @@ sv_graph_to_json(const struct sv_graph *g, struct kiln_buf *out)
 	}
 	jw_indent(&w, 0);
 	jw_lit(&w, "}\n");
+	*jw = w;
+}
+
+void
+sv_graph_to_json(const struct sv_graph *g, struct kiln_buf *out)
+{
+	struct jw w = {.b = out, .fd = -1};
+	graph_json(g, &w);
 	kiln_buf_setlen(out, out->len);
+}
+
+int
+sv_graph_write_json(const struct sv_graph *g, int fd, struct kiln_err *err)
+{
+	_cleanup_buf_ struct kiln_buf b = KILN_BUF_INIT;
+	kiln_buf_grow(&b, JW_FLUSH);
+	struct jw w = {.b = &b, .fd = fd};
+	graph_json(g, &w);
+	jw_flush(&w);
+	if (w.err < 0)
+		return kiln_err_set(err, -w.err, "write");
+	return 0;
 }
 
 static void
