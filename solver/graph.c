@@ -1,6 +1,12 @@
 /* The build graph: vertices with content digests, deduplicated, in topological order. */
 #include "sv.h"
 
+/* SHA256_Init and friends are deprecated in OpenSSL 3 but kept: unlike EVP they need no
+ * provider fetch, whose first use loads openssl.cnf (a millisecond of every `kiln plan`),
+ * and no context allocation per vertex. Same algorithm, so the same digests. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
+
 struct sv_graph *
 sv_graph_new(void)
 {
@@ -57,7 +63,7 @@ sv_op_name(enum sv_op op)
 /* The bytes go through a small buffer: a def is hundreds of short strings, and one
  * EVP_DigestUpdate per length and per string cost more than the hashing itself. */
 struct hasher {
-	struct kiln_sha256 *sha;
+	SHA256_CTX sha;
 	size_t n;
 	unsigned char buf[4096];
 };
@@ -65,7 +71,7 @@ struct hasher {
 static void
 hash_flush(struct hasher *h)
 {
-	kiln_sha256_update(h->sha, h->buf, h->n);
+	SHA256_Update(&h->sha, h->buf, h->n);
 	h->n = 0;
 }
 
@@ -75,7 +81,7 @@ hash_add(struct hasher *h, const void *data, size_t len)
 	if (h->n + len > sizeof(h->buf)) {
 		hash_flush(h);
 		if (len > sizeof(h->buf)) {
-			kiln_sha256_update(h->sha, data, len);
+			SHA256_Update(&h->sha, data, len);
 			return;
 		}
 	}
@@ -156,11 +162,11 @@ void
 sv_json_digest(const json_t *value, struct kiln_digest *out)
 {
 	struct hasher h; /* not zeroed: only buf[0..n) is ever read */
-	h.sha = kiln_sha256_new();
+	SHA256_Init(&h.sha);
 	h.n = 0;
 	hash_json(&h, value);
 	hash_flush(&h);
-	kiln_sha256_final(h.sha, out);
+	SHA256_Final(out->bytes, &h.sha);
 }
 
 /* What a vertex is: its op, its definition and its inputs' digests, in that order. */
@@ -169,7 +175,7 @@ vertex_digest(enum sv_op op, json_t *def, struct sv_vertex *const *inputs, size_
               struct kiln_digest *d)
 {
 	struct hasher h; /* not zeroed: only buf[0..n) is ever read */
-	h.sha = kiln_sha256_new();
+	SHA256_Init(&h.sha);
 	h.n = 0;
 	const char *name = sv_op_name(op);
 	hash_len(&h, 'p', strlen(name));
@@ -179,7 +185,7 @@ vertex_digest(enum sv_op op, json_t *def, struct sv_vertex *const *inputs, size_
 	for (size_t i = 0; i < ninputs; i++)
 		hash_add(&h, inputs[i]->digest.bytes, sizeof(inputs[i]->digest.bytes));
 	hash_flush(&h);
-	kiln_sha256_final(h.sha, d);
+	SHA256_Final(d->bytes, &h.sha);
 }
 
 static size_t
