@@ -710,7 +710,9 @@ history_json(struct cv_image *img, const char *word, json_t *v)
 {
 	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 	_cleanup_free_ char *h = kiln_xasprintf("%s %s", word, s);
-	free(s);
+	json_free_t jfree; /* jansson's allocator, not always malloc's (see cmd/plan.c) */
+	json_get_alloc_funcs(NULL, &jfree);
+	jfree(s);
 	history_add(img, h, true);
 }
 
