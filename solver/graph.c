@@ -336,19 +336,43 @@ jw_indent(struct jw *w, size_t depth)
 	}
 }
 
+/* How many leading bytes of s need no escaping. Eight at a time: the strings (env arrays
+ * above all) are most of a plan's bytes. hasless/haszero from "Bit Twiddling Hacks". */
+static size_t
+plain_prefix(const char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x, q, b;
+		memcpy(&x, s + i, 8);
+		q = x ^ (ones * '"');
+		b = x ^ (ones * '\\');
+		if ((((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high)
+			break;
+	}
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == '"' || c == '\\')
+			break;
+	}
+	return i;
+}
+
 /* jansson's escaping: quote and backslash, the short C escapes, other control characters
  * as \uXXXX; everything else (UTF-8 included) as it is. */
 static void
 jw_str(struct jw *w, const char *s, size_t n)
 {
 	jw_ch(w, '"');
-	size_t run = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		jw_add(w, s + run, i - run);
-		run = i + 1;
+	for (;;) {
+		size_t k = plain_prefix(s, n);
+		jw_add(w, s, k);
+		if (k == n)
+			break;
+		unsigned char c = (unsigned char)s[k];
+		s += k + 1;
+		n -= k + 1;
 		switch (c) {
 		case '"':
 			jw_lit(w, "\\\"");
@@ -378,7 +402,6 @@ jw_str(struct jw *w, const char *s, size_t n)
 		}
 		}
 	}
-	jw_add(w, s + run, n - run);
 	jw_ch(w, '"');
 }
 
