@@ -279,6 +279,12 @@ struct jw {
 	struct kiln_buf *b;
 	int fd;  /* >= 0: flush b to fd whenever it holds JW_FLUSH bytes */
 	int err; /* the first write error, -errno */
+	/* The text of the last shared array printed: consecutive RUNs share one env array
+	 * (see do_run), printed again for each. The graph holds a reference to it for as
+	 * long as this lives, so the pointer cannot be reused for another value. */
+	const json_t *memo_v;
+	size_t memo_depth;
+	struct kiln_buf *memo;
 };
 
 #define JW_FLUSH (64 * 1024)
@@ -459,6 +465,28 @@ jw_value(struct jw *w, const json_t *v, size_t depth)
 			jw_lit(w, "[]");
 			break;
 		}
+		if (w->memo && n >= 8 && v->refcount > 1) {
+			if (v != w->memo_v || depth != w->memo_depth) {
+				struct jw m = {.b = w->memo, .fd = -1};
+				kiln_buf_reset(m.b);
+				json_t *x;
+				size_t i;
+				jw_ch(&m, '[');
+				json_array_foreach(v, i, x)
+				{
+					if (i)
+						jw_ch(&m, ',');
+					jw_indent(&m, depth + 1);
+					jw_value(&m, x, depth + 1);
+				}
+				jw_indent(&m, depth);
+				jw_ch(&m, ']');
+				w->memo_v = v;
+				w->memo_depth = depth;
+			}
+			jw_add(w, w->memo->buf, w->memo->len);
+			break;
+		}
 		jw_ch(w, '[');
 		for (size_t i = 0; i < n; i++) {
 			if (i)
@@ -597,7 +625,8 @@ graph_json(const struct sv_graph *g, struct jw *jw)
 void
 sv_graph_to_json(const struct sv_graph *g, struct kiln_buf *out)
 {
-	struct jw w = {.b = out, .fd = -1};
+	_cleanup_buf_ struct kiln_buf memo = KILN_BUF_INIT;
+	struct jw w = {.b = out, .fd = -1, .memo = &memo};
 	graph_json(g, &w);
 	kiln_buf_setlen(out, out->len);
 }
@@ -607,7 +636,8 @@ sv_graph_write_json(const struct sv_graph *g, int fd, struct kiln_err *err)
 {
 	_cleanup_buf_ struct kiln_buf b = KILN_BUF_INIT;
 	kiln_buf_grow(&b, JW_FLUSH);
-	struct jw w = {.b = &b, .fd = fd};
+	_cleanup_buf_ struct kiln_buf memo = KILN_BUF_INIT;
+	struct jw w = {.b = &b, .fd = fd, .memo = &memo};
 	graph_json(g, &w);
 	jw_flush(&w);
 	if (w.err < 0)

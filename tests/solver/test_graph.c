@@ -115,6 +115,32 @@ test_graph__json_same_as_jansson(void **state)
 	sv_graph_free(g);
 }
 
+/* One env array shared by several defs and a config, at two depths, as the frontend
+ * shares it between RUNs: the writer reuses its text only where the indent matches. */
+static void
+test_graph__json_shared_arrays(void **state)
+{
+	(void)state;
+	struct sv_graph *g = sv_graph_new();
+	json_t *env = json_array();
+	for (int i = 0; i < 12; i++)
+		json_array_append_new(env, json_sprintf("V%d=\"%d\"\n", i, i));
+	json_t *other = json_deep_copy(env);
+	json_array_append_new(other, json_string("LAST=1"));
+	struct sv_vertex *prev = NULL;
+	for (int i = 0; i < 4; i++) {
+		json_t *def =
+		        json_pack("{s:[s,i], s:O}", "args", "run", i, "env", i == 2 ? other : env);
+		prev = sv_graph_add(g, SV_OP_EXEC, def, prev ? &prev : NULL, prev ? 1 : 0, NULL);
+	}
+	sv_graph_add_result(g, "0", prev, json_pack("{s:{s:O}}", "config", "Env", env), true);
+	assert_int_equal(g->nvertices, 4);
+	assert_json_matches_jansson(g);
+	json_decref(env);
+	json_decref(other);
+	sv_graph_free(g);
+}
+
 /* A big output crosses the streaming writer's flush size many times. */
 static void
 test_graph__json_large_graph_streams_whole(void **state)
@@ -205,6 +231,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_graph__json_empty_graph),
 	        cmocka_unit_test(test_graph__json_same_as_jansson),
+	        cmocka_unit_test(test_graph__json_shared_arrays),
 	        cmocka_unit_test(test_graph__json_large_graph_streams_whole),
 	        cmocka_unit_test(test_graph__digest_encoding),
 	};
