@@ -127,7 +127,8 @@ struct cv_image {
 	char *base_workdir; /* the base image's WorkingDir when image_config told it, or NULL */
 	bool base_known;    /* image_config gave the base image's config */
 	bool cmd_set;
-	json_t *env_json; /* RUN's "env", built once per change of `env` (NULL: stale) */
+	json_t *env_json; /* RUN's "env", built once per change of `env` (NULL: none yet) */
+	bool env_stale;   /* `env` changed since env_json was built */
 	bool env_default_path;
 	struct fe_cmd **triggers; /* this stage's ONBUILD triggers, run by stages FROM it */
 	size_t ntriggers, atriggers;
@@ -219,8 +220,7 @@ image_release(struct cv_image *img)
 static void
 image_env_changed(struct cv_image *img)
 {
-	json_decref(img->env_json);
-	img->env_json = NULL;
+	img->env_stale = true;
 }
 
 /* Append strings up to a NULL: history and description texts are built for every
@@ -849,7 +849,9 @@ history_json(struct cv_image *img, const char *word, json_t *v)
 {
 	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 	_cleanup_free_ char *h = kiln_xasprintf("%s %s", word, s);
-	free(s);
+	json_free_t jfree; /* jansson's allocator, not always malloc's (see cmd/plan.c) */
+	json_get_alloc_funcs(NULL, &jfree);
+	jfree(s);
 	history_add(img, h, true);
 }
 
@@ -1398,16 +1400,26 @@ do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 		return cmd_err(cv, cmd, err, "RUN: unsupported security mode \"%s\"", security);
 
 	/* The environment: ENV and ARG values in order (BuildKit's state env). */
-	if (!st->img.env_json) {
+	if (!st->img.env_json || st->img.env_stale) {
+		/* ENV and ARG append or replace in place, so most entries are where the last
+		 * array had them: share those strings rather than copy every entry for every
+		 * RUN after each ENV (quadratic in allocations on long stages). */
+		json_t *prev = st->img.env_json;
 		json_t *env = json_array();
-		for (size_t i = 0; i < st->img.env.kv.n; i++)
-			json_array_append_new(env, json_string(st->img.env.kv.v[i]));
-		st->img.env_default_path = false;
-		if (!fe_vars_get(&st->img.env, "PATH")) {
-			json_array_append_new(env, json_string("PATH=" DEFAULT_PATH));
-			st->img.env_default_path = st->img.base != NULL;
+		size_t n = st->img.env.kv.n;
+		bool add_path = !fe_vars_get(&st->img.env, "PATH");
+		for (size_t i = 0; i < n + add_path; i++) {
+			const char *kv = i < n ? st->img.env.kv.v[i] : "PATH=" DEFAULT_PATH;
+			json_t *old = json_array_get(prev, i);
+			if (old && strcmp(json_string_value(old), kv) == 0)
+				json_array_append(env, old);
+			else
+				json_array_append_new(env, json_string(kv));
 		}
+		st->img.env_default_path = add_path && st->img.base != NULL;
+		json_decref(prev);
 		st->img.env_json = env;
+		st->img.env_stale = false;
 	}
 	bool default_path = st->img.env_default_path;
 	json_t *def = json_object();

@@ -1,6 +1,12 @@
 /* The build graph: vertices with content digests, deduplicated, in topological order. */
 #include "sv.h"
 
+/* SHA256_Init and friends are deprecated in OpenSSL 3 but kept: unlike EVP they need no
+ * provider fetch, whose first use loads openssl.cnf (a millisecond of every `kiln plan`),
+ * and no context allocation per vertex. Same algorithm, so the same digests. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
+
 struct sv_graph *
 sv_graph_new(void)
 {
@@ -54,13 +60,42 @@ sv_op_name(enum sv_op op)
  * tree directly; printing canonical JSON text just to hash it was most of the cost of
  * planning long Dockerfiles.
  */
+/* The bytes go through a small buffer: a def is hundreds of short strings, and one
+ * EVP_DigestUpdate per length and per string cost more than the hashing itself. */
+struct hasher {
+	SHA256_CTX sha;
+	size_t n;
+	unsigned char buf[4096];
+};
+
 static void
-hash_len(struct kiln_sha256 *h, char tag, size_t n)
+hash_flush(struct hasher *h)
+{
+	SHA256_Update(&h->sha, h->buf, h->n);
+	h->n = 0;
+}
+
+static void
+hash_add(struct hasher *h, const void *data, size_t len)
+{
+	if (h->n + len > sizeof(h->buf)) {
+		hash_flush(h);
+		if (len > sizeof(h->buf)) {
+			SHA256_Update(&h->sha, data, len);
+			return;
+		}
+	}
+	memcpy(h->buf + h->n, data, len);
+	h->n += len;
+}
+
+static void
+hash_len(struct hasher *h, char tag, size_t n)
 {
 	unsigned char b[9] = {(unsigned char)tag};
 	for (int i = 0; i < 8; i++)
 		b[1 + i] = (unsigned char)(n >> (8 * i));
-	kiln_sha256_update(h, b, sizeof(b));
+	hash_add(h, b, sizeof(b));
 }
 
 static int
@@ -70,7 +105,7 @@ key_cmp(const void *a, const void *b)
 }
 
 static void
-hash_json(struct kiln_sha256 *h, const json_t *v)
+hash_json(struct hasher *h, const json_t *v)
 {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: {
@@ -86,7 +121,7 @@ hash_json(struct kiln_sha256 *h, const json_t *v)
 		for (i = 0; i < n; i++) {
 			size_t kl = strlen(keys[i]);
 			hash_len(h, 'k', kl);
-			kiln_sha256_update(h, keys[i], kl);
+			hash_add(h, keys[i], kl);
 			hash_json(h, json_object_get(v, keys[i]));
 		}
 		if (keys != stack_keys)
@@ -100,7 +135,7 @@ hash_json(struct kiln_sha256 *h, const json_t *v)
 		break;
 	case JSON_STRING:
 		hash_len(h, 's', json_string_length(v));
-		kiln_sha256_update(h, json_string_value(v), json_string_length(v));
+		hash_add(h, json_string_value(v), json_string_length(v));
 		break;
 	case JSON_INTEGER:
 		hash_len(h, 'i', (size_t)json_integer_value(v));
@@ -108,7 +143,7 @@ hash_json(struct kiln_sha256 *h, const json_t *v)
 	case JSON_REAL: {
 		double d = json_real_value(v);
 		hash_len(h, 'r', 0);
-		kiln_sha256_update(h, &d, sizeof(d));
+		hash_add(h, &d, sizeof(d));
 		break;
 	}
 	case JSON_TRUE:
@@ -126,9 +161,12 @@ hash_json(struct kiln_sha256 *h, const json_t *v)
 void
 sv_json_digest(const json_t *value, struct kiln_digest *out)
 {
-	struct kiln_sha256 *h = kiln_sha256_new();
-	hash_json(h, value);
-	kiln_sha256_final(h, out);
+	struct hasher h; /* not zeroed: only buf[0..n) is ever read */
+	SHA256_Init(&h.sha);
+	h.n = 0;
+	hash_json(&h, value);
+	hash_flush(&h);
+	SHA256_Final(out->bytes, &h.sha);
 }
 
 /* What a vertex is: its op, its definition and its inputs' digests, in that order. */
@@ -136,15 +174,18 @@ static void
 vertex_digest(enum sv_op op, json_t *def, struct sv_vertex *const *inputs, size_t ninputs,
               struct kiln_digest *d)
 {
-	struct kiln_sha256 *h = kiln_sha256_new();
+	struct hasher h; /* not zeroed: only buf[0..n) is ever read */
+	SHA256_Init(&h.sha);
+	h.n = 0;
 	const char *name = sv_op_name(op);
-	hash_len(h, 'p', strlen(name));
-	kiln_sha256_update(h, name, strlen(name));
-	hash_json(h, def);
-	hash_len(h, 'a', ninputs);
+	hash_len(&h, 'p', strlen(name));
+	hash_add(&h, name, strlen(name));
+	hash_json(&h, def);
+	hash_len(&h, 'a', ninputs);
 	for (size_t i = 0; i < ninputs; i++)
-		kiln_sha256_update(h, inputs[i]->digest.bytes, sizeof(inputs[i]->digest.bytes));
-	kiln_sha256_final(h, d);
+		hash_add(&h, inputs[i]->digest.bytes, sizeof(inputs[i]->digest.bytes));
+	hash_flush(&h);
+	SHA256_Final(d->bytes, &h.sha);
 }
 
 static size_t
@@ -228,47 +269,380 @@ sv_graph_add_result(struct sv_graph *g, const char *name, struct sv_vertex *vert
 	};
 }
 
-static int
-buf_chunk(const char *buf, size_t size, void *data)
+/*
+ * The plan as JSON, written straight into the buffer: byte for byte what jansson's
+ * json_dumps(JSON_INDENT(2) | JSON_PRESERVE_ORDER) prints, without building a tree of the
+ * whole graph first and without jansson's per-value callbacks, which together were most of
+ * `kiln plan`'s time on long Dockerfiles.
+ */
+struct jw {
+	struct kiln_buf *b;
+	int fd;  /* >= 0: flush b to fd whenever it holds JW_FLUSH bytes */
+	int err; /* the first write error, -errno */
+	/* The text of the last shared array printed: consecutive RUNs share one env array
+	 * (see do_run), printed again for each. The graph holds a reference to it for as
+	 * long as this lives, so the pointer cannot be reused for another value. */
+	const json_t *memo_v;
+	size_t memo_depth;
+	struct kiln_buf *memo;
+};
+
+#define JW_FLUSH (64 * 1024)
+
+static void
+jw_flush(struct jw *w)
 {
-	kiln_buf_add(data, buf, size);
+	for (size_t off = 0; w->err >= 0 && off < w->b->len;) {
+		ssize_t n = write(w->fd, w->b->buf + off, w->b->len - off);
+		if (n < 0 && errno != EINTR)
+			w->err = -errno;
+		else if (n > 0)
+			off += (size_t)n;
+	}
+	w->b->len = 0;
+}
+
+static inline void
+jw_add(struct jw *w, const char *s, size_t n)
+{
+	struct kiln_buf *b = w->b;
+	if (b->len + n >= b->alloc) {
+		if (w->fd >= 0 && b->len)
+			jw_flush(w);
+		kiln_buf_grow(b, n);
+	}
+	memcpy(b->buf + b->len, s, n);
+	b->len += n; /* NUL-terminated once, at the end */
+}
+
+#define jw_lit(w, s) jw_add((w), (s), sizeof(s) - 1)
+
+static inline void
+jw_ch(struct jw *w, char c)
+{
+	jw_add(w, &c, 1);
+}
+
+/* A newline and `depth` levels of two spaces: jansson's separator with JSON_INDENT(2). */
+static void
+jw_indent(struct jw *w, size_t depth)
+{
+	static const char spaces[] =
+	        "\n                                                              ";
+	size_t n = depth * 2;
+	if (n < sizeof(spaces) - 1) {
+		jw_add(w, spaces, n + 1);
+		return;
+	}
+	jw_ch(w, '\n');
+	while (n) {
+		size_t k = n < sizeof(spaces) - 2 ? n : sizeof(spaces) - 2;
+		jw_add(w, spaces + 1, k);
+		n -= k;
+	}
+}
+
+/* How many leading bytes of s need no escaping. Eight at a time: the strings (env arrays
+ * above all) are most of a plan's bytes. hasless/haszero from "Bit Twiddling Hacks". */
+static size_t
+plain_prefix(const char *s, size_t n)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x, q, b;
+		memcpy(&x, s + i, 8);
+		q = x ^ (ones * '"');
+		b = x ^ (ones * '\\');
+		if ((((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high)
+			break;
+	}
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == '"' || c == '\\')
+			break;
+	}
+	return i;
+}
+
+/* jansson's escaping: quote and backslash, the short C escapes, other control characters
+ * as \uXXXX; everything else (UTF-8 included) as it is. */
+static void
+jw_str(struct jw *w, const char *s, size_t n)
+{
+	jw_ch(w, '"');
+	for (;;) {
+		size_t k = plain_prefix(s, n);
+		jw_add(w, s, k);
+		if (k == n)
+			break;
+		unsigned char c = (unsigned char)s[k];
+		s += k + 1;
+		n -= k + 1;
+		switch (c) {
+		case '"':
+			jw_lit(w, "\\\"");
+			break;
+		case '\\':
+			jw_lit(w, "\\\\");
+			break;
+		case '\b':
+			jw_lit(w, "\\b");
+			break;
+		case '\f':
+			jw_lit(w, "\\f");
+			break;
+		case '\n':
+			jw_lit(w, "\\n");
+			break;
+		case '\r':
+			jw_lit(w, "\\r");
+			break;
+		case '\t':
+			jw_lit(w, "\\t");
+			break;
+		default: {
+			char u[7];
+			snprintf(u, sizeof(u), "\\u%04X", c);
+			jw_add(w, u, 6);
+		}
+		}
+	}
+	jw_ch(w, '"');
+}
+
+static void
+jw_cstr(struct jw *w, const char *s)
+{
+	jw_str(w, s, strlen(s));
+}
+
+static void
+jw_int(struct jw *w, long long v)
+{
+	char tmp[24];
+	int n = snprintf(tmp, sizeof(tmp), "%lld", v);
+	jw_add(w, tmp, (size_t)n);
+}
+
+static int
+jw_chunk(const char *buf, size_t size, void *data)
+{
+	jw_add(data, buf, size);
 	return 0;
+}
+
+static void
+jw_value(struct jw *w, const json_t *v, size_t depth)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		if (json_object_size(v) == 0) {
+			jw_lit(w, "{}");
+			break;
+		}
+		const char *k;
+		json_t *x;
+		bool first = true;
+		jw_ch(w, '{');
+		json_object_foreach((json_t *)v, k, x)
+		{
+			if (!first)
+				jw_ch(w, ',');
+			first = false;
+			jw_indent(w, depth + 1);
+			jw_cstr(w, k);
+			jw_lit(w, ": ");
+			jw_value(w, x, depth + 1);
+		}
+		jw_indent(w, depth);
+		jw_ch(w, '}');
+		break;
+	}
+	case JSON_ARRAY: {
+		size_t n = json_array_size(v);
+		if (n == 0) {
+			jw_lit(w, "[]");
+			break;
+		}
+		if (w->memo && n >= 8 && v->refcount > 1) {
+			if (v != w->memo_v || depth != w->memo_depth) {
+				struct jw m = {.b = w->memo, .fd = -1};
+				kiln_buf_reset(m.b);
+				json_t *x;
+				size_t i;
+				jw_ch(&m, '[');
+				json_array_foreach(v, i, x)
+				{
+					if (i)
+						jw_ch(&m, ',');
+					jw_indent(&m, depth + 1);
+					jw_value(&m, x, depth + 1);
+				}
+				jw_indent(&m, depth);
+				jw_ch(&m, ']');
+				w->memo_v = v;
+				w->memo_depth = depth;
+			}
+			jw_add(w, w->memo->buf, w->memo->len);
+			break;
+		}
+		jw_ch(w, '[');
+		for (size_t i = 0; i < n; i++) {
+			if (i)
+				jw_ch(w, ',');
+			jw_indent(w, depth + 1);
+			jw_value(w, json_array_get(v, i), depth + 1);
+		}
+		jw_indent(w, depth);
+		jw_ch(w, ']');
+		break;
+	}
+	case JSON_STRING:
+		jw_str(w, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_INTEGER:
+		jw_int(w, (long long)json_integer_value(v));
+		break;
+	case JSON_REAL:
+		/* No plan carries one; jansson's own printing keeps them exact. */
+		json_dump_callback(v, jw_chunk, w, JSON_ENCODE_ANY);
+		break;
+	case JSON_TRUE:
+		jw_lit(w, "true");
+		break;
+	case JSON_FALSE:
+		jw_lit(w, "false");
+		break;
+	case JSON_NULL:
+		jw_lit(w, "null");
+		break;
+	}
+}
+
+/* `"key": ` at the given depth, after a comma unless it is the object's first member. */
+static void
+jw_key(struct jw *w, const char *key, size_t depth, bool first)
+{
+	if (!first)
+		jw_ch(w, ',');
+	jw_indent(w, depth);
+	jw_cstr(w, key);
+	jw_lit(w, ": ");
+}
+
+static void
+graph_json(const struct sv_graph *g, struct jw *jw)
+{
+	struct jw w = *jw;
+	jw_lit(&w, "{");
+	jw_key(&w, "vertices", 1, true);
+	if (!g->nvertices)
+		jw_lit(&w, "[]");
+	else
+		jw_ch(&w, '[');
+	for (size_t i = 0; i < g->nvertices; i++) {
+		const struct sv_vertex *v = g->vertices[i];
+		if (i)
+			jw_ch(&w, ',');
+		jw_indent(&w, 2);
+		jw_ch(&w, '{');
+		jw_key(&w, "digest", 3, true);
+		jw_cstr(&w, v->digest_hex);
+		jw_key(&w, "op", 3, false);
+		jw_cstr(&w, sv_op_name(v->op));
+		jw_key(&w, "inputs", 3, false);
+		if (!v->ninputs) {
+			jw_lit(&w, "[]");
+		} else {
+			jw_ch(&w, '[');
+			for (size_t j = 0; j < v->ninputs; j++) {
+				if (j)
+					jw_ch(&w, ',');
+				jw_indent(&w, 4);
+				jw_cstr(&w, v->inputs[j]->digest_hex);
+			}
+			jw_indent(&w, 3);
+			jw_ch(&w, ']');
+		}
+		jw_key(&w, "def", 3, false);
+		jw_value(&w, v->def, 3);
+		if (v->stage) {
+			jw_key(&w, "stage", 3, false);
+			jw_cstr(&w, v->stage);
+		}
+		if (v->description) {
+			jw_key(&w, "description", 3, false);
+			jw_cstr(&w, v->description);
+		}
+		if (v->line) {
+			jw_key(&w, "line", 3, false);
+			jw_int(&w, v->line);
+		}
+		jw_indent(&w, 2);
+		jw_ch(&w, '}');
+	}
+	if (g->nvertices) {
+		jw_indent(&w, 1);
+		jw_ch(&w, ']');
+	}
+	jw_key(&w, "results", 1, false);
+	if (!g->nresults)
+		jw_lit(&w, "[]");
+	else
+		jw_ch(&w, '[');
+	for (size_t i = 0; i < g->nresults; i++) {
+		const struct sv_result *r = &g->results[i];
+		if (i)
+			jw_ch(&w, ',');
+		jw_indent(&w, 2);
+		jw_ch(&w, '{');
+		jw_key(&w, "stage", 3, true);
+		jw_cstr(&w, r->name);
+		jw_key(&w, "vertex", 3, false);
+		jw_cstr(&w, r->vertex ? r->vertex->digest_hex : "");
+		jw_key(&w, "target", 3, false);
+		if (r->target)
+			jw_lit(&w, "true");
+		else
+			jw_lit(&w, "false");
+		if (r->config) {
+			jw_key(&w, "config", 3, false);
+			jw_value(&w, r->config, 3);
+		}
+		jw_indent(&w, 2);
+		jw_ch(&w, '}');
+	}
+	if (g->nresults) {
+		jw_indent(&w, 1);
+		jw_ch(&w, ']');
+	}
+	jw_indent(&w, 0);
+	jw_lit(&w, "}\n");
+	*jw = w;
 }
 
 void
 sv_graph_to_json(const struct sv_graph *g, struct kiln_buf *out)
 {
-	json_t *root = json_object();
-	json_t *vs = json_array();
-	for (size_t i = 0; i < g->nvertices; i++) {
-		const struct sv_vertex *v = g->vertices[i];
-		json_t *inputs = json_array();
-		for (size_t j = 0; j < v->ninputs; j++)
-			json_array_append_new(inputs, json_string(v->inputs[j]->digest_hex));
-		json_t *jv = json_pack("{s:s, s:s, s:o, s:O}", "digest", v->digest_hex, "op",
-		                       sv_op_name(v->op), "inputs", inputs, "def", v->def);
-		if (v->stage)
-			json_object_set_new(jv, "stage", json_string(v->stage));
-		if (v->description)
-			json_object_set_new(jv, "description", json_string(v->description));
-		if (v->line)
-			json_object_set_new(jv, "line", json_integer(v->line));
-		json_array_append_new(vs, jv);
-	}
-	json_object_set_new(root, "vertices", vs);
-	json_t *rs = json_array();
-	for (size_t i = 0; i < g->nresults; i++) {
-		const struct sv_result *r = &g->results[i];
-		json_t *jr = json_pack("{s:s, s:s, s:b}", "stage", r->name, "vertex",
-		                       r->vertex ? r->vertex->digest_hex : "", "target", r->target);
-		if (r->config)
-			json_object_set(jr, "config", r->config);
-		json_array_append_new(rs, jr);
-	}
-	json_object_set_new(root, "results", rs);
-	json_dump_callback(root, buf_chunk, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(root);
-	kiln_buf_addch(out, '\n');
+	_cleanup_buf_ struct kiln_buf memo = KILN_BUF_INIT;
+	struct jw w = {.b = out, .fd = -1, .memo = &memo};
+	graph_json(g, &w);
+	kiln_buf_setlen(out, out->len);
+}
+
+int
+sv_graph_write_json(const struct sv_graph *g, int fd, struct kiln_err *err)
+{
+	_cleanup_buf_ struct kiln_buf b = KILN_BUF_INIT;
+	kiln_buf_grow(&b, JW_FLUSH);
+	_cleanup_buf_ struct kiln_buf memo = KILN_BUF_INIT;
+	struct jw w = {.b = &b, .fd = fd, .memo = &memo};
+	graph_json(g, &w);
+	jw_flush(&w);
+	if (w.err < 0)
+		return kiln_err_set(err, -w.err, "write");
+	return 0;
 }
 
 static void

@@ -85,6 +85,9 @@ const char *sv_op_name(enum sv_op op);
 void sv_json_digest(const json_t *value, struct kiln_digest *out);
 /* {"vertices":[{digest,op,inputs,stage,description,line,def}...],"results":[...]} */
 void sv_graph_to_json(const struct sv_graph *g, struct kiln_buf *out);
+/* The same JSON written to fd as it is produced, in 64 KiB writes; -errno on a failed
+ * write (the output is then incomplete). */
+int sv_graph_write_json(const struct sv_graph *g, int fd, struct kiln_err *err);
 /* Graphviz dot. */
 void sv_graph_to_dot(const struct sv_graph *g, struct kiln_buf *out);
 
