@@ -211,10 +211,10 @@ for r in "${ROWS[@]}"; do
 	b=$(median "$T/b.$name" 1)
 	rss=$(max "$T/k.$name" 2)
 	awk -v l="$label" -v k="$k" -v b="$b" -v t="$target" -v rss="$rss" 'BEGIN {
-		ks = k / 1000; bs = (b == "") ? "-" : sprintf("%.3f", b / 1000)
+		ks = k / 1000; bs = (b == "") ? "-" : sprintf("%.3fs", b / 1000)
 		ratio = (b == "" || b == 0) ? "-" : sprintf("%.2fx", k / b)
 		met = (t == "-") ? "" : ((ks <= t) ? "yes" : "NO")
-		printf "%-34s %8.3fs %8ss %7s %7s %6s %6.1f MB\n", l, ks, bs, ratio, (t == "-") ? "-" : t "s", met, rss / 1024
+		printf "%-34s %8.3fs %9s %7s %7s %6s %6.1f MB\n", l, ks, bs, ratio, (t == "-") ? "-" : t "s", met, rss / 1024
 	}'
 done
 echo "ratio: kiln / buildah (below 1: kiln faster). RSS: ru_maxrss of kiln and its containers; target < 64 MB."
