@@ -1182,13 +1182,19 @@ dig_u64(struct dig *d, uint64_t v)
 	dig_str(d, b);
 }
 
-static int
-dig_entry(struct dig *d, int fd, const struct stat *st, const char *rel, const char *srcpath)
+static void
+dig_head(struct dig *d, const struct stat *st, const char *rel)
 {
 	dig_str(d, *rel ? rel : ".");
 	dig_u64(d, st->st_mode);
 	dig_u64(d, st->st_uid);
 	dig_u64(d, st->st_gid);
+}
+
+static int
+dig_entry(struct dig *d, int fd, const struct stat *st, const char *rel, const char *srcpath)
+{
+	dig_head(d, st, rel);
 	int r;
 	if (S_ISLNK(st->st_mode)) {
 		_cleanup_free_ char *target = read_link(fd);
@@ -1215,8 +1221,20 @@ dig_entry(struct dig *d, int fd, const struct stat *st, const char *rel, const c
 			_cleanup_free_ char *crel =
 			        *rel ? kiln_xasprintf("%s/%s", rel, n) : kiln_xstrdup(n);
 			_cleanup_free_ char *cpath = kiln_path_join(srcpath, n);
-			_cleanup_close_ int cfd = openat(in, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+			/* A stat by name first: an unchanged file the index knows is never
+			 * opened (a no-change rebuild of a big context is a stat per file). */
 			struct stat cst;
+			if (fstatat(in, n, &cst, AT_SYMLINK_NOFOLLOW) < 0)
+				return kiln_err_set(d->err, errno, "stat \"%s\"", cpath);
+			if (excluded(d->exclude, crel) && !(S_ISDIR(cst.st_mode) && exceptions))
+				continue;
+			struct kiln_digest cd;
+			if (S_ISREG(cst.st_mode) && ops_stat_index_lookup(d->idx, &cst, &cd)) {
+				dig_head(d, &cst, crel);
+				kiln_sha256_update(d->h, cd.bytes, sizeof(cd.bytes));
+				continue;
+			}
+			_cleanup_close_ int cfd = openat(in, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 			if (cfd < 0 || fstat(cfd, &cst) < 0)
 				return kiln_err_set(d->err, errno, "stat \"%s\"", cpath);
 			if (excluded(d->exclude, crel) && !(S_ISDIR(cst.st_mode) && exceptions))
