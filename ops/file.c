@@ -318,12 +318,16 @@ struct fop {
 	struct fe_ignore *exclude;
 	struct hardlink *links;
 	size_t nlinks, alinks;
+	/* FICLONE / copy_file_range failed for good between this action's source and the
+	 * destination (e.g. a context on ext4 into an overlay: EXDEV): not tried per file. */
+	bool no_clone, no_cfr;
+	unsigned checks; /* cancelled() polls every 64th call */
 };
 
 static bool
-cancelled(const struct fop *f)
+cancelled(struct fop *f)
 {
-	if (f->cancel_fd < 0)
+	if (f->cancel_fd < 0 || f->checks++ % 64 != 0)
 		return false;
 	struct pollfd p = {.fd = f->cancel_fd, .events = POLLIN};
 	return poll(&p, 1, 0) > 0;
@@ -478,12 +482,16 @@ exclude_has_exceptions(const struct fe_ignore *ex)
 
 /* Copy file data: reflink, then copy_file_range, then read/write. */
 static int
-copy_data(int in, int out, off_t size)
+copy_data(struct fop *f, int in, int out, off_t size)
 {
-	if (size > 0 && ioctl(out, FICLONE, in) == 0)
-		return 0;
+	if (size > 0 && !f->no_clone) {
+		if (ioctl(out, FICLONE, in) == 0)
+			return 0;
+		f->no_clone = errno == EXDEV || errno == EOPNOTSUPP || errno == ENOTTY ||
+		              errno == EINVAL || errno == ENOSYS;
+	}
 	off_t done = 0;
-	bool cfr = true;
+	bool cfr = !f->no_cfr;
 	while (done < size || !cfr) {
 		ssize_t n;
 		if (cfr) {
@@ -491,6 +499,7 @@ copy_data(int in, int out, off_t size)
 			if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
 			              errno == EOPNOTSUPP)) {
 				cfr = false;
+				f->no_cfr = errno != EINVAL; /* EINVAL may be this file's */
 				if (lseek(in, done, SEEK_SET) < 0 || lseek(out, done, SEEK_SET) < 0)
 					return -errno;
 				continue;
@@ -679,7 +688,7 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 		        dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (out < 0)
 			return kiln_err_set(f->err, errno, "create `%s`", destpath);
-		if ((r = copy_data(in, out, st->st_size)) < 0)
+		if ((r = copy_data(f, in, out, st->st_size)) < 0)
 			return kiln_err_set(f->err, -r, "copy \"%s\" to `%s`", srcpath, destpath);
 		copy_xattrs(in, out);
 	} else if (S_ISLNK(st->st_mode)) {
@@ -1040,6 +1049,7 @@ do_copy(struct fop *f, const json_t *a)
 	if ((r = exclude_parse(a, &ex, f->err)) < 0)
 		return r;
 	f->exclude = ex;
+	f->no_clone = f->no_cfr = false;
 	r = copy_matches(f, a, srcroot, src, dest);
 	f->exclude = NULL;
 	links_clear(f);
