@@ -598,7 +598,7 @@ copy_children(struct fop *f, int srcdir, const char *rel, const char *srcpath, i
 		if (ex && !(S_ISDIR(cst.st_mode) && exceptions))
 			continue;
 		struct stat dst;
-		bool existed = fstatat(dstdir, n, &dst, AT_SYMLINK_NOFOLLOW) == 0;
+		bool existed = ex && fstatat(dstdir, n, &dst, AT_SYMLINK_NOFOLLOW) == 0;
 		if ((r = copy_tree(f, cfd, &cst, crel, cpath, dstdir, n, cdest, false)) < 0)
 			return r;
 		/* An excluded directory walked only for "!" exceptions stays only if one of
