@@ -16,7 +16,7 @@ BR=$T/buildah
 cleanup() {
 	# buildah leaves overlay mounts under its root; unmount before removing.
 	if [ -d "$BR" ]; then
-		grep -o " $BR/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+		{ grep -o " $BR/[^ ]*" /proc/mounts || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 	fi
 	rm -rf "$T"
 }
