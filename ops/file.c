@@ -1184,12 +1184,17 @@ dig_str(struct dig *d, const char *s)
 	kiln_sha256_update(d->h, s, strlen(s) + 1);
 }
 
+/* The decimal text and its NUL, as "%llu" (by hand: three per file of a big context). */
 static void
 dig_u64(struct dig *d, uint64_t v)
 {
 	char b[24];
-	snprintf(b, sizeof(b), "%llu", (unsigned long long)v);
-	dig_str(d, b);
+	char *p = b + sizeof(b);
+	*--p = '\0';
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	kiln_sha256_update(d->h, p, (size_t)(b + sizeof(b) - p));
 }
 
 static void
@@ -1230,20 +1235,23 @@ dig_entry(struct dig *d, int fd, const struct stat *st, const char *rel, const c
 			const char *n = names.v[i];
 			_cleanup_free_ char *crel =
 			        *rel ? kiln_xasprintf("%s/%s", rel, n) : kiln_xstrdup(n);
-			_cleanup_free_ char *cpath = kiln_path_join(srcpath, n);
 			/* A stat by name first: an unchanged file the index knows is never
 			 * opened (a no-change rebuild of a big context is a stat per file). */
 			struct stat cst;
-			if (fstatat(in, n, &cst, AT_SYMLINK_NOFOLLOW) < 0)
-				return kiln_err_set(d->err, errno, "stat \"%s\"", cpath);
-			if (excluded(d->exclude, crel) && !(S_ISDIR(cst.st_mode) && exceptions))
+			int serr = fstatat(in, n, &cst, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+			if (!serr && excluded(d->exclude, crel) &&
+			    !(S_ISDIR(cst.st_mode) && exceptions))
 				continue;
 			struct kiln_digest cd;
-			if (S_ISREG(cst.st_mode) && ops_stat_index_lookup(d->idx, &cst, &cd)) {
+			if (!serr && S_ISREG(cst.st_mode) &&
+			    ops_stat_index_lookup(d->idx, &cst, &cd)) {
 				dig_head(d, &cst, crel);
 				kiln_sha256_update(d->h, cd.bytes, sizeof(cd.bytes));
 				continue;
 			}
+			_cleanup_free_ char *cpath = kiln_path_join(srcpath, n);
+			if (serr)
+				return kiln_err_set(d->err, serr, "stat \"%s\"", cpath);
 			_cleanup_close_ int cfd = openat(in, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 			if (cfd < 0 || fstat(cfd, &cst) < 0)
 				return kiln_err_set(d->err, errno, "stat \"%s\"", cpath);
