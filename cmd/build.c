@@ -54,7 +54,7 @@ usage(FILE *f)
 	        "  --cache-from SPEC        type=local,src=D|registry,ref=R (repeatable)\n"
 	        "  --pull                   fetch base images again even when stored\n"
 	        "  --platform P             the host's platform only, for now\n"
-	        "  --jobs N                 RUN steps at once (default: CPUs)\n"
+	        "  --jobs N                 RUN steps at once (default: no limit)\n"
 	        "  --progress MODE          auto|tty|plain|quiet|rawjson\n"
 	        "  --iidfile FILE           write the image id (config digest) to FILE\n"
 	        "  --metadata-file FILE     containerimage.digest and .config.digest as JSON\n"

@@ -318,12 +318,16 @@ struct fop {
 	struct fe_ignore *exclude;
 	struct hardlink *links;
 	size_t nlinks, alinks;
+	/* FICLONE / copy_file_range failed for good between this action's source and the
+	 * destination (e.g. a context on ext4 into an overlay: EXDEV): not tried per file. */
+	bool no_clone, no_cfr;
+	unsigned checks; /* cancelled() polls every 64th call */
 };
 
 static bool
-cancelled(const struct fop *f)
+cancelled(struct fop *f)
 {
-	if (f->cancel_fd < 0)
+	if (f->cancel_fd < 0 || f->checks++ % 64 != 0)
 		return false;
 	struct pollfd p = {.fd = f->cancel_fd, .events = POLLIN};
 	return poll(&p, 1, 0) > 0;
@@ -478,12 +482,16 @@ exclude_has_exceptions(const struct fe_ignore *ex)
 
 /* Copy file data: reflink, then copy_file_range, then read/write. */
 static int
-copy_data(int in, int out, off_t size)
+copy_data(struct fop *f, int in, int out, off_t size)
 {
-	if (size > 0 && ioctl(out, FICLONE, in) == 0)
-		return 0;
+	if (size > 0 && !f->no_clone) {
+		if (ioctl(out, FICLONE, in) == 0)
+			return 0;
+		f->no_clone = errno == EXDEV || errno == EOPNOTSUPP || errno == ENOTTY ||
+		              errno == EINVAL || errno == ENOSYS;
+	}
 	off_t done = 0;
-	bool cfr = true;
+	bool cfr = !f->no_cfr;
 	while (done < size || !cfr) {
 		ssize_t n;
 		if (cfr) {
@@ -491,6 +499,7 @@ copy_data(int in, int out, off_t size)
 			if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
 			              errno == EOPNOTSUPP)) {
 				cfr = false;
+				f->no_cfr = errno != EINVAL; /* EINVAL may be this file's */
 				if (lseek(in, done, SEEK_SET) < 0 || lseek(out, done, SEEK_SET) < 0)
 					return -errno;
 				continue;
@@ -589,7 +598,7 @@ copy_children(struct fop *f, int srcdir, const char *rel, const char *srcpath, i
 		if (ex && !(S_ISDIR(cst.st_mode) && exceptions))
 			continue;
 		struct stat dst;
-		bool existed = fstatat(dstdir, n, &dst, AT_SYMLINK_NOFOLLOW) == 0;
+		bool existed = ex && fstatat(dstdir, n, &dst, AT_SYMLINK_NOFOLLOW) == 0;
 		if ((r = copy_tree(f, cfd, &cst, crel, cpath, dstdir, n, cdest, false)) < 0)
 			return r;
 		/* An excluded directory walked only for "!" exceptions stays only if one of
@@ -679,7 +688,7 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 		        dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (out < 0)
 			return kiln_err_set(f->err, errno, "create `%s`", destpath);
-		if ((r = copy_data(in, out, st->st_size)) < 0)
+		if ((r = copy_data(f, in, out, st->st_size)) < 0)
 			return kiln_err_set(f->err, -r, "copy \"%s\" to `%s`", srcpath, destpath);
 		copy_xattrs(in, out);
 	} else if (S_ISLNK(st->st_mode)) {
@@ -1040,6 +1049,7 @@ do_copy(struct fop *f, const json_t *a)
 	if ((r = exclude_parse(a, &ex, f->err)) < 0)
 		return r;
 	f->exclude = ex;
+	f->no_clone = f->no_cfr = false;
 	r = copy_matches(f, a, srcroot, src, dest);
 	f->exclude = NULL;
 	links_clear(f);
@@ -1174,21 +1184,32 @@ dig_str(struct dig *d, const char *s)
 	kiln_sha256_update(d->h, s, strlen(s) + 1);
 }
 
+/* The decimal text and its NUL, as "%llu" (by hand: three per file of a big context). */
 static void
 dig_u64(struct dig *d, uint64_t v)
 {
 	char b[24];
-	snprintf(b, sizeof(b), "%llu", (unsigned long long)v);
-	dig_str(d, b);
+	char *p = b + sizeof(b);
+	*--p = '\0';
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	kiln_sha256_update(d->h, p, (size_t)(b + sizeof(b) - p));
 }
 
-static int
-dig_entry(struct dig *d, int fd, const struct stat *st, const char *rel, const char *srcpath)
+static void
+dig_head(struct dig *d, const struct stat *st, const char *rel)
 {
 	dig_str(d, *rel ? rel : ".");
 	dig_u64(d, st->st_mode);
 	dig_u64(d, st->st_uid);
 	dig_u64(d, st->st_gid);
+}
+
+static int
+dig_entry(struct dig *d, int fd, const struct stat *st, const char *rel, const char *srcpath)
+{
+	dig_head(d, st, rel);
 	int r;
 	if (S_ISLNK(st->st_mode)) {
 		_cleanup_free_ char *target = read_link(fd);
@@ -1214,9 +1235,24 @@ dig_entry(struct dig *d, int fd, const struct stat *st, const char *rel, const c
 			const char *n = names.v[i];
 			_cleanup_free_ char *crel =
 			        *rel ? kiln_xasprintf("%s/%s", rel, n) : kiln_xstrdup(n);
-			_cleanup_free_ char *cpath = kiln_path_join(srcpath, n);
-			_cleanup_close_ int cfd = openat(in, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+			/* A stat by name first: an unchanged file the index knows is never
+			 * opened (a no-change rebuild of a big context is a stat per file). */
 			struct stat cst;
+			int serr = fstatat(in, n, &cst, AT_SYMLINK_NOFOLLOW) < 0 ? errno : 0;
+			if (!serr && excluded(d->exclude, crel) &&
+			    !(S_ISDIR(cst.st_mode) && exceptions))
+				continue;
+			struct kiln_digest cd;
+			if (!serr && S_ISREG(cst.st_mode) &&
+			    ops_stat_index_lookup(d->idx, &cst, &cd)) {
+				dig_head(d, &cst, crel);
+				kiln_sha256_update(d->h, cd.bytes, sizeof(cd.bytes));
+				continue;
+			}
+			_cleanup_free_ char *cpath = kiln_path_join(srcpath, n);
+			if (serr)
+				return kiln_err_set(d->err, serr, "stat \"%s\"", cpath);
+			_cleanup_close_ int cfd = openat(in, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 			if (cfd < 0 || fstat(cfd, &cst) < 0)
 				return kiln_err_set(d->err, errno, "stat \"%s\"", cpath);
 			if (excluded(d->exclude, crel) && !(S_ISDIR(cst.st_mode) && exceptions))

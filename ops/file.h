@@ -95,6 +95,10 @@ void ops_stat_index_free(struct ops_stat_index *idx);
  * read (and recorded). idx may be NULL (always read). */
 int ops_stat_index_file_digest(struct ops_stat_index *idx, int fd, const struct stat *st,
                                struct kiln_digest *ret, struct kiln_err *err);
+/* The digest of a file whose stat is `st` from the index alone: true on a hit (counted as
+ * one), false when it must be read. Lets a walk of an unchanged tree stat without opening. */
+bool ops_stat_index_lookup(struct ops_stat_index *idx, const struct stat *st,
+                           struct kiln_digest *ret);
 struct ops_stat_index_stats {
 	uint64_t hits;   /* digests answered from the index */
 	uint64_t reads;  /* files read and hashed */

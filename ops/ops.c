@@ -41,11 +41,8 @@ ops_save(struct ops *o, struct kiln_err *err)
 {
 	if (!o->index)
 		return 0;
-	/* Nothing read means nothing new to write (and ops_stat_index_save, as of ops-file's
-	 * 5111636, jumps over its cleanup variables' initialisation when nothing changed). */
-	struct ops_stat_index_stats st;
-	ops_stat_index_get_stats(o->index, &st);
-	return st.reads ? ops_stat_index_save(o->index, err) : 0;
+	/* Writes only when a file was read; never loads an index no step used. */
+	return ops_stat_index_save(o->index, err);
 }
 
 void

@@ -29,6 +29,7 @@ struct ops_stat_index {
 	pthread_mutex_t lock;
 	struct si_entry *tab; /* open addressing on (dev, ino) */
 	size_t cap, n;
+	FILE *file; /* not parsed yet (si_load) */
 	bool dirty;
 	uint64_t hits, reads;
 };
@@ -82,53 +83,106 @@ si_from_stat(struct si_entry *e, const struct stat *st)
 	                       .cns = st->st_ctim.tv_nsec};
 }
 
+/* A decimal field and the one space after it (none after the last); false if malformed. */
+static bool
+si_parse_num(char **p, bool sign, uint64_t *ret)
+{
+	char *q = *p;
+	bool neg = sign && *q == '-';
+	q += neg;
+	if (*q < '0' || *q > '9')
+		return false;
+	uint64_t v = 0;
+	for (; *q >= '0' && *q <= '9'; q++)
+		v = v * 10 + (uint64_t)(*q - '0');
+	if (*q != ' ')
+		return false;
+	*ret = neg ? 0 - v : v; /* two's complement, read back as int64_t */
+	*p = q + 1;
+	return true;
+}
+
+static int
+si_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* "dev ino size ms mns cs cns <64 hex>\n" by hand: the index of a 20,000-file context
+ * loads on every build, and sscanf plus a digest parse per line cost tens of ms. */
+static bool
+si_parse_line(char *p, struct si_entry *e)
+{
+	uint64_t v[7];
+	for (int i = 0; i < 7; i++)
+		if (!si_parse_num(&p, i >= 3, &v[i]))
+			return false;
+	for (size_t i = 0; i < sizeof(e->d.bytes); i++) {
+		int hi = si_hexval(p[2 * i]), lo = hi < 0 ? -1 : si_hexval(p[2 * i + 1]);
+		if (lo < 0)
+			return false;
+		e->d.bytes[i] = (unsigned char)(hi << 4 | lo);
+	}
+	p += 2 * sizeof(e->d.bytes);
+	if (*p != '\n' && *p != '\0')
+		return false;
+	e->dev = v[0];
+	e->ino = v[1];
+	e->size = v[2];
+	e->ms = (int64_t)v[3];
+	e->mns = (int64_t)v[4];
+	e->cs = (int64_t)v[5];
+	e->cns = (int64_t)v[6];
+	return true;
+}
+
+/* Parse the index file opened by ops_stat_index_open, on first use (the caller holds the
+ * lock): a build whose steps read no context pays nothing for a big index. */
+static void
+si_load(struct ops_stat_index *idx)
+{
+	_cleanup_fclose_ FILE *f = TAKE_PTR(idx->file);
+	if (!f)
+		return;
+	char line[256];
+	long long saved;
+	if (!fgets(line, sizeof(line), f) || sscanf(line, "kiln-statindex 1 %lld", &saved) != 1)
+		return;
+	/* One table of the right size up front: growing it through 8 doublings (and page
+	 * faults on each new table) cost more than parsing. Lines are ~125 bytes. */
+	struct stat fst;
+	if (!idx->cap && fstat(fileno(f), &fst) == 0 && fst.st_size > 0) {
+		size_t want = (size_t)fst.st_size / 100 * 2, cap = 256;
+		while (cap < want)
+			cap *= 2;
+		idx->tab = kiln_xcalloc(cap, sizeof(*idx->tab));
+		idx->cap = cap;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		struct si_entry e = {0};
+		if (!si_parse_line(line, &e))
+			continue;
+		if (e.ms >= saved - 1 || e.cs >= saved - 1)
+			continue; /* racy: see the top comment */
+		si_put(idx, &e);
+	}
+}
+
 int
 ops_stat_index_open(const char *path, struct ops_stat_index **ret, struct kiln_err *err)
 {
 	struct ops_stat_index *idx = kiln_xcalloc(1, sizeof(*idx));
 	idx->path = kiln_xstrdup(path);
 	pthread_mutex_init(&idx->lock, NULL);
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	if (!f) {
-		if (errno != ENOENT) {
-			int r = kiln_err_set(err, errno, "open `%s`", path);
-			ops_stat_index_free(idx);
-			return r;
-		}
-		*ret = idx;
-		return 0;
-	}
-	char line[256];
-	long long saved;
-	if (!fgets(line, sizeof(line), f) || sscanf(line, "kiln-statindex 1 %lld", &saved) != 1) {
-		*ret = idx;
-		return 0;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		struct si_entry e = {0};
-		unsigned long long dev, ino, size;
-		long long ms, mns, cs, cns;
-		char hex[65];
-		if (sscanf(line, "%llu %llu %llu %lld %lld %lld %lld %64s", &dev, &ino, &size, &ms,
-		           &mns, &cs, &cns, hex) != 8 ||
-		    strlen(hex) != 64)
-			continue;
-		_cleanup_free_ char *ds = kiln_xasprintf("sha256:%s", hex);
-		struct kiln_err e2 = KILN_ERR_INIT;
-		if (kiln_digest_parse(ds, &e.d, &e2) < 0) {
-			kiln_err_release(&e2);
-			continue;
-		}
-		if (ms >= saved - 1 || cs >= saved - 1)
-			continue; /* racy: see the top comment */
-		e.dev = dev;
-		e.ino = ino;
-		e.size = size;
-		e.ms = ms;
-		e.mns = mns;
-		e.cs = cs;
-		e.cns = cns;
-		si_put(idx, &e);
+	idx->file = fopen(path, "re");
+	if (!idx->file && errno != ENOENT) {
+		int r = kiln_err_set(err, errno, "open `%s`", path);
+		ops_stat_index_free(idx);
+		return r;
 	}
 	*ret = idx;
 	return 0;
@@ -173,6 +227,8 @@ ops_stat_index_free(struct ops_stat_index *idx)
 	if (!idx)
 		return;
 	pthread_mutex_destroy(&idx->lock);
+	if (idx->file)
+		fclose(idx->file);
 	free(idx->tab);
 	free(idx->path);
 	free(idx);
@@ -199,25 +255,34 @@ hash_fd(int fd, struct kiln_digest *ret, struct kiln_err *err)
 	return 0;
 }
 
+bool
+ops_stat_index_lookup(struct ops_stat_index *idx, const struct stat *st, struct kiln_digest *ret)
+{
+	if (!idx)
+		return false;
+	struct si_entry want;
+	si_from_stat(&want, st);
+	pthread_mutex_lock(&idx->lock);
+	si_load(idx);
+	struct si_entry *e = idx->cap ? si_slot(idx, want.dev, want.ino) : NULL;
+	bool hit = e && e->used && e->size == want.size && e->ms == want.ms && e->mns == want.mns &&
+	           e->cs == want.cs && e->cns == want.cns;
+	if (hit) {
+		*ret = e->d;
+		idx->hits++;
+	}
+	pthread_mutex_unlock(&idx->lock);
+	return hit;
+}
+
 int
 ops_stat_index_file_digest(struct ops_stat_index *idx, int fd, const struct stat *st,
                            struct kiln_digest *ret, struct kiln_err *err)
 {
+	if (ops_stat_index_lookup(idx, st, ret))
+		return 0;
 	struct si_entry want;
 	si_from_stat(&want, st);
-	if (idx) {
-		pthread_mutex_lock(&idx->lock);
-		struct si_entry *e = idx->cap ? si_slot(idx, want.dev, want.ino) : NULL;
-		bool hit = e && e->used && e->size == want.size && e->ms == want.ms &&
-		           e->mns == want.mns && e->cs == want.cs && e->cns == want.cns;
-		if (hit) {
-			*ret = e->d;
-			idx->hits++;
-		}
-		pthread_mutex_unlock(&idx->lock);
-		if (hit)
-			return 0;
-	}
 	/* An O_PATH fd (the digest walk holds those) is opened for reading only on a miss. */
 	_cleanup_close_ int rfd = -1;
 	int fl = fcntl(fd, F_GETFL);
@@ -245,6 +310,7 @@ void
 ops_stat_index_get_stats(struct ops_stat_index *idx, struct ops_stat_index_stats *ret)
 {
 	pthread_mutex_lock(&idx->lock);
+	si_load(idx);
 	*ret = (struct ops_stat_index_stats){
 	        .hits = idx->hits, .reads = idx->reads, .stored = idx->n};
 	pthread_mutex_unlock(&idx->lock);

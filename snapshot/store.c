@@ -123,8 +123,10 @@ store_lock(struct snap_store *s, struct kiln_err *err)
 	return fd;
 }
 
+/* `sync`: fsync the file. Not for files a later syncfs covers, nor for records in
+ * active/, which a crash discards anyway. */
 static int
-write_file_at(int dirfd, const char *name, const char *content)
+write_file_at(int dirfd, const char *name, const char *content, bool sync)
 {
 	_cleanup_close_ int fd =
 	        openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -133,7 +135,7 @@ write_file_at(int dirfd, const char *name, const char *content)
 	size_t n = strlen(content);
 	if (write(fd, content, n) != (ssize_t)n)
 		return errno ? -errno : -EIO;
-	if (fsync(fd) < 0)
+	if (sync && fsync(fd) < 0)
 		return -errno;
 	return 0;
 }
@@ -199,7 +201,7 @@ meta_write(struct snap_store *s, const char *name, const char *diff, const char 
 	_cleanup_free_ char *dst = kiln_xasprintf("meta/%s", name);
 	_cleanup_free_ char *text = kiln_xasprintf("diff %s\n%s%s%s", diff, parent ? "parent " : "",
 	                                           parent ? parent : "", parent ? "\n" : "");
-	int r = write_file_at(s->dirfd, tmp, text);
+	int r = write_file_at(s->dirfd, tmp, text, true);
 	if (r < 0)
 		return kiln_err_set(err, -r, "write snapshot record `%s`", name);
 	if (renameat2(s->dirfd, tmp, s->dirfd, dst, RENAME_NOREPLACE) < 0) {
@@ -240,7 +242,7 @@ publish_diff(struct snap_store *s, const char *build, const char *diff, struct k
 	char link[LINK_LEN + 1];
 	snap_random_name(link, LINK_LEN);
 	_cleanup_free_ char *lrel = kiln_xasprintf("%s/link", build);
-	int r = write_file_at(s->dirfd, lrel, link);
+	int r = write_file_at(s->dirfd, lrel, link, false); /* the syncfs below */
 	if (r < 0)
 		return kiln_err_set(err, -r, "write %s", lrel);
 	/* Everything written into the tree must be on disk before it is published. */
@@ -988,7 +990,7 @@ active_begin(struct snap_store *s, const char *parent, struct kiln_strv *diffs,
 	}
 	struct snap_mount *m = mount_new(s, id_rel);
 	_cleanup_free_ char *parent_rel = kiln_xasprintf("active/%s/parent", m->id);
-	r = write_file_at(s->dirfd, parent_rel, parent ? parent : "");
+	r = write_file_at(s->dirfd, parent_rel, parent ? parent : "", false);
 	close(lfd);
 	if (r < 0) {
 		snap_mount_release(m);

@@ -6,6 +6,7 @@
  */
 #include "sv_int.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -172,11 +173,9 @@ sv_solver_new(const struct sv_ops *ops, void *ops_data, struct sv_cache *cache,
 	s->cache = cache;
 	if (opts)
 		s->opts = *opts;
-	s->jobs = s->opts.jobs;
-	if (!s->jobs) {
-		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		s->jobs = n > 0 ? (unsigned)n : 1;
-	}
+	/* No limit by default, as BuildKit: RUN steps often wait (sleep, network, disk) rather
+	 * than compute, and the kernel shares the CPUs among the ones that compute. */
+	s->jobs = s->opts.jobs ? s->opts.jobs : UINT_MAX;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	pthread_mutex_init(&s->progress_mu, NULL);

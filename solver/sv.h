@@ -202,7 +202,7 @@ struct sv_event {
 };
 
 struct sv_solve_opts {
-	unsigned jobs; /* heavy vertices at once; 0 = the number of online CPUs */
+	unsigned jobs; /* heavy vertices at once; 0 = no limit (as BuildKit) */
 	bool no_cache; /* look nothing up; fresh results still replace the records */
 	/* Look nothing up for vertices of stages the predicate returns true for. */
 	bool (*no_cache_filter)(void *data, const char *stage);
