@@ -74,6 +74,7 @@ expect_contains "COPY --link over.txt stays cached" \
 	"$(printf '%s\n' "$err" | grep -A1 '\] COPY --link over.txt')" "CACHED"
 expect_contains "ADD --link stays cached" \
 	"$(printf '%s\n' "$err" | grep -A1 '\] ADD --link over.txt')" "CACHED"
+expect_contains "only the RUN's layer is compressed again" "$err" "exporting layers (gzip, 1 new of 4)"
 run_kiln inspect linked
 printf '%s' "$out" >"$T/i2.json"
 l2=$(layers "$T/i2.json")
