@@ -476,6 +476,14 @@ exp_layer_from_snapshot(struct snap_store *ss, const char *snapshot, struct reg_
 	const struct exp_layer_opts *o = opts ? opts : &def;
 	if (!snap_name_valid(snapshot))
 		return kiln_err_invalid(err, "export layer: bad snapshot name `%s`", snapshot);
+	/* A COPY --link merge's layer is its link snapshot's (the same blob whatever is
+	 * below); if that one is gone, the merge's own diff is a correct layer too. */
+	_cleanup_free_ char *link = NULL;
+	struct kiln_err lerr = KILN_ERR_INIT;
+	if (snap_label(ss, snapshot, SNAP_LABEL_LAYER, &link, &lerr) == 0 &&
+	    snap_name_valid(link) && snap_exists(ss, link))
+		snapshot = link;
+	kiln_err_release(&lerr);
 	int64_t clamp = o->rewrite_timestamp ? o->source_date_epoch : -1;
 	struct cache_loc loc = {0};
 	cache_loc_init(&loc, ss, snapshot, rs, o, clamp);

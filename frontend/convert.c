@@ -29,7 +29,9 @@
  *               "dir_contents_only","allow_wildcard","allow_empty_wildcard",
  *               "create_dest_path","chown":{"user","group"},"mode","unpack","link",
  *               "parents","exclude"}, mkdir {"path","mode","parents","chown"},
- *               mkfile {"path","mode","data"}.
+ *               mkfile {"path","mode","data"}; COPY/ADD --link: the copy's input 0 is
+ *               scratch, and a second file vertex [{"action":"merge","input":1}] on
+ *               [stage, copy] is the step's result (BuildKit's MergeOp).
  *   source: {"type":"http","url":U,"filename":F,"checksum":C} for ADD <url>; a local
  *           source without "include" transfers the whole context; with "dir": D it is a
  *           --build-context directory (absolute), read like the context, its own
@@ -1553,13 +1555,81 @@ copy_action(const struct copy_opts *co, int input, const char *src, bool wildcar
 	return a;
 }
 
+/* BuildKit's --chown: "root" and numbers are ids, anything else a name to look up. */
+static bool
+link_id(const char *s, size_t len)
+{
+	if (len == 4 && strncmp(s, "root", 4) == 0)
+		return true;
+	if (len == 0 || len > 10)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isdigit((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+/*
+ * --link --chown: the copy is made on an empty root, which has no /etc/passwd or
+ * /etc/group, so names cannot be looked up. BuildKit fails such a build late ("invalid
+ * user index: -1", moby/buildkit#2987) and now refuses it when converting; so does kiln,
+ * at the line. "root" is id 0 (BuildKit's parseUID), written as such so the op needs no
+ * passwd.
+ */
+static int
+link_chown(struct cv *cv, const struct fe_cmd *cmd, char **chown, struct kiln_err *err)
+{
+	const char *s = *chown;
+	const char *colon = strchr(s, ':');
+	size_t ulen = colon ? (size_t)(colon - s) : strlen(s);
+	const char *g = colon ? colon + 1 : NULL;
+	if ((ulen && !link_id(s, ulen)) || (g && *g && !link_id(g, strlen(g))))
+		return cmd_err(cv, cmd, err,
+		               "%s --link --chown=%s: user and group names cannot be looked up "
+		               "with --link (the copy does not see the stage's /etc/passwd); "
+		               "use numeric ids",
+		               cmd_name(cmd), s);
+	struct kiln_buf b = KILN_BUF_INIT;
+	if (ulen == 4 && strncmp(s, "root", 4) == 0)
+		kiln_buf_addstr(&b, "0");
+	else
+		kiln_buf_add(&b, s, ulen);
+	if (g) {
+		kiln_buf_addch(&b, ':');
+		kiln_buf_addstr(&b, kiln_str_eq(g, "root") ? "0" : g);
+	}
+	free(*chown);
+	*chown = kiln_buf_detach(&b, NULL);
+	return 0;
+}
+
+/*
+ * The second half of a --link copy (BuildKit's llb.Merge of [stage, copy on scratch]): a
+ * file vertex whose one action merges input 1, the copy, onto input 0, the stage. The
+ * copy's vertex does not depend on the stage, so it stays cached when a step below it
+ * changes, and the exporter gives the merge the copy's own layer (ops/merge.c).
+ */
+static struct sv_vertex *
+link_merge(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, struct sv_vertex *copy)
+{
+	struct sv_vertex *in[2] = {st->vertex, copy};
+	_cleanup_free_ char *text = kiln_xasprintf(
+	        "LINK %s", cmd->node && cmd->node->original ? cmd->node->original : cmd_name(cmd));
+	_cleanup_free_ char *desc = step_text(st, st->step, text);
+	json_t *def = json_pack("{s:[{s:s, s:i}]}", "actions", "action", "merge", "input", 1);
+	return add_vertex(cv, st, cmd, SV_OP_FILE, def, in, 2, desc);
+}
+
 static int
 do_copy(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *err)
 {
 	bool add = cmd->kind == FE_CMD_ADD;
 	const char *name = add ? "ADD" : "COPY";
 	struct inputs in = {.n = 0};
-	inputs_add(&in, st->vertex);
+	/* --link copies onto an empty root, merged onto the stage afterwards (link_merge).
+	 * As in BuildKit, not with --chmod: that copy is made on the stage as without --link. */
+	bool link = cmd->copy.link && !(cmd->copy.chmod && *cmd->copy.chmod);
+	inputs_add(&in, link ? scratch_vertex(cv, st) : st->vertex);
 	int r;
 
 	_cleanup_free_ char *from = NULL, *chown = NULL, *chmod = NULL, *checksum = NULL;
@@ -1575,6 +1645,8 @@ do_copy(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err 
 		return cmd_err(cv, cmd, err, "ADD does not support --from; use COPY --from");
 	_cleanup_json_ json_t *mode = NULL;
 	if (chmod && *chmod && (r = parse_chmod(cv, cmd, chmod, &mode, err)) < 0)
+		return r;
+	if (link && chown && *chown && (r = link_chown(cv, cmd, &chown, err)) < 0)
 		return r;
 
 	_cleanup_free_ char *rawdest = NULL;
@@ -1719,7 +1791,8 @@ do_copy(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err 
 	buf_cat(&h, " ", dest, " # buildkit", NULL);
 	json_t *def = json_object();
 	json_object_set(def, "actions", actions);
-	st->vertex = add_vertex(cv, st, cmd, SV_OP_FILE, def, in.v, in.n, NULL);
+	struct sv_vertex *fv = add_vertex(cv, st, cmd, SV_OP_FILE, def, in.v, in.n, NULL);
+	st->vertex = link ? link_merge(cv, st, cmd, fv) : fv;
 	history_add(&st->img, h.buf, false);
 	return 0;
 }

@@ -41,7 +41,8 @@
  * - unpack: a regular source that is a tar (plain, gzip, bzip2, xz or zstd; detected by
  *   content) is extracted into the destination as a directory by snapshot/apply.c (every
  *   entry inside it; `.wh.` entries delete as in a layer); anything else is copied.
- * - link: copies exactly as without it.
+ * - link: copies exactly as without it here; the frontend makes a --link copy on scratch
+ *   and merges it onto the stage with a merge vertex (ops/merge.c).
  * - exclude: patterns match paths relative to a copied directory, and a wildcard match by
  *   its name; an excluded directory is skipped unless a "!" exception might re-include
  *   something below it (then it is walked, and kept only if something was).

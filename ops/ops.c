@@ -295,6 +295,8 @@ run(void *data, struct sv_op_ctx *ctx, const struct sv_vertex *v, const char *co
 	case SV_OP_EXEC:
 		return ops_exec_run(o, ctx, v, inputs, ret_result, err);
 	case SV_OP_FILE:
+		if (ops_merge_def(v->def))
+			return ops_merge_run(o, ctx, v, inputs, ret_result, err);
 		return ops_file_vertex_run(o, ctx, v, inputs, ret_result, err);
 	}
 	return kiln_err_invalid(err, "unknown op");

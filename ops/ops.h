@@ -27,6 +27,9 @@
  *   exec:   a fresh snapshot on input 0, the def's mounts, env merged onto the base
  *           image's Env (convert.c's rules), ex_run, committed on exit code 0.
  *   file:   a fresh snapshot on input 0, ops_file_run (ops/file.h), committed.
+ *   merge:  (a file def with one "merge" action, COPY --link) a fresh snapshot on input 0
+ *           with input 1's files applied as its layer would be, labelled
+ *           SNAP_LABEL_LAYER = input 1 so the exporter writes input 1's own layer.
  * Thread-safe: the solver calls these from several threads at once.
  */
 #ifndef KILN_OPS_H

@@ -90,6 +90,13 @@ int ops_context_content_key(struct ops *o, struct sv_op_ctx *ctx, const struct s
                             const char *const *inputs, char **ret, struct kiln_err *err);
 int ops_exec_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
                  const char *const *inputs, char **ret_result, struct kiln_err *err);
+/* merge.c: the merge vertex of COPY --link (a file def whose one action is "merge"). */
+bool ops_merge_def(const json_t *def);
+int ops_merge_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
+                  const char *const *inputs, char **ret_result, struct kiln_err *err);
+/* Apply the tree src_rootfd onto dest_rootfd as unpacking its layer would (ctx may be
+ * NULL). */
+int ops_merge_tree(int src_rootfd, int dest_rootfd, struct sv_op_ctx *ctx, struct kiln_err *err);
 int ops_file_vertex_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
                         const char *const *inputs, char **ret_result, struct kiln_err *err);
 

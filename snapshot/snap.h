@@ -136,6 +136,21 @@ const char *snap_mount_upper(const struct snap_mount *m);
  * read-only: it can only be a parent or a view. The mount must still be released.
  */
 int snap_commit(struct snap_mount *m, const char *name, struct kiln_err *err);
+/* The snapshot whose diff is this snapshot's layer: the merge of a COPY --link sets the
+ * link snapshot (its files on scratch), so its layer is the same whatever is below. */
+#define SNAP_LABEL_LAYER "layer"
+
+/*
+ * Labels: small facts a committed snapshot carries for its users, kept in its meta record
+ * (so they appear with the commit, atomically, and go with snap_remove). Set on an active
+ * snapshot before snap_commit; KEY is 1-64 of [a-z0-9.-], VALUE one line. snap_label gives
+ * the last value set for KEY (caller frees), -ENOENT (err untouched) when none, or -errno
+ * for no such snapshot.
+ */
+int snap_mount_set_label(struct snap_mount *m, const char *key, const char *value,
+                         struct kiln_err *err);
+int snap_label(struct snap_store *s, const char *name, const char *key, char **ret,
+               struct kiln_err *err);
 /* Unmount (MNT_DETACH), discard an uncommitted upper, free. Accepts NULL. */
 void snap_mount_release(struct snap_mount *m);
 static inline void

@@ -17,6 +17,7 @@
  */
 #include "snap_int.h"
 
+#include <ctype.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -47,6 +48,7 @@ struct snap_mount {
 	bool mounted;
 	bool readonly;
 	bool committed;
+	struct kiln_buf labels; /* "label KEY VALUE\n" lines for the meta record */
 };
 
 int
@@ -190,17 +192,19 @@ meta_read(struct snap_store *s, const char *name, struct meta *m, struct kiln_er
 	return 0;
 }
 
-/* Publish meta/<name> atomically; -EEXIST (err untouched) if the name is taken. */
+/* Publish meta/<name> atomically; -EEXIST (err untouched) if the name is taken. `labels`
+ * (may be NULL) are "label KEY VALUE" lines, which meta_read skips. */
 static int
 meta_write(struct snap_store *s, const char *name, const char *diff, const char *parent,
-           struct kiln_err *err)
+           const char *labels, struct kiln_err *err)
 {
 	char rnd[17];
 	snap_random_name(rnd, 16);
 	_cleanup_free_ char *tmp = kiln_xasprintf("tmp/meta-%s", rnd);
 	_cleanup_free_ char *dst = kiln_xasprintf("meta/%s", name);
-	_cleanup_free_ char *text = kiln_xasprintf("diff %s\n%s%s%s", diff, parent ? "parent " : "",
-	                                           parent ? parent : "", parent ? "\n" : "");
+	_cleanup_free_ char *text =
+	        kiln_xasprintf("diff %s\n%s%s%s%s", diff, parent ? "parent " : "",
+	                       parent ? parent : "", parent ? "\n" : "", labels ? labels : "");
 	int r = write_file_at(s->dirfd, tmp, text, true);
 	if (r < 0)
 		return kiln_err_set(err, -r, "write snapshot record `%s`", name);
@@ -832,7 +836,7 @@ snap_layer_apply(struct snap_store *s, const char *parent, int layer_fd, const c
 	char link[LINK_LEN + 1];
 	int r = ensure_link(s, diff, link, err);
 	if (r == 0)
-		r = meta_write(s, name, diff, parent, err);
+		r = meta_write(s, name, diff, parent, NULL, err);
 	close(lfd);
 	if (r < 0 && r != -EEXIST)
 		return r;
@@ -951,6 +955,7 @@ mount_new(struct snap_store *s, char *id_rel)
 {
 	struct snap_mount *m = kiln_xcalloc(1, sizeof(*m));
 	m->s = s;
+	kiln_buf_init(&m->labels, 0);
 	m->id = kiln_xstrdup(id_rel + strlen("active/"));
 	free(id_rel);
 	return m;
@@ -1134,7 +1139,7 @@ snap_commit(struct snap_mount *m, const char *name, struct kiln_err *err)
 	char link[LINK_LEN + 1];
 	r = ensure_link(s, diff, link, err);
 	if (r == 0)
-		r = meta_write(s, name, diff, parent, err);
+		r = meta_write(s, name, diff, parent, m->labels.buf, err);
 	close(lfd);
 	if (r < 0) {
 		_cleanup_free_ char *drel = kiln_xasprintf("diffs/%s", diff);
@@ -1162,7 +1167,56 @@ snap_mount_release(struct snap_mount *m)
 	free(m->id);
 	free(m->path);
 	free(m->upper);
+	kiln_buf_release(&m->labels);
 	free(m);
+}
+
+static bool
+label_key_valid(const char *key)
+{
+	if (!*key || strlen(key) > 64)
+		return false;
+	for (const char *c = key; *c; c++)
+		if (!(islower((unsigned char)*c) || isdigit((unsigned char)*c) || *c == '.' ||
+		      *c == '-'))
+			return false;
+	return true;
+}
+
+int
+snap_mount_set_label(struct snap_mount *m, const char *key, const char *value, struct kiln_err *err)
+{
+	if (m->readonly || m->committed)
+		return kiln_err_invalid(err, "label %s: not an active snapshot", key);
+	if (!label_key_valid(key) || strchr(value, '\n'))
+		return kiln_err_invalid(err, "invalid snapshot label `%s`", key);
+	kiln_buf_addf(&m->labels, "label %s %s\n", key, value);
+	return 0;
+}
+
+int
+snap_label(struct snap_store *s, const char *name, const char *key, char **ret,
+           struct kiln_err *err)
+{
+	*ret = NULL;
+	if (!snap_name_valid(name))
+		return kiln_err_invalid(err, "invalid snapshot name `%s`", name);
+	_cleanup_buf_ struct kiln_buf b = KILN_BUF_INIT;
+	_cleanup_free_ char *rel = kiln_xasprintf("meta/%s", name);
+	int r = read_file_at(s->dirfd, rel, &b);
+	if (r < 0)
+		return kiln_err_set(err, -r, "snapshot `%s`", name);
+	size_t klen = strlen(key);
+	char *save = NULL;
+	for (char *line = strtok_r(b.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		/* The last one set wins. */
+		if (kiln_str_has_prefix(line, "label ") && strncmp(line + 6, key, klen) == 0 &&
+		    line[6 + klen] == ' ') {
+			free(*ret);
+			*ret = kiln_xstrdup(line + 7 + klen);
+		}
+	}
+	return *ret ? 0 : -ENOENT;
 }
 
 /* ---- diffs ---- */

@@ -24,6 +24,8 @@
  *            input 0 is the root filesystem; mounts name further inputs by index.
  *   file:   {"actions":[{"action":"copy"|"mkdir"|"mkfile",...}]}; input 0 is the
  *            destination filesystem, further inputs are copy sources by index.
+ *            {"actions":[{"action":"merge","input":1}]} (COPY --link): input 1's files
+ *            applied onto input 0, as unpacking input 1's layer there would.
  */
 #ifndef KILN_SV_H
 #define KILN_SV_H

@@ -696,6 +696,81 @@ test_convert__add_url_and_copy_flags(void **state)
 	json_decref(g);
 }
 
+static const char *
+input_digest(json_t *v, size_t i)
+{
+	return json_string_value(json_array_get(json_object_get(v, "inputs"), i));
+}
+
+static void
+test_convert__copy_link_is_independent_of_the_stage(void **state)
+{
+	struct fx *f = *state;
+	test_write_file(f->dir, "app", "x");
+	json_t *g1 = plan(f, "FROM busybox\nRUN echo v1 > /a\nWORKDIR /w\nCOPY --link app rel/\n",
+	                  NULL, NULL);
+	json_t *g2 = plan(f, "FROM busybox\nRUN echo v2 > /a\nWORKDIR /w\nCOPY --link app rel/\n",
+	                  NULL, NULL);
+	json_t *c1 = vertex(g1, "] COPY --link"), *c2 = vertex(g2, "] COPY --link");
+	assert_non_null(c1);
+	assert_non_null(c2);
+	/* The copy is made on scratch: the same vertex whatever the RUN below does. */
+	assert_string_equal(json_string_value(json_object_get(c1, "digest")),
+	                    json_string_value(json_object_get(c2, "digest")));
+	json_t *base = vertex_by_digest(g1, input_digest(c1, 0));
+	assert_string_equal(
+	        json_string_value(json_object_get(json_object_get(base, "def"), "type")),
+	        "scratch");
+	json_t *act = json_array_get(json_object_get(json_object_get(c1, "def"), "actions"), 0);
+	/* A relative destination still goes below WORKDIR. */
+	assert_string_equal(json_string_value(json_object_get(act, "dest")), "/w/rel/");
+	/* The merge puts it on the stage: inputs [the WORKDIR step, the copy]. */
+	json_t *m1 = vertex(g1, "] LINK COPY --link app rel/");
+	json_t *m2 = vertex(g2, "] LINK COPY --link app rel/");
+	assert_non_null(m1);
+	assert_non_null(m2);
+	assert_string_equal(input_digest(m1, 1), json_string_value(json_object_get(c1, "digest")));
+	json_t *below = vertex_by_digest(g1, input_digest(m1, 0));
+	assert_non_null(
+	        strstr(json_string_value(json_object_get(below, "description")), "WORKDIR"));
+	json_t *ma = json_array_get(json_object_get(json_object_get(m1, "def"), "actions"), 0);
+	assert_string_equal(json_string_value(json_object_get(ma, "action")), "merge");
+	assert_int_equal(json_integer_value(json_object_get(ma, "input")), 1);
+	assert_string_not_equal(json_string_value(json_object_get(m1, "digest")),
+	                        json_string_value(json_object_get(m2, "digest")));
+	/* The stage's result is the merge; one history entry for the instruction. */
+	assert_string_equal(json_string_value(json_object_get(result(g1, "0"), "vertex")),
+	                    json_string_value(json_object_get(m1, "digest")));
+	json_decref(g1);
+	json_decref(g2);
+}
+
+static void
+test_convert__copy_link_chown_names_refused(void **state)
+{
+	struct fx *f = *state;
+	test_write_file(f->dir, "app", "x");
+	_cleanup_free_ char *e =
+	        plan_err(f, "FROM busybox\nCOPY --link --chown=bob app /app\n", NULL, NULL);
+	assert_non_null(strstr(e, "Dockerfile:2:"));
+	assert_non_null(strstr(e, "names cannot be looked up with --link"));
+	free(e);
+	e = plan_err(f, "FROM busybox\nCOPY --link --chown=1:staff app /app\n", NULL, NULL);
+	assert_non_null(strstr(e, "--chown=1:staff"));
+	/* root is id 0, numbers are ids: no lookup needed. */
+	json_t *g = plan(f, "FROM busybox\nCOPY --link --chown=root:7 app /app\n", NULL, NULL);
+	json_t *act = json_array_get(
+	        json_object_get(json_object_get(vertex(g, "] COPY --link"), "def"), "actions"), 0);
+	json_t *own = json_object_get(act, "chown");
+	assert_string_equal(json_string_value(json_object_get(own, "user")), "0");
+	assert_string_equal(json_string_value(json_object_get(own, "group")), "7");
+	json_decref(g);
+	/* With --chmod BuildKit copies onto the stage as without --link: names work. */
+	g = plan(f, "FROM busybox\nCOPY --link --chmod=644 --chown=bob app /app\n", NULL, NULL);
+	assert_null(vertex(g, "LINK COPY"));
+	json_decref(g);
+}
+
 static void
 test_convert__copy_parents_keeps_pivot(void **state)
 {
@@ -959,6 +1034,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	        T(test_convert__copy_link_is_independent_of_the_stage),
+	        T(test_convert__copy_link_chown_names_refused),
 	        T(test_convert__copy_parents_keeps_pivot),
 	        T(test_convert__global_arg_usable_in_from),
 	        T(test_convert__global_arg_invisible_until_redeclared),

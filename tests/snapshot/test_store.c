@@ -709,6 +709,44 @@ test_store__driver_names(void **state)
 	assert_err_contains(&err, "unknown snapshotter `btrfs`");
 }
 
+static void
+test_store__labels_travel_with_the_commit(void **state)
+{
+	struct fixture *f = *state;
+	f->s = open_store(f->dir, SNAP_DRIVER_NATIVE);
+	struct kiln_err err = KILN_ERR_INIT;
+	struct snap_mount *m = NULL;
+	assert_int_equal(snap_prepare(f->s, NULL, &m, &err), 0);
+	assert_int_equal(snap_mount_set_label(m, SNAP_LABEL_LAYER, "x-link", &err), 0);
+	assert_int_equal(snap_mount_set_label(m, "Bad Key", "v", &err), -EINVAL);
+	assert_err_contains(&err, "invalid snapshot label");
+	kiln_err_release(&err);
+	assert_int_equal(snap_mount_set_label(m, "k", "two\nlines", &err), -EINVAL);
+	kiln_err_release(&err);
+	assert_int_equal(snap_commit(m, "merged", &err), 0);
+	assert_int_equal(snap_mount_set_label(m, "late", "v", &err), -EINVAL);
+	kiln_err_release(&err);
+	snap_mount_release(m);
+	_cleanup_free_ char *v = NULL;
+	assert_int_equal(snap_label(f->s, "merged", SNAP_LABEL_LAYER, &v, &err), 0);
+	assert_string_equal(v, "x-link");
+	/* The record still reads as before: no parent, and an unknown label is absent. */
+	_cleanup_free_ char *parent = NULL, *none = NULL;
+	assert_int_equal(snap_parent(f->s, "merged", &parent, &err), 0);
+	assert_null(parent);
+	assert_int_equal(snap_label(f->s, "merged", "lay", &none, &err), -ENOENT);
+	assert_null(none);
+	/* A child has no labels of its own, and removal takes the labels along. */
+	assert_int_equal(snap_prepare(f->s, "merged", &m, &err), 0);
+	assert_int_equal(snap_commit(m, "child", &err), 0);
+	snap_mount_release(m);
+	assert_int_equal(snap_label(f->s, "child", SNAP_LABEL_LAYER, &none, &err), -ENOENT);
+	assert_int_equal(snap_remove(f->s, "child", &err), 0);
+	assert_int_equal(snap_remove(f->s, "merged", &err), 0);
+	assert_int_equal(snap_label(f->s, "merged", SNAP_LABEL_LAYER, &none, &err), -ENOENT);
+	kiln_err_release(&err);
+}
+
 int
 main(void)
 {
@@ -742,6 +780,8 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_store__auto_falls_back_to_native_with_notice,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_store__labels_travel_with_the_commit, setup,
+	                                        teardown),
 	        cmocka_unit_test(test_store__driver_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
