@@ -88,6 +88,7 @@ struct exp_compressor {
 	pthread_cond_t scv;
 	int sink_failed;
 	struct kiln_err serr;
+	struct chunk *pool; /* finished chunks for reuse, linked by `out` (the main thread's) */
 	/* zstd */
 	ZSTD_CCtx *zc;
 	unsigned char *zout;
@@ -602,6 +603,37 @@ zstd_run(struct exp_compressor *c, const void *p, size_t len, ZSTD_EndDirective 
 
 /* ---- the pipeline ---- */
 
+/* A chunk to fill: a used one when there is one (its 1 MiB buffer already faulted in:
+ * a fresh malloc of that size is an mmap whose pages fault on first write). */
+static struct chunk *
+chunk_get(struct exp_compressor *c)
+{
+	struct chunk *j = c->pool;
+	if (!j) {
+		j = kiln_xcalloc(1, sizeof(*j));
+		j->in = kiln_xmalloc(GZ_CHUNK);
+		return j;
+	}
+	c->pool = (struct chunk *)(void *)j->out;
+	j->in_len = 0;
+	j->dict_len = 0;
+	j->out = NULL;
+	j->out_len = 0;
+	j->crc = 0;
+	j->result = 0;
+	j->compressed = j->hashed = j->emitted = false;
+	return j;
+}
+
+/* Back to the pool (called by the main thread only). */
+static void
+chunk_put(struct exp_compressor *c, struct chunk *j)
+{
+	free(j->out);
+	j->out = (unsigned char *)(void *)c->pool;
+	c->pool = j;
+}
+
 static struct chunk *
 slot(struct exp_compressor *c, uint64_t k)
 {
@@ -762,7 +794,7 @@ submit(struct exp_compressor *c, struct kiln_err *err)
 	while (c->produced - c->freed == c->ring_size && !c->failed) {
 		struct chunk *old = slot(c, c->freed);
 		if (old->hashed && old->emitted) {
-			chunk_free(old);
+			chunk_put(c, old);
 			c->ring[c->freed % c->ring_size] = NULL;
 			c->freed++;
 		} else {
@@ -902,30 +934,47 @@ exp_compressor_new(enum exp_compression kind, int level, struct reg_ingest *in,
 	return 0;
 }
 
+size_t
+exp_compressor_space(struct exp_compressor *c, unsigned char **ret)
+{
+	if (!c->cur)
+		c->cur = chunk_get(c);
+	*ret = c->cur->in + c->cur->in_len;
+	return GZ_CHUNK - c->cur->in_len;
+}
+
+int
+exp_compressor_commit(struct exp_compressor *c, size_t len, struct kiln_err *err)
+{
+	if (c->failed)
+		return failed_err(c, c->failed, err);
+	c->total += (int64_t)len;
+	c->cur->in_len += len;
+	if (c->cur->in_len == GZ_CHUNK) {
+		int r = submit(c, err);
+		if (r < 0)
+			return c->failed ? failed_err(c, r, err) : r;
+	}
+	return 0;
+}
+
 int
 exp_compressor_write(struct exp_compressor *c, const void *data, size_t len, struct kiln_err *err)
 {
 	if (c->failed)
 		return failed_err(c, c->failed, err);
-	c->total += (int64_t)len;
 	const unsigned char *p = data;
 	while (len) {
-		if (!c->cur) {
-			c->cur = kiln_xcalloc(1, sizeof(*c->cur));
-			c->cur->in = kiln_xmalloc(GZ_CHUNK);
-		}
-		size_t n = GZ_CHUNK - c->cur->in_len;
+		unsigned char *to;
+		size_t n = exp_compressor_space(c, &to);
 		if (n > len)
 			n = len;
-		memcpy(c->cur->in + c->cur->in_len, p, n);
-		c->cur->in_len += n;
+		memcpy(to, p, n);
 		p += n;
 		len -= n;
-		if (c->cur->in_len == GZ_CHUNK) {
-			int r = submit(c, err);
-			if (r < 0)
-				return c->failed ? failed_err(c, r, err) : r;
-		}
+		int r = exp_compressor_commit(c, n, err);
+		if (r < 0)
+			return r;
 	}
 	return 0;
 }
@@ -996,6 +1045,12 @@ exp_compressor_free(struct exp_compressor *c)
 	if (!c)
 		return;
 	pipeline_stop(c);
+	while (c->pool) {
+		struct chunk *j = c->pool;
+		c->pool = (struct chunk *)(void *)j->out;
+		j->out = NULL;
+		chunk_free(j);
+	}
 	kiln_err_release(&c->perr);
 	kiln_err_release(&c->serr);
 	pthread_cond_destroy(&c->scv);

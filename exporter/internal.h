@@ -50,6 +50,10 @@ int exp_compressor_new(enum exp_compression kind, int level, struct reg_ingest *
                        struct exp_compressor **ret, struct kiln_err *err);
 int exp_compressor_write(struct exp_compressor *c, const void *data, size_t len,
                          struct kiln_err *err);
+/* Writing without a copy: the room left in the buffer the next bytes go to (never 0),
+ * then how many of them were put there. For file data read straight into it. */
+size_t exp_compressor_space(struct exp_compressor *c, unsigned char **ret);
+int exp_compressor_commit(struct exp_compressor *c, size_t len, struct kiln_err *err);
 int exp_compressor_finish(struct exp_compressor *c, char diff_id[KILN_DIGEST_HEX_LEN + 1],
                           struct kiln_err *err);
 int64_t exp_compressor_tar_size(const struct exp_compressor *c);

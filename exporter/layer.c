@@ -48,6 +48,9 @@ struct writer {
 	struct archive *tar;
 	struct kiln_err *err;
 	int failed; /* -errno from the compressor or ingest: libarchive only sees -1 */
+	/* File data read straight into the compressor's buffer, on its way through the tar
+	 * writer: tar_out commits it there instead of copying it (see write_data). */
+	const void *direct;
 	int64_t clamp;
 	size_t entries;
 	struct hardlink *links; /* open addressing on (dev, ino); size a power of 2 or 0 */
@@ -110,8 +113,10 @@ tar_out(struct archive *a, void *data, const void *buf, size_t len)
 {
 	struct writer *w = data;
 	struct kiln_err scratch = KILN_ERR_INIT;
-	int r = w->failed ? w->failed
-	                  : exp_compressor_write(w->comp, buf, len, w->err ? w->err : &scratch);
+	struct kiln_err *e = w->err ? w->err : &scratch;
+	int r = w->failed          ? w->failed
+	        : buf == w->direct ? exp_compressor_commit(w->comp, len, e)
+	                           : exp_compressor_write(w->comp, buf, len, e);
 	kiln_err_release(&scratch);
 	if (r < 0) {
 		w->failed = r;
@@ -175,20 +180,28 @@ add_xattrs(struct archive_entry *e, int dirfd, const char *name, const char *pat
 	return 0;
 }
 
+/* A file's bytes, read straight into the compressor's buffer in reads of up to its 1 MiB,
+ * then passed through the (unbuffered) tar writer so that it counts and pads them:
+ * tar_out sees its own buffer come back and only commits it. */
 static int
 write_data(struct writer *w, int fd, int64_t size, const char *path)
 {
-	char buf[65536];
 	while (size > 0) {
-		size_t want = size < (int64_t)sizeof(buf) ? (size_t)size : sizeof(buf);
-		ssize_t n = read(fd, buf, want);
+		unsigned char *p;
+		size_t want = exp_compressor_space(w->comp, &p);
+		if ((int64_t)want > size)
+			want = (size_t)size;
+		ssize_t n = read(fd, p, want);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return kiln_err_set(w->err, errno, "read `%s`", path);
 		if (n == 0) /* shrank since the stat: libarchive pads the rest with zeros */
 			return 0;
-		if (archive_write_data(w->tar, buf, (size_t)n) < 0)
+		w->direct = p;
+		la_ssize_t put = archive_write_data(w->tar, p, (size_t)n);
+		w->direct = NULL;
+		if (put < 0)
 			return archive_fail(w, w->tar, "write layer");
 		size -= n;
 	}
@@ -284,8 +297,9 @@ write_layer(struct snap_store *ss, const char *snapshot, struct reg_store *rs, i
 	 * again base64-encoded as LIBARCHIVE.xattr.* */
 	archive_write_set_format_option(w.tar, "pax", "xattrheader", "SCHILY");
 	archive_write_set_bytes_in_last_block(w.tar, 1);
-	/* Big writes: fewer calls into the compressor (the bytes are the same). */
-	archive_write_set_bytes_per_block(w.tar, 65536);
+	/* Unbuffered (the bytes are the same: the last block is not padded): file data
+	 * reaches tar_out where write_data read it, with no copy in between. */
+	archive_write_set_bytes_per_block(w.tar, 0);
 	if (archive_write_open2(w.tar, &w, NULL, tar_out, NULL, NULL) != ARCHIVE_OK) {
 		r = archive_fail(&w, w.tar, "start layer");
 		goto out;

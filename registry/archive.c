@@ -486,7 +486,35 @@ out:
 struct sink {
 	struct archive *a;
 	struct kiln_err *err;
+	int fd;
+	/* Bytes libarchive is about to hand over that are in the file already: a blob
+	 * copied by copy_file_range, which the tar writer must still count. */
+	int64_t swallow;
 };
+
+/* libarchive's write callback, unbuffered (bytes_per_block 0): each call writes at once,
+ * so the file offset is always where the tar is, and a blob's bytes can go in between. */
+static la_ssize_t
+sink_write(struct archive *a, void *data, const void *buf, size_t len)
+{
+	struct sink *k = data;
+	size_t skip = k->swallow < (int64_t)len ? (size_t)k->swallow : len;
+	k->swallow -= (int64_t)skip;
+	const char *p = (const char *)buf + skip;
+	size_t left = len - skip;
+	while (left) {
+		ssize_t n = write(k->fd, p, left);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			archive_set_error(a, errno, "write archive");
+			return -1;
+		}
+		p += n;
+		left -= (size_t)n;
+	}
+	return (la_ssize_t)len;
+}
 
 static int
 sink_fail(struct sink *k, const char *what)
@@ -527,9 +555,36 @@ sink_bytes(struct sink *k, const char *name, const void *data, size_t len)
 	return r < 0 ? r : sink_data(k, data, len);
 }
 
+/* A blob's bytes, read and written in user space: the fallback of sink_blob. */
+static int
+sink_blob_read(struct sink *k, int fd, const char *digest)
+{
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return kiln_err_set(k->err, errno, "read blob %s", digest);
+		if (n == 0)
+			return 0;
+		int r = sink_data(k, buf, (size_t)n);
+		if (r < 0)
+			return r;
+	}
+}
+
+/*
+ * A blob as one tar entry. Its bytes go file to file in the kernel (copy_file_range: no
+ * copy through user space, a clone where the filesystem can), then libarchive is fed as
+ * many zero bytes, which sink_write swallows, so that it pads and counts the entry as it
+ * would have. Where the kernel cannot (a pipe, an old kernel) the bytes are read as
+ * before.
+ */
 static int
 sink_blob(struct sink *k, struct reg_store *st, const char *name, const char *digest)
 {
+	static const char zeros[1 << 16];
 	_cleanup_close_ int fd = reg_blob_open(st, digest, k->err);
 	if (fd < 0)
 		return fd;
@@ -537,17 +592,24 @@ sink_blob(struct sink *k, struct reg_store *st, const char *name, const char *di
 	if (fstat(fd, &sb) < 0)
 		return kiln_err_set(k->err, errno, "blob %s", digest);
 	int r = sink_header(k, name, AE_IFREG, (int64_t)sb.st_size);
-	char buf[65536];
-	while (r >= 0) {
-		ssize_t n = read(fd, buf, sizeof(buf));
+	if (r < 0)
+		return r;
+	int64_t done = 0;
+	while (done < sb.st_size) {
+		ssize_t n = copy_file_range(fd, NULL, k->fd, NULL, (size_t)(sb.st_size - done), 0);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
-			return kiln_err_set(k->err, errno, "read blob %s", digest);
-		if (n == 0)
-			break;
-		r = sink_data(k, buf, (size_t)n);
+		if (n <= 0)
+			break; /* the rest by read and write, from where the copy stopped */
+		done += n;
 	}
+	k->swallow = done;
+	for (int64_t left = done; left > 0 && r >= 0; left -= (int64_t)sizeof(zeros))
+		r = sink_data(k, zeros,
+		              left < (int64_t)sizeof(zeros) ? (size_t)left : sizeof(zeros));
+	k->swallow = 0;
+	if (r >= 0 && done < sb.st_size)
+		r = sink_blob_read(k, fd, digest);
 	return r;
 }
 
@@ -696,15 +758,15 @@ save_image(struct reg_store *st, const struct reg_image *img, enum reg_archive_f
 	_cleanup_close_ int fd = out ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
 	                             : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	_cleanup_archive_write_ struct archive *a = archive_write_new();
-	struct sink k = {.a = a, .err = err};
+	struct sink k = {.a = a, .err = err, .fd = fd};
 	int r = 0;
 	if (fd < 0)
 		return kiln_err_set(err, errno, "create `%s`", out ? "standard output" : tmp);
 	archive_write_set_format_pax_restricted(a);
-	/* Whole blobs go through: big blocks, fewer write calls. */
-	archive_write_set_bytes_per_block(a, 1 << 20);
+	/* No blocking (the same bytes: the last block is not padded): see sink_write. */
+	archive_write_set_bytes_per_block(a, 0);
 	archive_write_set_bytes_in_last_block(a, 1);
-	if (archive_write_open_fd(a, fd) != ARCHIVE_OK) {
+	if (archive_write_open2(a, &k, NULL, sink_write, NULL, NULL) != ARCHIVE_OK) {
 		r = sink_fail(&k, "open archive");
 		goto out;
 	}

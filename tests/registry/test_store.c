@@ -84,6 +84,35 @@ test_store__put_and_read_back(void **state)
 	assert_int_equal(count_entries(f->dir, "content/tmp"), 0);
 }
 
+/* A second ingest of stored bytes leaves the stored file as it is (same inode: no
+ * rename over it) and no temp file. */
+static void
+test_store__ingest_of_a_stored_blob_keeps_the_stored_file(void **state)
+{
+	struct fixture *f = *state;
+	struct kiln_err err = KILN_ERR_INIT;
+	char want[KILN_DIGEST_HEX_LEN + 1], got[KILN_DIGEST_HEX_LEN + 1] = "";
+	digest_of("layer bytes", want);
+	assert_int_equal(reg_blob_put(f->st, "layer bytes", 11, NULL, NULL, &err), 0);
+	char *p = kiln_xasprintf("%s/content/blobs/sha256/%s", f->dir, want + 7);
+	struct stat before, after;
+	assert_int_equal(stat(p, &before), 0);
+	struct reg_ingest *in;
+	assert_int_equal(reg_ingest_begin(f->st, NULL, -1, &in, &err), 0);
+	assert_int_equal(reg_ingest_write(in, "layer ", 6, &err), 0);
+	assert_int_equal(reg_ingest_write(in, "bytes", 5, &err), 0);
+	assert_int_equal(reg_ingest_commit(in, got, &err), 0);
+	assert_string_equal(got, want);
+	assert_int_equal(stat(p, &after), 0);
+	assert_int_equal(after.st_ino, before.st_ino);
+	assert_int_equal(count_entries(f->dir, "content/tmp"), 0);
+	struct kiln_buf b = KILN_BUF_INIT;
+	assert_int_equal(reg_blob_read(f->st, want, 100, &b, &err), 0);
+	assert_memory_equal(b.buf, "layer bytes", 11);
+	kiln_buf_release(&b);
+	free(p);
+}
+
 static void
 test_store__wrong_digest_leaves_nothing(void **state)
 {
@@ -267,6 +296,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_store__put_and_read_back, setup, teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_store__ingest_of_a_stored_blob_keeps_the_stored_file, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_store__wrong_digest_leaves_nothing, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_store__wrong_size_leaves_nothing, setup,
