@@ -600,6 +600,20 @@ cache_import_report(struct build_args *a, struct build *b)
  * it), and every other --cache-to is written. Before the image export, which needs
  * nothing of this but the fetched chain.
  */
+/* SOURCE_DATE_EPOCH as BuildKit takes it: the build arg, else the environment; -1: unset. */
+static int64_t
+source_date_epoch(const struct build_args *a)
+{
+	const char *sde = getenv("SOURCE_DATE_EPOCH");
+	for (size_t i = 0; i < a->build_args.n; i++)
+		if (kiln_str_has_prefix(a->build_args.v[i], "SOURCE_DATE_EPOCH="))
+			sde = a->build_args.v[i] + strlen("SOURCE_DATE_EPOCH=");
+	uint64_t v;
+	if (sde && *sde && kiln_parse_u64(sde, &v) == 0 && v <= INT64_MAX)
+		return (int64_t)v;
+	return -1;
+}
+
 static int
 cache_out(struct build_args *a, struct build *b, const struct sv_result *res, struct kiln_err *err)
 {
@@ -617,10 +631,16 @@ cache_out(struct build_args *a, struct build *b, const struct sv_result *res, st
 	o.kiln_root = cmd_root();
 	o.importer = b->importer;
 	o.warnings = &warnings;
+	/* Inline records name the image's own layers, so they are made with its options. */
+	struct exp_layer_opts image_lo;
+	const struct cmd_output *image_out = cmd_outputs_first_image(&a->outputs);
+	if (image_out)
+		cmd_output_layer_opts(image_out, source_date_epoch(a), &image_lo);
 	for (size_t i = 0; i < a->cache_to.n; i++) {
 		struct exp_cache_spec cs = {0};
 		if (exp_cache_spec_parse(a->cache_to.v[i], true, &cs, err) < 0)
 			return -1;
+		o.layer_opts = cs.type == EXP_CACHE_INLINE && image_out ? &image_lo : NULL;
 		int r = cs.type == EXP_CACHE_INLINE ? exp_cache_inline_apply(&o, res->config, err)
 		                                    : exp_cache_export(&cs, &o, err);
 		for (size_t k = 0; k < warnings.n; k++)
@@ -805,14 +825,7 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	                            .source_date_epoch = -1,
 	                            .progress = b->prog};
 	progress_export_begin(b->prog, "exporting to image");
-	/* As BuildKit: the build arg, else the environment. */
-	const char *sde = getenv("SOURCE_DATE_EPOCH");
-	for (size_t i = 0; i < a->build_args.n; i++)
-		if (kiln_str_has_prefix(a->build_args.v[i], "SOURCE_DATE_EPOCH="))
-			sde = a->build_args.v[i] + strlen("SOURCE_DATE_EPOCH=");
-	uint64_t sdev;
-	if (sde && *sde && kiln_parse_u64(sde, &sdev) == 0 && sdev <= INT64_MAX)
-		ec.source_date_epoch = (int64_t)sdev;
+	ec.source_date_epoch = source_date_epoch(a);
 	struct cmd_export_result xr = {0};
 	r = cmd_outputs_export(&a->outputs, &ec, &xr, err);
 	progress_export_done(b->prog, r >= 0);

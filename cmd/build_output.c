@@ -405,16 +405,33 @@ export_tar(const struct cmd_export_ctx *c, const char *dest, struct kiln_err *er
 	return r;
 }
 
+void
+cmd_output_layer_opts(const struct cmd_output *out, int64_t source_date_epoch,
+                      struct exp_layer_opts *lo)
+{
+	*lo = (struct exp_layer_opts)EXP_LAYER_OPTS_INIT;
+	lo->source_date_epoch = source_date_epoch;
+	lo->rewrite_timestamp = out->rewrite_timestamp && source_date_epoch >= 0;
+	lo->compression = out->compression;
+	lo->compression_level = out->compression_level;
+}
+
+const struct cmd_output *
+cmd_outputs_first_image(const struct cmd_outputs *o)
+{
+	for (size_t i = 0; i < o->n; i++)
+		if (o->v[i].type != CMD_OUTPUT_LOCAL && o->v[i].type != CMD_OUTPUT_TAR)
+			return &o->v[i];
+	return NULL;
+}
+
 static int
 export_image(const struct cmd_output *out, const struct cmd_export_ctx *c, struct exp_image *img,
              struct kiln_err *err)
 {
 	double t0 = now_s();
-	struct exp_layer_opts lo = EXP_LAYER_OPTS_INIT;
-	lo.source_date_epoch = c->source_date_epoch;
-	lo.rewrite_timestamp = out->rewrite_timestamp && c->source_date_epoch >= 0;
-	lo.compression = out->compression;
-	lo.compression_level = out->compression_level;
+	struct exp_layer_opts lo;
+	cmd_output_layer_opts(out, c->source_date_epoch, &lo);
 	struct exp_layer *layers = NULL;
 	size_t n = 0;
 	int r = exp_chain_layers(c->ss, c->top, c->stop, c->rs, &lo, &layers, &n, err);

@@ -59,6 +59,11 @@ int cmd_outputs_parse(struct cmd_outputs *o, const char *spec, struct kiln_err *
 int cmd_outputs_finish(struct cmd_outputs *o, char *const *tags, size_t ntags, bool push,
                        bool need_image, struct kiln_err *err);
 void cmd_outputs_release(struct cmd_outputs *o);
+/* The layer options an output exports with (its compression, rewrite-timestamp). */
+void cmd_output_layer_opts(const struct cmd_output *out, int64_t source_date_epoch,
+                           struct exp_layer_opts *lo);
+/* The first output that makes an image (not local or tar), or NULL. */
+const struct cmd_output *cmd_outputs_first_image(const struct cmd_outputs *o);
 
 struct snap_store;
 struct reg_store;

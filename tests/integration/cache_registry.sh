@@ -96,6 +96,16 @@ build_ok "inline import" --cache-from "type=registry,ref=$REG_HOST/kiln/app:inli
 expect_eq "the final stage's RUN is CACHED" "$(step_state "$err" "RUN cat /a.txt")" CACHED
 expect_eq "the tool stage (not in the image, mode=min) runs" "$(step_state "$err" "RUN echo tool")" DONE
 
+# Inline records name the image's own layers, so a zstd image carries zstd records.
+use_root root4z
+build_ok "inline zstd export" -o "type=image,name=$REG_HOST/kiln/app:inlinez,compression=zstd" \
+	--cache-to type=inline "$T/ctx"
+run_kiln push "$REG_HOST/kiln/app:inlinez"
+expect_eq "push zstd: $err" "$rc" 0
+use_root root5z
+build_ok "inline zstd import" --cache-from "type=registry,ref=$REG_HOST/kiln/app:inlinez" -t app3 "$T/ctx"
+expect_eq "zstd: the final stage's RUN is CACHED" "$(step_state "$err" "RUN cat /a.txt")" CACHED
+
 # A cache that is not there is a warning, and the build goes on.
 use_root root6
 build_ok "missing cache" --cache-from "type=registry,ref=$REG_HOST/kiln/none:x" "$T/ctx"
