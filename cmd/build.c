@@ -453,7 +453,7 @@ struct build {
 	struct exp_cache_importer *importer; /* --cache-from */
 	struct sv_graph *graph;
 	struct ops_secret *secrets;
-	char *tmp_context; /* the empty context of `kiln build -` */
+	char *tmp_context;   /* the empty context of `kiln build -` */
 	struct ops_ssh *ssh; /* --ssh: ids and sockets, owned */
 	size_t nssh;
 	struct ops_sshagent **agents; /* kiln's own agents for --ssh ID=KEYFILE */
