@@ -482,7 +482,7 @@ gz_compress(struct exp_compressor *c, struct gz_streams *g, struct chunk *j)
 
 /* ---- the writer ---- */
 
-#define SINK_MAX (64u << 20) /* bytes queued before the emitter waits */
+#define SINK_MAX (8u << 20) /* bytes queued before the emitter waits: bounds peak RSS */
 
 static void *
 sink_main(void *arg)
