@@ -320,7 +320,7 @@ struct fop {
 	size_t nlinks, alinks;
 	/* FICLONE / copy_file_range failed for good between this action's source and the
 	 * destination (e.g. a context on ext4 into an overlay: EXDEV): not tried per file. */
-	bool no_clone, no_cfr;
+	struct ops_copy_state copy;
 	unsigned checks; /* cancelled() polls every 64th call */
 };
 
@@ -480,18 +480,17 @@ exclude_has_exceptions(const struct fe_ignore *ex)
 
 /* ---- writing into the destination ---- */
 
-/* Copy file data: reflink, then copy_file_range, then read/write. */
-static int
-copy_data(struct fop *f, int in, int out, off_t size)
+int
+ops_copy_data(struct ops_copy_state *st, int in, int out, off_t size)
 {
-	if (size > 0 && !f->no_clone) {
+	if (size > 0 && !st->no_clone) {
 		if (ioctl(out, FICLONE, in) == 0)
 			return 0;
-		f->no_clone = errno == EXDEV || errno == EOPNOTSUPP || errno == ENOTTY ||
+		st->no_clone = errno == EXDEV || errno == EOPNOTSUPP || errno == ENOTTY ||
 		              errno == EINVAL || errno == ENOSYS;
 	}
 	off_t done = 0;
-	bool cfr = !f->no_cfr;
+	bool cfr = !st->no_cfr;
 	while (done < size || !cfr) {
 		ssize_t n;
 		if (cfr) {
@@ -499,7 +498,7 @@ copy_data(struct fop *f, int in, int out, off_t size)
 			if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
 			              errno == EOPNOTSUPP)) {
 				cfr = false;
-				f->no_cfr = errno != EINVAL; /* EINVAL may be this file's */
+				st->no_cfr = errno != EINVAL; /* EINVAL may be this file's */
 				if (lseek(in, done, SEEK_SET) < 0 || lseek(out, done, SEEK_SET) < 0)
 					return -errno;
 				continue;
@@ -531,12 +530,16 @@ copy_data(struct fop *f, int in, int out, off_t size)
 	return 0;
 }
 
-static void
-copy_xattrs(int in, int out)
+void
+ops_copy_xattrs(int in, int out)
 {
 	char names[65536];
 	ssize_t n = flistxattr(in, names, sizeof(names));
 	for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(names + i) + 1) {
+		/* overlayfs's own attributes mean nothing in an image */
+		if (kiln_str_has_prefix(names + i, "trusted.overlay.") ||
+		    kiln_str_has_prefix(names + i, "user.overlay."))
+			continue;
 		char val[65536];
 		ssize_t vn = fgetxattr(in, names + i, val, sizeof(val));
 		if (vn >= 0)
@@ -646,7 +649,7 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 		if ((r = copy_children(f, in, rel, srcpath, out, destpath)) < 0)
 			return r;
 		if (created || !contents_only) {
-			copy_xattrs(in, out);
+			ops_copy_xattrs(in, out);
 			if ((r = set_meta(f, dirfd, name, st)) < 0)
 				return kiln_err_set(f->err, -r, "set metadata of `%s`", destpath);
 		}
@@ -688,9 +691,9 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 		        dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (out < 0)
 			return kiln_err_set(f->err, errno, "create `%s`", destpath);
-		if ((r = copy_data(f, in, out, st->st_size)) < 0)
+		if ((r = ops_copy_data(&f->copy, in, out, st->st_size)) < 0)
 			return kiln_err_set(f->err, -r, "copy \"%s\" to `%s`", srcpath, destpath);
-		copy_xattrs(in, out);
+		ops_copy_xattrs(in, out);
 	} else if (S_ISLNK(st->st_mode)) {
 		_cleanup_free_ char *target = read_link(srcfd);
 		if (!target)
@@ -1049,7 +1052,7 @@ do_copy(struct fop *f, const json_t *a)
 	if ((r = exclude_parse(a, &ex, f->err)) < 0)
 		return r;
 	f->exclude = ex;
-	f->no_clone = f->no_cfr = false;
+	f->copy = (struct ops_copy_state){0};
 	r = copy_matches(f, a, srcroot, src, dest);
 	f->exclude = NULL;
 	links_clear(f);

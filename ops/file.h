@@ -117,4 +117,14 @@ void ops_stat_index_get_stats(struct ops_stat_index *idx, struct ops_stat_index_
 int ops_file_content_digest(const json_t *action, int src_rootfd, struct ops_stat_index *idx,
                             struct kiln_digest *ret, struct kiln_err *err);
 
+/* Copy a file's data: reflink, then copy_file_range, then read/write. `st` remembers which
+ * ways failed for good between the same two filesystems, so a tree copy stops retrying
+ * them (zero-initialise it per copy). */
+struct ops_copy_state {
+	bool no_clone, no_cfr;
+};
+int ops_copy_data(struct ops_copy_state *st, int in, int out, off_t size);
+/* The xattrs of `in` onto `out`, except overlayfs's own; best effort. */
+void ops_copy_xattrs(int in, int out);
+
 #endif

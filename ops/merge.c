@@ -21,10 +21,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 
 bool
 ops_merge_def(const json_t *def)
@@ -46,64 +43,9 @@ struct merge {
 	int dest_rootfd;
 	struct merge_link *links; /* hard links inside the link snapshot, kept as such */
 	size_t nlinks, alinks;
+	struct ops_copy_state copy;
 	struct kiln_err *err;
 };
-
-/* Reflink, else copy_file_range, else read/write. */
-static int
-merge_data(int in, int out, off_t size)
-{
-	if (size > 0 && ioctl(out, FICLONE, in) == 0)
-		return 0;
-	off_t done = 0;
-	while (done < size) {
-		ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)(size - done), 0);
-		if (n < 0 &&
-		    (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP))
-			break;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return 0; /* the file shrank */
-		done += n;
-	}
-	if (done >= size)
-		return 0;
-	if (lseek(in, done, SEEK_SET) < 0 || lseek(out, done, SEEK_SET) < 0)
-		return -errno;
-	char buf[65536];
-	for (;;) {
-		ssize_t n = read(in, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return 0;
-		struct kiln_err e = KILN_ERR_INIT;
-		int r = kiln_write_all(out, buf, (size_t)n, &e);
-		kiln_err_release(&e);
-		if (r < 0)
-			return r;
-	}
-}
-
-/* xattrs that mean something in an image (overlay's own never reach a view). */
-static void
-merge_xattrs(int in, int out)
-{
-	char names[65536];
-	ssize_t n = flistxattr(in, names, sizeof(names));
-	for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(names + i) + 1) {
-		if (kiln_str_has_prefix(names + i, "trusted.overlay.") ||
-		    kiln_str_has_prefix(names + i, "user.overlay."))
-			continue;
-		char val[65536];
-		ssize_t vn = fgetxattr(in, names + i, val, sizeof(val));
-		if (vn >= 0)
-			fsetxattr(out, names + i, val, (size_t)vn, 0);
-	}
-}
 
 /* Owner, mode (not for symlinks) and times of dirfd/name as the link has them; chown
  * first, since it clears set-id bits. */
@@ -146,7 +88,7 @@ merge_entry(struct merge *mg, int srcdir, int dstdir, const char *name, const st
 			return kiln_err_set(mg->err, errno, "open `/%s`", rel);
 		if ((r = merge_children(mg, in, out, rel)) < 0)
 			return r;
-		merge_xattrs(in, out);
+		ops_copy_xattrs(in, out);
 		if ((r = merge_meta(dstdir, name, st)) < 0)
 			return kiln_err_set(mg->err, -r, "set metadata of `/%s`", rel);
 		return 0;
@@ -178,12 +120,12 @@ merge_entry(struct merge *mg, int srcdir, int dstdir, const char *name, const st
 		        dstdir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (out < 0)
 			return kiln_err_set(mg->err, errno, "create `/%s`", rel);
-		if ((r = merge_data(in, out, st->st_size)) < 0)
+		if ((r = ops_copy_data(&mg->copy, in, out, st->st_size)) < 0)
 			return kiln_err_set(mg->err, -r, "copy `/%s`", rel);
 		if ((r = merge_meta(dstdir, name, st)) < 0)
 			return kiln_err_set(mg->err, -r, "set metadata of `/%s`", rel);
 		/* After the chown, which would drop security.capability. */
-		merge_xattrs(in, out);
+		ops_copy_xattrs(in, out);
 	} else if (S_ISLNK(st->st_mode)) {
 		char target[PATH_MAX];
 		ssize_t n = readlinkat(srcdir, name, target, sizeof(target) - 1);
