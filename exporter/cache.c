@@ -405,67 +405,6 @@ export_local(const struct exp_cache_spec *spec, struct collect *c, struct kiln_e
 	return r;
 }
 
-struct pusher {
-	struct reg_client *cl;
-	struct reg_store *rs;
-	const char *repo;
-	const struct kiln_strv *blobs;
-	pthread_mutex_t mu;
-	size_t next;
-	int r;
-	struct kiln_err err; /* the first failure */
-};
-
-static void *
-pusher_main(void *arg)
-{
-	struct pusher *p = arg;
-	for (;;) {
-		pthread_mutex_lock(&p->mu);
-		size_t i = p->next++;
-		bool stop = p->r < 0 || i >= p->blobs->n;
-		pthread_mutex_unlock(&p->mu);
-		if (stop)
-			return NULL;
-		struct kiln_err err = KILN_ERR_INIT;
-		int r = reg_client_push_blob(p->cl, p->rs, p->repo, p->blobs->v[i], NULL, &err);
-		pthread_mutex_lock(&p->mu);
-		if (r < 0 && p->r >= 0) {
-			p->r = r;
-			p->err = err;
-			err = (struct kiln_err)KILN_ERR_INIT;
-		}
-		pthread_mutex_unlock(&p->mu);
-		kiln_err_release(&err);
-	}
-}
-
-/* Upload the blobs a few at a time (the client is thread-safe); the first error wins. */
-static int
-push_blobs(struct reg_client *cl, struct reg_store *rs, const char *repo,
-           const struct kiln_strv *blobs, struct kiln_err *err)
-{
-	enum { AT_ONCE = 4 };
-	struct pusher p = {.cl = cl, .rs = rs, .repo = repo, .blobs = blobs, .err = KILN_ERR_INIT};
-	pthread_mutex_init(&p.mu, NULL);
-	pthread_t th[AT_ONCE];
-	size_t n = 0;
-	for (; n < AT_ONCE && n < blobs->n; n++)
-		if (pthread_create(&th[n], NULL, pusher_main, &p) != 0)
-			break;
-	if (n == 0)
-		pusher_main(&p);
-	for (size_t i = 0; i < n; i++)
-		pthread_join(th[i], NULL);
-	pthread_mutex_destroy(&p.mu);
-	if (p.r < 0) {
-		kiln_err_release(err);
-		*err = p.err;
-		return p.r;
-	}
-	return 0;
-}
-
 static int
 export_registry(const struct exp_cache_spec *spec, struct collect *c, struct kiln_err *err)
 {
@@ -479,7 +418,7 @@ export_registry(const struct exp_cache_spec *spec, struct collect *c, struct kil
 	if (client_for(spec->ref, &cl, &ref, &repo, err) < 0)
 		return -1;
 	kiln_strv_push(&c->blobs, cfg);
-	int r = push_blobs(cl, c->o->rs, repo, &c->blobs, err);
+	int r = reg_client_push_blobs(cl, c->o->rs, repo, c->blobs.v, c->blobs.n, err);
 	if (r >= 0)
 		r = reg_client_put_manifest(cl, repo, ref.tag ? ref.tag : ref.digest,
 		                            REG_MT_OCI_MANIFEST, mb.buf, mb.len, err);

@@ -106,6 +106,17 @@ move_blobs(struct reg_client *c, struct reg_store *st, const char *repo, const c
 	return pool_run(&p, err);
 }
 
+int
+reg_client_push_blobs(struct reg_client *c, struct reg_store *st, const char *repo,
+                      char *const *digests, size_t n, struct kiln_err *err)
+{
+	_cleanup_free_ struct blob_job *jobs = kiln_xcalloc(n ? n : 1, sizeof(*jobs));
+	for (size_t i = 0; i < n; i++)
+		jobs[i] = (struct blob_job){.digest = digests[i]};
+	struct pool p = {.c = c, .st = st, .repo = repo, .push = true, .jobs = jobs, .n = n};
+	return pool_run(&p, err);
+}
+
 /* ---- pull ---- */
 
 /* A manifest or index by digest from the store when it is there, else from the registry. */

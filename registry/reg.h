@@ -516,6 +516,10 @@ int reg_client_blob_exists(struct reg_client *c, const char *repo, const char *d
  * bytes were sent, 0 when skipped or mounted. */
 int reg_client_push_blob(struct reg_client *c, struct reg_store *st, const char *repo,
                          const char *digest, const char *mount_from, struct kiln_err *err);
+/* reg_client_push_blob for each of `digests` (no cross-repository mount), a few at once
+ * (reg_client_opts.parallel); the first failure is returned. */
+int reg_client_push_blobs(struct reg_client *c, struct reg_store *st, const char *repo,
+                          char *const *digests, size_t n, struct kiln_err *err);
 /* PUT a manifest or index under `ref` (a tag or its digest). */
 int reg_client_put_manifest(struct reg_client *c, const char *repo, const char *ref,
                             const char *media_type, const void *data, size_t len,
