@@ -487,7 +487,7 @@ ops_copy_data(struct ops_copy_state *st, int in, int out, off_t size)
 		if (ioctl(out, FICLONE, in) == 0)
 			return 0;
 		st->no_clone = errno == EXDEV || errno == EOPNOTSUPP || errno == ENOTTY ||
-		              errno == EINVAL || errno == ENOSYS;
+		               errno == EINVAL || errno == ENOSYS;
 	}
 	off_t done = 0;
 	bool cfr = !st->no_cfr;
