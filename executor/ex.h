@@ -57,11 +57,12 @@ enum ex_network { EX_NET_HOST, EX_NET_NONE };
  * - secret: `data`/`data_len` placed on a tmpfs (never in the rootfs), mode 0400 unless
  *           has_mode, at `target` or /run/secrets/<id>; with `env`, also (or, when no
  *           target is given, only) exported as that environment variable.
- * - ssh:    `source` is an agent socket on the host, bind-mounted at `target` or
- *           /run/buildkit/ssh_agent.<N> (N counts ssh mounts from 0); the first one sets
- *           SSH_AUTH_SOCK unless the environment has it. The socket keeps its host owner
- *           and mode: mode/uid/gid are accepted (as BuildKit's syntax has them) but not
- *           applied, since kiln forwards the socket itself rather than proxying it.
+ * - ssh:    `source` is an agent socket on the host. As BuildKit, the container sees a
+ *           socket of the run's own at `target` or /run/buildkit/ssh_agent.<N> (N counts
+ *           ssh mounts from 0), owned by `uid`:`gid` with `mode`'s permission bits (0, 0,
+ *           0600 unless has_*), that forwards each connection to `source`; the agent's
+ *           socket is neither exposed nor changed. The first one sets SSH_AUTH_SOCK
+ *           unless the environment has it.
  */
 struct ex_mount {
 	enum ex_mount_type type;

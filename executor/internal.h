@@ -49,8 +49,24 @@ struct ex_plan {
 	struct ex_mnt_plan *mounts;
 	size_t nmounts;
 	bool secrets; /* the run directory has a "secrets" dir to stage them on a tmpfs */
+	struct ex_sshfwd *sshfwd; /* the ssh mounts' sockets, or NULL */
 	int out_w, err_w, sync_w;
 };
+
+/*
+ * The sockets of a run's ssh mounts (sshfwd.c). ex_sshfwd_add creates socket `name` in
+ * directory `dirfd`, owned by uid:gid with mode's permission bits, that forwards each
+ * connection to the agent socket at host path `agent` (opened now: a missing agent fails
+ * here). ex_sshfwd_start serves them all on one thread (no-op without sockets);
+ * ex_sshfwd_free stops it and closes every connection, leaving the socket files to the
+ * directory's owner. Accepts NULL.
+ */
+struct ex_sshfwd;
+struct ex_sshfwd *ex_sshfwd_new(void);
+int ex_sshfwd_add(struct ex_sshfwd *f, const char *agent, int dirfd, const char *name, uid_t uid,
+                  gid_t gid, mode_t mode, struct kiln_err *err);
+int ex_sshfwd_start(struct ex_sshfwd *f, struct kiln_err *err);
+void ex_sshfwd_free(struct ex_sshfwd *f);
 
 /* Send one message; failures are ignored (the parent then sees EOF and a bad status). */
 void ex_msg_send(int fd, char type, int code, bool sys, const char *payload);

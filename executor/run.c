@@ -307,26 +307,35 @@ prepare_mounts(struct ex_plan *p, uint64_t deadline, struct kiln_err *err)
 				p->secrets = true;
 			}
 			break;
-		case EX_MOUNT_SSH:
+		case EX_MOUNT_SSH: {
 			mp->dir = false;
 			if (!mp->target)
 				mp->target = kiln_xasprintf("/run/buildkit/ssh_agent.%zu", nssh);
 			if (nssh++ == 0 && !env_get(&p->env, "SSH_AUTH_SOCK"))
 				env_set(&p->env, "SSH_AUTH_SOCK", mp->target, strlen(mp->target));
-			mp->src = kiln_xstrdup(m->source);
-			if (access(m->source, F_OK) < 0)
-				r = kiln_err_set(err, errno, "ssh agent socket %s", m->source);
+			/* The container gets a socket of its own with the mount's owner and
+			 * mode (BuildKit's defaults 0:0 0600), forwarding to the agent. */
+			_cleanup_free_ char *name = kiln_xasprintf("ssh%zu.sock", i);
+			mp->src = kiln_xasprintf("%s/%s", p->rundir, name);
+			if (!p->sshfwd)
+				p->sshfwd = ex_sshfwd_new();
+			r = ex_sshfwd_add(p->sshfwd, m->source, p->runfd, name,
+			                  m->has_uid ? m->uid : 0, m->has_gid ? m->gid : 0,
+			                  m->has_mode ? m->mode : 0600, err);
 			break;
+		}
 		}
 		if (r < 0)
 			return kiln_err_wrap(err, "--mount target=%s", m->target ? m->target : "");
 	}
-	return 0;
+	return p->sshfwd ? ex_sshfwd_start(p->sshfwd, err) : 0;
 }
 
 static void
 plan_release(struct ex_plan *p)
 {
+	/* before the run directory goes: the forwarder's sockets live there */
+	ex_sshfwd_free(p->sshfwd);
 	for (size_t i = 0; i < p->nmounts; i++) {
 		struct ex_mnt_plan *mp = &p->mounts[i];
 		free(mp->target);

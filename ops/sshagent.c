@@ -710,13 +710,12 @@ ops_sshagent_start(const char *tmp_dir, const char *const *keyfiles, size_t nkey
 		goto fail;
 	}
 	strcpy(sa.sun_path, a->path);
-	/* The socket is open to every user (0666): its directory (0700) keeps the host's
-	 * users out, and in a RUN step that switched to a USER the agent must still work,
-	 * as the executor binds the socket itself and does not apply a mount's uid/mode. */
+	/* Only kiln connects (0600): a RUN step reaches the agent through the executor's
+	 * forwarding socket, which carries the mount's uid/gid/mode. */
 	a->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	a->stopfd = eventfd(0, EFD_CLOEXEC);
 	if (a->lfd < 0 || a->stopfd < 0 || bind(a->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    chmod(a->path, 0666) < 0 || listen(a->lfd, 16) < 0) {
+	    chmod(a->path, 0600) < 0 || listen(a->lfd, 16) < 0) {
 		r = kiln_err_set(err, errno, "ssh agent socket `%s`", a->path);
 		goto fail;
 	}

@@ -35,8 +35,13 @@ RUN --mount=type=ssh,id=deploy,target=/run/deploy.sock SSH_AUTH_SOCK=/run/deploy
 RUN --mount=type=ssh echo "built by kiln" > /data && ssh-keygen -q -Y sign -f /keys/rsa.pub -n file /data
 RUN --mount=type=ssh,id=absent,required=false sh -c 'echo "sock=$SSH_AUTH_SOCK" > /absent'
 RUN mkdir -m 777 /out
+RUN --mount=type=ssh stat -c '%u %g %a' $SSH_AUTH_SOCK > /out/owner-default
+RUN --mount=type=ssh,uid=1000,gid=1000,mode=0640 stat -c '%u %g %a' $SSH_AUTH_SOCK > /out/owner-set
 USER app
-RUN --mount=type=ssh ssh-add -l > /out/as-app
+RUN --mount=type=ssh,uid=1000 ssh-add -l > /out/as-app
+RUN --mount=type=ssh ssh-add -l > /out/as-app-default 2>&1 || echo "failed: $?" >> /out/as-app-default
+RUN --mount=type=ssh,mode=0666 ssh-add -l > /out/as-app-0666
+RUN --mount=type=ssh,id=deploy,gid=1000,mode=0660 ssh-add -l > /out/as-app-group
 DF
 run_kiln build --ssh "default=$T/ed,$T/rsa" --ssh "deploy=$T/ec" -t sshimg "$CTX"
 expect_eq "build with key files: $err" "$rc" 0
@@ -55,8 +60,19 @@ run_kiln run sshimg cat /data.sig
 printf '%s\n' "$out" >"$T/data.sig"
 expect_eq "a signature made in the build by the agent checks out on the host" \
 	"$(printf 'built by kiln\n' | ssh-keygen -Y check-novalidate -n file -s "$T/data.sig" >/dev/null 2>&1 && echo good)" "good"
+run_kiln run sshimg cat /out/owner-default
+expect_eq "the socket is root's with mode 0600 by default, as BuildKit's" "$out" "0 0 600"
+run_kiln run sshimg cat /out/owner-set
+expect_eq "uid, gid and mode apply to the socket the step sees" "$out" "1000 1000 640"
 run_kiln run sshimg cat /out/as-app
-expect_contains "a step run as a USER can use the agent" "$out" "ed-key (ED25519)"
+expect_contains "a step run as a USER can use the agent when uid= says so" "$out" "ed-key (ED25519)"
+run_kiln run sshimg cat /out/as-app-default
+expect_contains "with the default owner and mode the USER cannot" "$out" "failed: "
+expect_contains "as the socket refuses it" "$out" "ermission denied"
+run_kiln run sshimg cat /out/as-app-0666
+expect_contains "mode=0666 lets any user use the agent" "$out" "ed-key (ED25519)"
+run_kiln run sshimg cat /out/as-app-group
+expect_contains "gid= and a group mode let the USER's group use it" "$out" "$T/ec (ECDSA)"
 run_kiln run sshimg cat /absent
 expect_eq "an optional id that was not given is not mounted" "$out" "sock="
 expect_eq "the agents' directories are gone after the build" "$(ls -A "$KILN_ROOT/tmp")" ""
@@ -75,6 +91,17 @@ run_kiln run sshsock cat /keys
 expect_contains "the caller's agent is the one mounted" "$out" "$(ssh-keygen -lf "$T/ec.pub" | cut -d' ' -f2)"
 run_kiln build --ssh "default=$T/agent.sock" --no-cache -t sshsock "$CTX"
 expect_eq "ID=SOCKET names the agent: $err" "$rc" 0
+before=$(stat -c '%u %g %a' "$T/agent.sock")
+cat >"$CTX/Dockerfile" <<'DF'
+FROM sshtools
+USER app
+RUN --mount=type=ssh,uid=1000,mode=0600 ssh-add -l > /tmp/keys
+DF
+run_kiln build --ssh default -t sshsockapp "$CTX"
+expect_eq "a USER reaches the caller's agent through its own socket: $err" "$rc" 0
+run_kiln run sshsockapp cat /tmp/keys
+expect_contains "and the agent answers it" "$out" "$(ssh-keygen -lf "$T/ec.pub" | cut -d' ' -f2)"
+expect_eq "the caller's socket keeps its owner and mode" "$(stat -c '%u %g %a' "$T/agent.sock")" "$before"
 
 # ---- what fails ----
 cat >"$CTX/Dockerfile" <<'DF'
