@@ -27,11 +27,13 @@
  * are short symlinks to diff dirs for mounts of long chains, `active/` holds prepared
  * snapshots and `tmp/` half-built ones; both are cleaned when a store is opened while no
  * other handle uses it. Committed snapshots appear by rename only, so a killed process
- * never leaves half of one. An overlay layer diff is unpacked once per diff_id and shared
- * by every chain that has it; a native tree depends on its parents, so once per chain.
- * Overlay chains mount up to overlayfs' 500 layers (absolute lowerdirs, then l/ links,
- * then fsconfig "lowerdir+" on Linux 6.8+ past ~350 layers).
- * snap_remove() deletes a snapshot nothing else needs.
+ * never leaves half of one; `pending/` marks commit diffs between their publication (or
+ * removal) and their record's, so that the same lone open removes a diff a killed process
+ * left unnamed by reading those markers only, not every record. An overlay layer diff is unpacked
+ *once per diff_id and shared by every chain that has it; a native tree depends on its parents, so
+ *once per chain. Overlay chains mount up to overlayfs' 500 layers (absolute lowerdirs, then l/
+ *links, then fsconfig "lowerdir+" on Linux 6.8+ past ~350 layers). snap_remove() deletes a snapshot
+ *nothing else needs.
  *
  * A store handle may be used from several threads; each snap_mount from one at a time.
  */
@@ -66,8 +68,9 @@ struct snap_store_opts {
 /*
  * Open (creating) the store under `<kiln_root>/snapshots/`. `opts` may be NULL. With AUTO,
  * a probe overlay mount decides; if it fails, the native driver is used and
- * snap_store_notice() says why. Stale tmp/ and active/ entries (and their mounts) are
- * removed when no other handle has the store open.
+ * snap_store_notice() says why. Stale tmp/ and active/ entries (and their mounts), and
+ * commit diffs a killed process left without a record, are removed when no other handle
+ * has the store open. The cost does not grow with the number of snapshots.
  */
 int snap_store_open(const char *kiln_root, const struct snap_store_opts *opts,
                     struct snap_store **ret, struct kiln_err *err);

@@ -236,6 +236,41 @@ ensure_link(struct snap_store *s, const char *diff, char link[LINK_LEN + 1], str
 }
 
 /*
+ * pending/<diff> says "diffs/<diff> is being published for, or removed from, snapshot
+ * <name>" (its text: "<name>\n"), for the commit diffs (c-*), which only that one record
+ * ever names. Written before the diff is published or the record removed, and removed
+ * once both agree, so the only diffs a killed process can leave nobody names are the ones
+ * marked here: opening the store looks at pending/, never at every record. Published
+ * by rename, so a marker is always whole.
+ */
+static int
+pending_begin(struct snap_store *s, const char *diff, const char *name, struct kiln_err *err)
+{
+	char rnd[17];
+	snap_random_name(rnd, 16);
+	_cleanup_free_ char *tmp = kiln_xasprintf("tmp/pending-%s", rnd);
+	_cleanup_free_ char *dst = kiln_xasprintf("pending/%s", diff);
+	_cleanup_free_ char *text = kiln_xasprintf("%s\n", name);
+	/* No fsync: a commit's publish_diff syncs the store before the diff appears; a
+	 * removal whose marker a power loss drops leaves a diff behind, never loses one. */
+	int r = write_file_at(s->dirfd, tmp, text, false);
+	if (r == 0 && renameat(s->dirfd, tmp, s->dirfd, dst) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(s->dirfd, tmp, 0);
+		return kiln_err_set(err, -r, "write %s/%s", s->path, dst);
+	}
+	return 0;
+}
+
+static void
+pending_end(struct snap_store *s, const char *diff)
+{
+	_cleanup_free_ char *rel = kiln_xasprintf("pending/%s", diff);
+	unlinkat(s->dirfd, rel, 0);
+}
+
+/*
  * Move the built tree tmp/<build>/fs (or `from`, a path relative to the store) into
  * diffs/<diff>: tmp/<build> gets its link file, then is renamed whole. -EEXIST (err
  * untouched) when diffs/<diff> already exists.
@@ -283,6 +318,16 @@ open_dir_at(struct snap_store *s, const char *rel, struct kiln_err *err)
 	if (fd < 0)
 		return kiln_err_set(err, errno, "open %s/%s", s->path, rel);
 	return fd;
+}
+
+static void
+remove_rel(struct snap_store *s, const char *rel)
+{
+	const char *slash = strrchr(rel, '/');
+	_cleanup_free_ char *dir = kiln_xstrndup(rel, (size_t)(slash - rel));
+	_cleanup_close_ int fd = openat(s->dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		kiln_rm_rf_at(fd, slash + 1);
 }
 
 /* The diffs of `name` and its ancestors, top first. */
@@ -474,7 +519,7 @@ mkdir_p(const char *path)
 	return 0;
 }
 
-static const char *const areas[] = {"tmp", "active", "diffs", "meta", "l", "empty"};
+static const char *const areas[] = {"tmp", "active", "diffs", "meta", "l", "empty", "pending"};
 
 /* Remove what dead processes left behind; the caller is the store's only user. */
 static int
@@ -507,50 +552,66 @@ clean_stale(struct snap_store *s, struct kiln_err *err)
 	return 0;
 }
 
+/* Remove diffs/<diff> and its short link: out of diffs/ in one rename, then deleted.
+ * False when the diff could not be moved out (it stays). */
+static bool
+drop_diff(struct snap_store *s, const char *diff)
+{
+	char link[LINK_LEN + 1];
+	struct kiln_err e = KILN_ERR_INIT;
+	if (ensure_link(s, diff, link, &e) == 0) {
+		_cleanup_free_ char *lrel = kiln_xasprintf("l/%s", link);
+		unlinkat(s->dirfd, lrel, 0);
+	}
+	kiln_err_release(&e);
+	char rnd[17];
+	snap_random_name(rnd, 16);
+	_cleanup_free_ char *from = kiln_xasprintf("diffs/%s", diff);
+	_cleanup_free_ char *to = kiln_xasprintf("tmp/rm-%s", rnd);
+	if (renameat(s->dirfd, from, s->dirfd, to) < 0)
+		return errno == ENOENT;
+	remove_rel(s, to);
+	return true;
+}
+
 /*
- * A crash between publishing a commit's diff and its record leaves a diff nobody names;
- * a lost diff leaves a dangling link. Layer diffs stay: they are whole and a later
- * unpack of the same diff_id takes them.
+ * A process killed between publishing a commit's diff and its record, or between removing
+ * a record and its diff, leaves a diff nobody names, and its pending/ marker: settle each
+ * marker by the one record it names. Reads no other record, so opening costs the same
+ * however many snapshots the store holds. Layer diffs are never marked: they are whole
+ * and a later unpack of the same diff_id takes them.
  */
 static int
 gc_orphans(struct snap_store *s, struct kiln_err *err)
 {
-	_cleanup_close_ int mfd = open_dir_at(s, "meta", err);
-	_cleanup_close_ int dfd = mfd < 0 ? -1 : open_dir_at(s, "diffs", err);
-	_cleanup_close_ int lfd = dfd < 0 ? -1 : open_dir_at(s, "l", err);
-	if (lfd < 0)
-		return -err->code;
+	_cleanup_close_ int pfd = open_dir_at(s, "pending", err);
+	if (pfd < 0)
+		return pfd;
 	_cleanup_strv_ struct kiln_strv names = KILN_STRV_INIT;
-	int r = kiln_dir_names(mfd, &names);
+	int r = kiln_dir_names(pfd, &names);
 	if (r < 0)
-		return kiln_err_set(err, -r, "list %s/meta", s->path);
-	struct snap_strset used = {0};
+		return kiln_err_set(err, -r, "list %s/pending", s->path);
 	for (size_t i = 0; i < names.n; i++) {
-		struct meta m;
-		struct kiln_err e = KILN_ERR_INIT;
-		if (meta_read(s, names.v[i], &m, &e) < 0) {
-			/* Unsure what is used: delete nothing. */
+		const char *diff = names.v[i];
+		_cleanup_buf_ struct kiln_buf b = KILN_BUF_INIT;
+		if (kiln_str_has_prefix(diff, "c-") && snap_name_valid(diff) &&
+		    read_file_at(pfd, diff, &b) == 0 && b.len > 1 && b.buf[b.len - 1] == '\n') {
+			kiln_buf_setlen(&b, b.len - 1);
+			struct meta m;
+			struct kiln_err e = KILN_ERR_INIT;
+			r = snap_name_valid(b.buf) ? meta_read(s, b.buf, &m, &e) : -EINVAL;
 			kiln_err_release(&e);
-			snap_strset_release(&used);
-			return 0;
+			if (r == 0) {
+				if (!kiln_str_eq(m.diff, diff))
+					r = -ENOENT; /* the name went to another commit */
+				meta_release(&m);
+			}
+			/* Any other failure (a corrupt record): unsure, keep the diff. */
+			if (r == -ENOENT)
+				drop_diff(s, diff);
 		}
-		snap_strset_add(&used, m.diff);
-		meta_release(&m);
+		unlinkat(pfd, diff, 0);
 	}
-	kiln_strv_release(&names);
-	r = kiln_dir_names(dfd, &names);
-	for (size_t i = 0; r >= 0 && i < names.n; i++)
-		if (kiln_str_has_prefix(names.v[i], "c-") && !snap_strset_has(&used, names.v[i]))
-			kiln_rm_rf_at(dfd, names.v[i]);
-	snap_strset_release(&used);
-	kiln_strv_release(&names);
-	if (r >= 0)
-		r = kiln_dir_names(lfd, &names);
-	for (size_t i = 0; r >= 0 && i < names.n; i++)
-		if (faccessat(lfd, names.v[i], F_OK, 0) < 0 && errno == ENOENT)
-			unlinkat(lfd, names.v[i], 0);
-	if (r < 0)
-		return kiln_err_set(err, -r, "list %s", s->path);
 	return 0;
 }
 
@@ -780,16 +841,6 @@ build_layer(struct snap_store *s, const char *build, const char *parent_diff, in
 	return snap_tar_apply_at(fd, layer_fd, &o, err);
 }
 
-static void
-remove_rel(struct snap_store *s, const char *rel)
-{
-	const char *slash = strrchr(rel, '/');
-	_cleanup_free_ char *dir = kiln_xstrndup(rel, (size_t)(slash - rel));
-	_cleanup_close_ int fd = openat(s->dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0)
-		kiln_rm_rf_at(fd, slash + 1);
-}
-
 int
 snap_layer_apply(struct snap_store *s, const char *parent, int layer_fd, const char *media_type,
                  const char *diff_id, char **ret_name, struct kiln_err *err)
@@ -920,27 +971,23 @@ snap_remove(struct snap_store *s, const char *name, struct kiln_err *err)
 			goto out;
 		}
 	}
+	/* A commit diff is marked until it is out of diffs/, so that a death between the
+	 * record and the diff leaves the next lone open something to find. */
+	bool marked = !shared && kiln_str_has_prefix(m.diff, "c-");
+	if (marked && (r = pending_begin(s, m.diff, name, err)) < 0)
+		goto out;
 	if (unlinkat(mfd, name, 0) < 0) {
 		r = kiln_err_set(err, errno, "remove snapshot record `%s`", name);
+		if (marked)
+			pending_end(s, m.diff);
 		goto out;
 	}
 	r = 0;
 	if (!shared) {
 		/* Out of diffs/ in one rename, then deleted at leisure (or by the next
 		 * lone open if this process dies first). */
-		char link[LINK_LEN + 1];
-		struct kiln_err e = KILN_ERR_INIT;
-		if (ensure_link(s, m.diff, link, &e) == 0) {
-			_cleanup_free_ char *lrel = kiln_xasprintf("l/%s", link);
-			unlinkat(s->dirfd, lrel, 0);
-		}
-		kiln_err_release(&e);
-		char rnd[17];
-		snap_random_name(rnd, 16);
-		_cleanup_free_ char *from = kiln_xasprintf("diffs/%s", m.diff);
-		_cleanup_free_ char *to = kiln_xasprintf("tmp/rm-%s", rnd);
-		if (renameat(s->dirfd, from, s->dirfd, to) == 0)
-			remove_rel(s, to);
+		if (drop_diff(s, m.diff) && marked)
+			pending_end(s, m.diff);
 	}
 out:
 	close(lfd);
@@ -1127,15 +1174,18 @@ snap_commit(struct snap_mount *m, const char *name, struct kiln_err *err)
 	char rnd[17];
 	snap_random_name(rnd, 16);
 	_cleanup_free_ char *diff = kiln_xasprintf("c-%s", rnd);
-	r = publish_diff(s, build, diff, err);
+	r = pending_begin(s, diff, name, err);
+	if (r == 0)
+		r = publish_diff(s, build, diff, err);
 	if (r < 0) {
 		remove_rel(s, build);
+		pending_end(s, diff);
 		return r == -EEXIST ? kiln_err_set(err, EEXIST, "commit: diff %s exists", diff) : r;
 	}
 	m->committed = true;
 	int lfd = store_lock(s, err);
 	if (lfd < 0)
-		return lfd;
+		return lfd; /* the diff stays marked: the next lone open removes it */
 	char link[LINK_LEN + 1];
 	r = ensure_link(s, diff, link, err);
 	if (r == 0)
@@ -1146,10 +1196,12 @@ snap_commit(struct snap_mount *m, const char *name, struct kiln_err *err)
 		_cleanup_free_ char *lrel = kiln_xasprintf("l/%s", link);
 		unlinkat(s->dirfd, lrel, 0);
 		remove_rel(s, drel);
+		pending_end(s, diff);
 		if (r == -EEXIST)
 			return kiln_err_set(err, EEXIST, "commit: snapshot `%s` exists", name);
 		return r;
 	}
+	pending_end(s, diff);
 	return 0;
 }
 

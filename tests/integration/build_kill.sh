@@ -38,6 +38,15 @@ run_kiln build -t survived "$CTX"
 steps=$(printf '%s\n' "$err" | grep -c '^#[0-9]* \[' || true)
 expect_eq "then everything is cached" "$(count_cached "$err")" "$steps"
 expect_eq "no mounts left behind" "$(grep -cF "$KILN_ROOT" /proc/self/mountinfo || true)" 0
+# The builds after the kills opened the store alone: a commit diff a killed build left
+# without its record is gone, and so is every marker of one in flight.
+unnamed=""
+for d in "$KILN_ROOT"/snapshots/*/diffs/c-*; do
+	[ -e "$d" ] || continue
+	grep -qlx "diff ${d##*/}" "${d%/diffs/*}"/meta/* || unnamed="$unnamed ${d##*/}"
+done
+expect_eq "every commit diff is named by a snapshot" "$unnamed" ""
+expect_eq "no commit in flight is left marked" "$(ls -A "$KILN_ROOT"/snapshots/*/pending)" ""
 
 # ---- concurrent builds on one store ----
 run_kiln prune --all

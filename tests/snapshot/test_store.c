@@ -7,6 +7,8 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/wait.h>
 
 struct fixture {
@@ -538,8 +540,62 @@ test_store__killed_apply_leaves_no_snapshot(void **state)
 	assert_int_equal(count_in(f->s, "tmp"), 0);
 }
 
+/*
+ * A build killed in the middle of committing snapshot `name`: a child process commits
+ * while this one holds the store's lock, which the commit takes after publishing its
+ * diff and before writing its record; the child is killed there, as kill -9 of kiln
+ * would. The store must be open in this process (so the child cleans nothing up).
+ */
 static void
-test_store__orphan_commit_diff_collected(void **state)
+killed_commit(struct snap_store *s, const char *name)
+{
+	size_t diffs_before = count_in(s, "diffs");
+	int ready[2], go[2];
+	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct snap_store_opts o = {.driver = snap_store_driver(s)};
+		struct snap_store *cs = NULL;
+		struct snap_mount *m = NULL;
+		struct kiln_err err = KILN_ERR_INIT;
+		char c = 'r';
+		_cleanup_free_ char *root = kiln_xstrdup(snap_store_path(s));
+		*strstr(root, "/snapshots/") = '\0';
+		if (snap_store_open(root, &o, &cs, &err) < 0 ||
+		    snap_prepare(cs, NULL, &m, &err) < 0)
+			_exit(1);
+		test_write_file(snap_mount_path(m), "half", "done");
+		if (write(ready[1], &c, 1) != 1 || read(go[0], &c, 1) != 1)
+			_exit(2);
+		snap_commit(m, name, &err);
+		_exit(3);
+	}
+	char c = 'g';
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	_cleanup_free_ char *lock = kiln_xasprintf("%s/lock", snap_store_path(s));
+	int lfd = open(lock, O_RDWR | O_CLOEXEC);
+	assert_true(lfd >= 0);
+	assert_int_equal(flock(lfd, LOCK_EX), 0);
+	assert_int_equal(write(go[1], &c, 1), 1);
+	for (int i = 0; i < 1000 && count_in(s, "diffs") == diffs_before; i++)
+		usleep(10000);
+	assert_int_equal(count_in(s, "diffs"), diffs_before + 1); /* published, no record */
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	close(lfd);
+	for (int i = 0; i < 2; i++) {
+		close(ready[i]);
+		close(go[i]);
+	}
+	assert_false(snap_exists(s, name));
+}
+
+static void
+test_store__orphan_of_killed_commit_collected(void **state)
 {
 	struct fixture *f = *state;
 	f->s = open_store(f->dir, SNAP_DRIVER_OVERLAY);
@@ -549,18 +605,76 @@ test_store__orphan_commit_diff_collected(void **state)
 	test_write_file(snap_mount_path(m), "f", "x");
 	assert_int_equal(snap_commit(m, "kept", &err), 0);
 	snap_mount_release(m);
-	assert_int_equal(snap_prepare(f->s, "kept", &m, &err), 0);
-	assert_int_equal(snap_commit(m, "lost", &err), 0);
-	snap_mount_release(m);
+	assert_int_equal(count_in(f->s, "pending"), 0);
+	killed_commit(f->s, "lost");
 	assert_int_equal(count_in(f->s, "diffs"), 2);
-	assert_int_equal(count_in(f->s, "l"), 2);
-	/* as if the process died before writing the record of `lost` */
-	_cleanup_free_ char *rec = kiln_xasprintf("%s/meta/lost", snap_store_path(f->s));
-	assert_int_equal(unlink(rec), 0);
+	assert_int_equal(count_in(f->s, "pending"), 1);
+
+	/* Another handle is open: the orphan may still be some build's work in progress. */
+	struct snap_store *other = open_store(f->dir, SNAP_DRIVER_OVERLAY);
+	assert_int_equal(count_in(other, "diffs"), 2);
+	snap_store_free(other);
 	snap_store_free(f->s);
 	f->s = open_store(f->dir, SNAP_DRIVER_OVERLAY);
 	assert_int_equal(count_in(f->s, "diffs"), 1);
 	assert_int_equal(count_in(f->s, "l"), 1);
+	assert_int_equal(count_in(f->s, "pending"), 0);
+	assert_int_equal(count_in(f->s, "tmp"), 0);
+	assert_int_equal(count_in(f->s, "active"), 0);
+	assert_int_equal(snap_prepare(f->s, "kept", &m, &err), 0);
+	_cleanup_free_ char *x = slurp(snap_mount_path(m), "f");
+	assert_string_equal(x, "x");
+	/* the name is free again, and a commit under it works and stays */
+	assert_int_equal(snap_commit(m, "lost", &err), 0);
+	snap_mount_release(m);
+	snap_store_free(f->s);
+	f->s = open_store(f->dir, SNAP_DRIVER_OVERLAY);
+	assert_true(snap_exists(f->s, "lost"));
+	assert_int_equal(count_in(f->s, "diffs"), 2);
+	assert_int_equal(snap_remove(f->s, "lost", &err), 0);
+	assert_int_equal(count_in(f->s, "diffs"), 1);
+	assert_int_equal(count_in(f->s, "pending"), 0);
+}
+
+static void
+test_store__open_reads_no_committed_record(void **state)
+{
+	struct fixture *f = *state;
+	f->s = open_store(f->dir, SNAP_DRIVER_NATIVE);
+	struct kiln_err err = KILN_ERR_INIT;
+	struct snap_mount *m = NULL;
+	assert_int_equal(snap_prepare(f->s, NULL, &m, &err), 0);
+	test_write_file(snap_mount_path(m), "f", "x");
+	assert_int_equal(snap_commit(m, "kept", &err), 0);
+	snap_mount_release(m);
+	/* a record nobody can read, and the leftovers of a killed build */
+	_cleanup_free_ char *meta = kiln_xasprintf("%s/meta", snap_store_path(f->s));
+	test_write_file(meta, "corrupt", "not a record");
+	killed_commit(f->s, "lost");
+	snap_store_free(f->s);
+	f->s = NULL;
+
+	int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	assert_true(ifd >= 0);
+	assert_true(inotify_add_watch(ifd, meta,
+	                              IN_OPEN | IN_ACCESS | IN_MODIFY | IN_ATTRIB | IN_DELETE |
+	                                      IN_MOVED_FROM) >= 0);
+	f->s = open_store(f->dir, SNAP_DRIVER_NATIVE);
+	char ev[4096];
+	ssize_t n = read(ifd, ev, sizeof(ev));
+	if (n > 0) {
+		const struct inotify_event *e = (const void *)ev;
+		fail_msg("opening the store touched meta/%s (mask %#x)", e->len ? e->name : "",
+		         e->mask);
+	}
+	assert_int_equal(errno, EAGAIN);
+	close(ifd);
+
+	/* the killed build's diff is gone all the same; the corrupt record is as it was */
+	assert_int_equal(count_in(f->s, "diffs"), 1);
+	assert_int_equal(count_in(f->s, "pending"), 0);
+	_cleanup_free_ char *text = slurp(meta, "corrupt");
+	assert_string_equal(text, "not a record");
 	assert_int_equal(snap_prepare(f->s, "kept", &m, &err), 0);
 	_cleanup_free_ char *x = slurp(snap_mount_path(m), "f");
 	assert_string_equal(x, "x");
@@ -772,7 +886,9 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_store__killed_apply_leaves_no_snapshot, setup,
 	                                        teardown),
-	        cmocka_unit_test_setup_teardown(test_store__orphan_commit_diff_collected, setup,
+	        cmocka_unit_test_setup_teardown(test_store__orphan_of_killed_commit_collected,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_store__open_reads_no_committed_record, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_store__remove_keeps_what_others_need, setup,
 	                                        teardown),
