@@ -190,31 +190,116 @@ seed_cache(struct ops *o, const char *id, const char *input, int src_fd, const c
 	return r;
 }
 
+/* The name of the filtered copy of `abs` whose kept files have digest `d`. */
+static char *
+filtered_name(const char *abs, const struct kiln_digest *d)
+{
+	char hex[KILN_DIGEST_HEX_LEN + 1];
+	kiln_digest_format(d, hex);
+	_cleanup_free_ char *in = kiln_xasprintf("%s%c%s", abs, '\0', hex);
+	struct kiln_digest nd;
+	kiln_sha256_buf(in, strlen(abs) + 1 + strlen(hex), &nd);
+	kiln_digest_format(&nd, hex);
+	return kiln_xasprintf("x-bind-%s", hex + strlen("sha256:"));
+}
+
+/*
+ * `name` is now the filtered copy for this mount of `dir`: remember it in
+ * <root>/bind-mounts/<slot> and remove the copy it replaces, so a mount keeps one copy
+ * however often its files change. A copy in use (a concurrent run's view) stays,
+ * for kiln prune --all.
+ */
+static void
+filtered_replace(struct ops *o, const char *dir, const json_t *action, const char *name)
+{
+	_cleanup_free_ char *act = json_dumps(action, JSON_COMPACT | JSON_SORT_KEYS);
+	_cleanup_free_ char *in = kiln_xasprintf("%s%c%s", dir, '\0', act ? act : "");
+	struct kiln_digest d;
+	kiln_sha256_buf(in, strlen(dir) + 1 + strlen(act ? act : ""), &d);
+	char hex[KILN_DIGEST_HEX_LEN + 1];
+	kiln_digest_format(&d, hex);
+	_cleanup_free_ char *area = kiln_xasprintf("%s/bind-mounts", o->opts.root);
+	if (mkdir(area, 0700) < 0 && errno != EEXIST)
+		return;
+	_cleanup_close_ int afd = open(area, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (afd < 0)
+		return;
+	const char *slot = hex + strlen("sha256:");
+	_cleanup_buf_ struct kiln_buf old = KILN_BUF_INIT;
+	{
+		_cleanup_close_ int fd = openat(afd, slot, O_RDONLY | O_CLOEXEC);
+		struct kiln_err e = KILN_ERR_INIT;
+		if (fd >= 0)
+			kiln_buf_read_fd(&old, fd, &e);
+		kiln_err_release(&e);
+	}
+	if (kiln_str_eq(old.buf, name))
+		return;
+	struct kiln_err e = KILN_ERR_INIT;
+	if (kiln_write_file_atomic_at(afd, slot, name, strlen(name), 0600, &e) == 0 &&
+	    kiln_str_has_prefix(old.buf, "x-bind-") && snap_name_valid(old.buf))
+		snap_remove(o->opts.snaps, old.buf, &e);
+	kiln_err_release(&e);
+}
+
 /*
  * A bind of a local source whose .dockerignore leaves files out: BuildKit transfers only
- * the files it keeps, so the mount shows a copy of just those (a fresh snapshot, dropped
- * after the run), made by the file op exactly as COPY would select them.
+ * the files it keeps, so the mount shows a copy of just those, made by the file op exactly
+ * as COPY would select them. The copy is committed under the digest of the kept files
+ * (what the step's cache key holds; mtimes are not in it, so a copy keeps those of the
+ * files it was made from) and viewed read-only by every later run over the same files,
+ * as BuildKit's local source keeps its synced copy: a --no-cache rebuild, another step or
+ * a rebuild after an unrelated change copies nothing. A file changed while it was being
+ * copied gives a copy for this run only.
  */
 static int
-filtered_source(struct ops *o, const struct sv_vertex *src_vertex, int src_fd, const char *source,
-                struct snap_mount **ret_m, struct kiln_arena *arena, const char **ret,
-                struct kiln_err *err)
+filtered_source(struct ops *o, const struct sv_vertex *src_vertex, const char *dir, int src_fd,
+                const char *source, struct snap_mount **ret_m, struct kiln_arena *arena,
+                const char **ret, struct kiln_err *err)
 {
 	_cleanup_free_ char *abs = kiln_path_join("/", source ? source : "/");
 	_cleanup_json_ json_t *a = json_pack(
 	        "{s:s, s:i, s:s, s:s, s:b, s:b, s:b}", "action", "copy", "input", 1, "src", abs,
 	        "dest", abs, "dir_contents_only", 1, "create_dest_path", 1, "follow_symlinks", 1);
-	_cleanup_json_ json_t *def =
-	        json_pack("{s:[o]}", "actions", ops_context_action(a, src_vertex));
-	if (snap_prepare(o->opts.snaps, NULL, ret_m, err) < 0)
-		return -1;
+	_cleanup_json_ json_t *ca = ops_context_action(a, src_vertex);
+	struct kiln_digest before, after;
+	if (ops_file_content_digest(ca, src_fd, o->index, &before, err) < 0)
+		return kiln_err_wrap(err, "mount source %s", abs);
+	_cleanup_free_ char *name = filtered_name(abs, &before);
+	struct kiln_err e = KILN_ERR_INIT;
+	/* A view fails when a prune removed the copy since: then copy again. */
+	if (!snap_exists(o->opts.snaps, name) || snap_view(o->opts.snaps, name, ret_m, &e) < 0) {
+		kiln_err_release(&e);
+		_cleanup_json_ json_t *def = json_pack("{s:[O]}", "actions", ca);
+		_cleanup_snap_mount_ struct snap_mount *m = NULL;
+		if (snap_prepare(o->opts.snaps, NULL, &m, err) < 0)
+			return -1;
+		_cleanup_close_ int dfd =
+		        open(snap_mount_path(m), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0)
+			return kiln_err_set(err, errno, "open `%s`", snap_mount_path(m));
+		int fds[2] = {dfd, src_fd};
+		if (ops_file_run(def, dfd, fds, 2, NULL, err) < 0)
+			return kiln_err_wrap(err, "mount source %s", abs);
+		if (ops_file_content_digest(ca, src_fd, o->index, &after, err) < 0)
+			return kiln_err_wrap(err, "mount source %s", abs);
+		if (memcmp(&before, &after, sizeof(before))) {
+			*ret_m = TAKE_PTR(m); /* changed while copied: this run's copy only */
+		} else {
+			int r = snap_commit(m, name, err);
+			if (r < 0 && r != -EEXIST) /* EEXIST: a concurrent run made it first */
+				return r;
+			kiln_err_release(err);
+			if (snap_view(o->opts.snaps, name, ret_m, err) < 0)
+				return -1;
+			if (r == 0)
+				filtered_replace(o, dir, ca, name);
+		}
+	}
 	const char *root = snap_mount_path(*ret_m);
 	_cleanup_close_ int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0)
 		return kiln_err_set(err, errno, "open `%s`", root);
-	int fds[2] = {dfd, src_fd};
-	if (ops_file_run(def, dfd, fds, 2, NULL, err) < 0)
-		return kiln_err_wrap(err, "mount source %s", abs);
 	return resolve_source(dfd, root, abs, arena, ret, err);
 }
 
@@ -269,10 +354,10 @@ build_mounts(struct ops *o, const struct sv_vertex *v, struct ops_inputs *in,
 			size_t ix;
 			if (mount_input(o, in, inputs, input, &ix, err) < 0)
 				goto fail;
-			bool ignores =
-			        ops_local_dir(o, inputs[ix]) &&
-			        json_array_size(json_object_get(v->inputs[ix]->def, "exclude"));
-			if (ignores ? filtered_source(o, v->inputs[ix], in->fds[ix],
+			const char *dir = ops_local_dir(o, inputs[ix]);
+			bool ignores = dir && json_array_size(json_object_get(v->inputs[ix]->def,
+			                                                      "exclude"));
+			if (ignores ? filtered_source(o, v->inputs[ix], dir, in->fds[ix],
 			                              jstr(m, "source"), &filtered[i], arena,
 			                              &em.source, err) < 0
 			            : resolve_source(in->fds[ix], in->paths[ix], jstr(m, "source"),

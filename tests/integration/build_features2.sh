@@ -214,6 +214,37 @@ echo changed >"$C5/sub/visible.txt"
 run_kiln build -t ign "$C5"
 expect_eq "a kept file changed: the steps run again" "$(printf '%s\n' "$err" | grep -c '^#[0-9]* DONE')" 4
 
+# The filtered copy is made once per content of the kept files: later steps and builds
+# over the same files mount that copy (the same inodes), a changed file makes a new one
+# that replaces it.
+cat >"$T/Dockerfile.reuse" <<'DF'
+FROM busybox
+RUN --mount=type=bind,source=sub,target=/s stat -c %i /s/visible.txt > /first
+RUN --mount=type=bind,source=sub,target=/s stat -c %i /s/visible.txt > /second && cat /s/visible.txt /s/hidden.txt >> /second 2>&1; true
+DF
+bind_copies() { ls "$KILN_ROOT"/snapshots/*/meta | grep -c '^x-bind-' || true; }
+run_kiln build -t reuse -f "$T/Dockerfile.reuse" "$C5"
+expect_eq "binds of the same files: $err" "$rc" 0
+run_kiln run reuse cat /first /second
+first=$(printf '%s\n' "$out" | head -1)
+expect_eq "the second step mounts the first one's copy" "$(printf '%s\n' "$out" | sed -n 2p)" "$first"
+expect_contains "of the kept files" "$out" "changed"
+expect_contains "only" "$out" "can't open '/s/hidden.txt'"
+copies=$(bind_copies)
+run_kiln build --no-cache -t reuse -f "$T/Dockerfile.reuse" "$C5"
+expect_eq "a rebuild without the cache: $err" "$rc" 0
+run_kiln run reuse cat /first /second
+expect_eq "copies nothing: the same copy is mounted" "$(printf '%s\n' "$out" | sort -u | head -1)" "$first"
+expect_eq "and no other copy is made" "$(bind_copies)" "$copies"
+echo "edited again" >"$C5/sub/visible.txt"
+run_kiln build -t reuse -f "$T/Dockerfile.reuse" "$C5"
+expect_eq "a rebuild after a kept file changed: $err" "$rc" 0
+run_kiln run reuse cat /first /second
+expect_contains "the steps see the change" "$out" "edited again"
+checks=$((checks + 1))
+[ "$(printf '%s\n' "$out" | head -1)" != "$first" ] || fail "a changed file still mounts the old copy"
+expect_eq "whose new copy replaced the old one" "$(bind_copies)" "$copies"
+
 # ---- ONBUILD of a base that is only in a registry: its config is resolved for the plan ----
 reg_start plain
 run_kiln push ob-base "$REG_HOST/kiln/ob-base:1"
