@@ -327,38 +327,9 @@ lint(const char *file, const char *text, const char *context, const char *docker
 static int
 import_oci_layout(struct reg_store *reg, const char *spec, char **ret, struct kiln_err *err)
 {
-	_cleanup_free_ char *dir = kiln_xstrdup(spec);
-	const char *tag = NULL, *digest = NULL;
-	char *at = strrchr(dir, '@');
-	char *slash = strrchr(dir, '/');
-	char *colon = strrchr(slash ? slash : dir, ':');
-	if (at) {
-		*at = '\0';
-		digest = at + 1;
-		if (!kiln_digest_valid(digest))
-			return kiln_err_invalid(err, "oci-layout://%s: bad digest", spec);
-	} else if (colon) {
-		*colon = '\0';
-		tag = colon + 1;
-	}
-	struct reg_index idx = {0};
-	if (reg_layout_read_index(dir, &idx, err) < 0)
-		return kiln_err_wrap(err, "oci-layout://%s", spec);
-	const char *pick = digest;
-	for (size_t i = 0; !pick && i < idx.n_manifests; i++) {
-		const char *n = json_string_value(json_object_get(
-		        idx.manifests[i].annotations, "org.opencontainers.image.ref.name"));
-		const char *c = n ? strrchr(n, ':') : NULL;
-		const char *t = c && !strchr(c, '/') ? c + 1 : n;
-		if (tag ? t && kiln_str_eq(t, tag)
-		        : idx.n_manifests == 1 || (t && kiln_str_eq(t, "latest")))
-			pick = idx.manifests[i].digest;
-	}
-	_cleanup_free_ char *ref = pick ? kiln_xstrdup(pick) : NULL;
-	reg_index_release(&idx);
-	if (!ref)
-		return kiln_err_set(err, ENOENT, "oci-layout://%s: no image %s in index.json", spec,
-		                    tag ? tag : "tagged latest");
+	_cleanup_free_ char *dir = NULL, *ref = NULL;
+	if (cmd_oci_layout_pick(spec, &dir, &ref, err) < 0)
+		return -1;
 	struct reg_loaded *loaded = NULL;
 	size_t nloaded = 0;
 	if (reg_archive_load(reg, dir, &loaded, &nloaded, err) < 0)

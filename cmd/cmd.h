@@ -51,4 +51,12 @@ int cmd_secrets_add(struct cmd_secrets *s, const char *spec, struct kiln_err *er
 const struct cmd_secret *cmd_secrets_find(const struct cmd_secrets *s, const char *id);
 void cmd_secrets_release(struct cmd_secrets *s);
 
+/* --build-context NAME=oci-layout://DIR[:TAG|@DIGEST]: the layout directory and the digest
+ * of the image it names in index.json (without TAG or DIGEST: the only image, else the
+ * one tagged "latest", as buildx). Both malloc'd; untouched on failure. */
+int cmd_oci_layout_pick(const char *spec, char **ret_dir, char **ret_digest, struct kiln_err *err);
+/* The config document (new reference) of image `digest` (a manifest, or an index: the
+ * host's manifest) in layout `dir`, read in place; NULL with err set on failure. */
+json_t *cmd_oci_layout_config(const char *dir, const char *digest, struct kiln_err *err);
+
 #endif

@@ -1,25 +1,87 @@
 /* kiln plan: print the build graph of a Dockerfile without building anything. */
 #include "cmd.h"
 #include "frontend/fe.h"
+#include "ops/ops.h"
+#include "registry/reg.h"
 
 #include <getopt.h>
 #include <malloc.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 static void
 plan_usage(FILE *f)
 {
 	fprintf(f,
 	        "Usage: kiln plan [-f Dockerfile] [--target T] [--build-arg K=V]... "
-	        "[--platform P] [--format json|dot] CONTEXT\n"
+	        "[--build-context NAME=VALUE]... [--pull] [--platform P] [--format json|dot] "
+	        "CONTEXT\n"
 	        "\n"
-	        "Print the build graph (DAG) the solver runs for CONTEXT's Dockerfile.\n"
+	        "Print the build graph (DAG) the solver runs for CONTEXT's Dockerfile. Base\n"
+	        "images in the store (--root) give their ONBUILD triggers and WorkingDir, as in\n"
+	        "kiln build; nothing is pulled unless --pull.\n"
 	        "\n"
 	        "  -f, --file PATH      the Dockerfile (default CONTEXT/Dockerfile; - for stdin)\n"
 	        "  --target STAGE       build this stage; stages it does not need are left out\n"
 	        "  --build-arg K[=V]    set a build argument (K alone: from the environment)\n"
+	        "  --build-context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG|@DIGEST]\n"
+	        "                       stand in for FROM NAME, --from=NAME (repeatable)\n"
+	        "  --pull               ask the registry for base images' configs, as build "
+	        "--pull\n"
 	        "  --platform P         target platform, os/arch[/variant] (default: host)\n"
 	        "  --format json|dot    output format (default json)\n");
+}
+
+/*
+ * Base images' configs for the plan, as kiln build has them: an oci-layout:// context's
+ * from its layout, read in place (planning loads nothing into the store); others from the
+ * store, or with --pull from their registry (ops_plan_image_config).
+ */
+struct plan_images {
+	struct ops_plan_images store; /* .reg NULL: no store to read */
+	struct kiln_strv layout_dirs, layout_digests;
+};
+
+static json_t *
+plan_image_config(void *data, const char *ref, const char *platform)
+{
+	struct plan_images *pi = data;
+	for (size_t i = 0; i < pi->layout_digests.n; i++) {
+		if (!kiln_str_eq(pi->layout_digests.v[i], ref))
+			continue;
+		struct kiln_err err = KILN_ERR_INIT;
+		json_t *doc = cmd_oci_layout_config(pi->layout_dirs.v[i], ref, &err);
+		kiln_err_release(&err); /* planned without it, as an image not in the store */
+		return doc;
+	}
+	return pi->store.reg ? ops_plan_image_config(&pi->store, ref, platform) : NULL;
+}
+
+/* --build-context NAME=VALUE as kiln build takes it; an oci-layout:// value becomes the
+ * docker-image://sha256:... of the image it names, as kiln build passes it. */
+static int
+plan_contexts(const struct kiln_strv *specs, struct plan_images *pi, struct kiln_strv *strs,
+              struct fe_named_context *ncs, struct kiln_err *err)
+{
+	for (size_t i = 0; i < specs->n; i++) {
+		const char *kv = specs->v[i];
+		const char *eq = strchr(kv, '=');
+		if (!eq || eq == kv || !eq[1])
+			return kiln_err_invalid(err, "--build-context %s: want NAME=VALUE", kv);
+		kiln_strv_pushf(strs, "%.*s", (int)(eq - kv), kv);
+		ncs[i].name = strs->v[strs->n - 1];
+		ncs[i].value = eq + 1;
+		if (!kiln_str_has_prefix(eq + 1, "oci-layout://"))
+			continue;
+		char *dir = NULL, *digest = NULL;
+		if (cmd_oci_layout_pick(eq + 1 + strlen("oci-layout://"), &dir, &digest, err) < 0)
+			return kiln_err_wrap(err, "--build-context %s", ncs[i].name);
+		kiln_strv_pushf(strs, "docker-image://%s", digest);
+		ncs[i].value = strs->v[strs->n - 1];
+		kiln_strv_push_take(&pi->layout_dirs, dir);
+		kiln_strv_push_take(&pi->layout_digests, digest);
+	}
+	return 0;
 }
 
 /*
@@ -80,13 +142,17 @@ cmd_plan(int argc, char **argv)
 	        {"build-arg", required_argument, NULL, 'a'},
 	        {"platform", required_argument, NULL, 'p'},
 	        {"format", required_argument, NULL, 'F'},
+	        {"build-context", required_argument, NULL, 'c'},
+	        {"pull", no_argument, NULL, 'P'},
 	        {"help", no_argument, NULL, 'h'},
 	        {0},
 	};
 	struct fe_plan_opts o = FE_PLAN_OPTS_INIT;
 	_cleanup_strv_ struct kiln_strv build_args = KILN_STRV_INIT;
 	_cleanup_strv_ struct kiln_strv warnings = KILN_STRV_INIT;
+	_cleanup_strv_ struct kiln_strv contexts = KILN_STRV_INIT;
 	const char *format = "json", *file = NULL;
+	bool pull = false;
 	int c;
 
 	optind = 1;
@@ -108,11 +174,17 @@ cmd_plan(int argc, char **argv)
 		case 'F':
 			format = optarg;
 			break;
+		case 'c':
+			kiln_strv_push(&contexts, optarg);
+			break;
+		case 'P':
+			pull = true;
+			break;
 		case 'h':
 			plan_usage(stdout);
 			return 0;
 		default:
-			if (optopt && strchr("ftapF", optopt))
+			if (optopt && strchr("ftapFc", optopt))
 				fprintf(stderr, "kiln plan: option needs a value\n");
 			else
 				fprintf(stderr, "kiln plan: unknown option \"%s\"\n",
@@ -147,11 +219,44 @@ cmd_plan(int argc, char **argv)
 		o.dockerfile = file;
 	}
 
+	struct plan_images pi = {
+	        .store = {.pull_always = pull, .store_only = !pull},
+	        .layout_dirs = KILN_STRV_INIT,
+	        .layout_digests = KILN_STRV_INIT,
+	};
+	_cleanup_strv_ struct kiln_strv ctx_strs = KILN_STRV_INIT;
+	_cleanup_free_ struct fe_named_context *ncs = kiln_xcalloc(contexts.n + 1, sizeof(*ncs));
+	int r = plan_contexts(&contexts, &pi, &ctx_strs, ncs, &err);
+	/* Planning never makes a store: one that is not there has no images to tell of
+	 * (--pull needs one, for the configs it fetches). */
+	struct stat st;
+	if (r >= 0 && (pull || stat(cmd_root(), &st) == 0) &&
+	    reg_store_open(cmd_root(), &pi.store.reg, &err) < 0) {
+		if (pull)
+			r = kiln_err_wrap(&err, "--pull");
+		else
+			kiln_err_release(&err);
+	}
+	if (r < 0) {
+		kiln_strv_release(&pi.layout_dirs);
+		kiln_strv_release(&pi.layout_digests);
+		cmd_print_err(&err);
+		return KILN_EXIT_FAIL;
+	}
+	o.named_contexts = ncs;
+	o.nnamed_contexts = contexts.n;
+	o.image_config = plan_image_config;
+	o.image_config_data = &pi;
+
 	plan_heap_prepare();
 	plan_json_arena = kiln_arena_new();
 	json_set_alloc_funcs(plan_json_alloc, plan_json_free);
 	struct sv_graph *g = NULL;
-	int r = fe_plan(&o, &g, &err);
+	r = fe_plan(&o, &g, &err);
+	/* Before the JSON arena goes: nothing may free a JSON value after it. */
+	reg_store_free(pi.store.reg);
+	kiln_strv_release(&pi.layout_dirs);
+	kiln_strv_release(&pi.layout_digests);
 	for (size_t i = 0; i < warnings.n; i++)
 		fprintf(stderr, "warning: %s\n", warnings.v[i]);
 	if (r < 0) {

@@ -175,7 +175,7 @@ ops_plan_image_config(void *plan_images, const char *ref, const char *platform)
 	int r = reg_image_open(reg, ref, NULL, &img, &err);
 	if (r >= 0)
 		doc = json_incref(img.config.raw);
-	else if (r == -ENOENT && !kiln_str_has_prefix(ref, "sha256:"))
+	else if (r == -ENOENT && !pi->store_only && !kiln_str_has_prefix(ref, "sha256:"))
 		doc = resolve_config(reg, ref, &err);
 	/* A failure here is the build's to report, when the image source runs. */
 	kiln_err_release(&err);

@@ -92,12 +92,13 @@ void ops_interrupt(struct ops *ops);
 const struct sv_vertex *ops_stage_root(const struct sv_vertex *v);
 
 /* fe_plan_opts.image_config with a struct ops_plan_images as its data: the image's config
- * document from the store, or when missing (or with pull_always, as --pull) its manifest
- * and config from the registry, without the layers; NULL when it cannot be had (the build
- * then fails on the image with the reason). */
+ * document from the store, or when missing (unless store_only) or with pull_always (as
+ * --pull) its manifest and config from the registry, without the layers; NULL when it
+ * cannot be had (the build then fails on the image with the reason). */
 struct ops_plan_images {
 	struct reg_store *reg;
 	bool pull_always;
+	bool store_only; /* kiln plan without --pull: never ask a registry */
 };
 json_t *ops_plan_image_config(void *plan_images, const char *ref, const char *platform);
 

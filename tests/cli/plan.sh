@@ -119,6 +119,86 @@ run_kiln plan "$T/empty"
 expect_eq "missing Dockerfile exit code" "$rc" 1
 expect_contains "missing Dockerfile message" "$err" "Dockerfile"
 
+# --- base images' configs from the store, and --build-context, as kiln build plans ---
+# mk_layout DIR TAG WORKDIR TRIGGER...: an OCI layout of one image (an empty layer) whose
+# config has that WorkingDir and those ONBUILD triggers.
+mk_layout() {
+	python3 - "$@" <<'PY'
+import gzip, hashlib, io, json, os, platform, sys, tarfile
+d, tag, wd, trig = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+os.makedirs(d + "/blobs/sha256", exist_ok=True)
+def blob(b):
+    h = hashlib.sha256(b).hexdigest()
+    open(d + "/blobs/sha256/" + h, "wb").write(b)
+    return {"digest": "sha256:" + h, "size": len(b)}
+raw = io.BytesIO()
+tarfile.open(fileobj=raw, mode="w").close()
+layer = blob(gzip.compress(raw.getvalue(), mtime=0))
+arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+cfg = blob(json.dumps({"architecture": arch, "os": "linux",
+    "config": {"WorkingDir": wd, "OnBuild": trig},
+    "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()]}}).encode())
+man = blob(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+    "config": dict(cfg, mediaType="application/vnd.oci.image.config.v1+json"),
+    "layers": [dict(layer, mediaType="application/vnd.oci.image.layer.v1.tar+gzip")]}).encode())
+open(d + "/oci-layout", "w").write('{"imageLayoutVersion": "1.0.0"}')
+open(d + "/index.json", "w").write(json.dumps({"schemaVersion": 2, "manifests": [dict(man,
+    mediaType="application/vnd.oci.image.manifest.v1+json",
+    annotations={"org.opencontainers.image.ref.name": tag})]}))
+print(man["digest"])
+PY
+}
+obdigest=$(mk_layout "$T/oblayout" v1 /srv 'RUN echo "from the trigger" > /trig' 'WORKDIR app')
+mkdir -p "$T/obctx"
+printf 'FROM obbase\nRUN pwd > /here\n' >"$T/obctx/Dockerfile"
+run_kiln plan "$T/obctx"
+expect_eq "an image not in the store is planned without its config: $err" "$rc" 0
+expect_eq "so without its triggers" "$(py "len(by_desc('from the trigger'))")" 0
+expect_eq "and planning made no store" "$(ls -A "$KILN_ROOT" 2>/dev/null)" ""
+run_kiln load "$T/oblayout" obbase
+expect_eq "load the ONBUILD base: $err" "$rc" 0
+run_kiln plan "$T/obctx"
+expect_eq "plan with the base in the store: $err" "$rc" 0
+expect_eq "the base's ONBUILD triggers are in the plan, before the stage's own steps" \
+	"$(py "[v['description'] for v in vs if v['op'] == 'exec']")" \
+	"['[stage-0 2/4] RUN echo \"from the trigger\" > /trig', '[stage-0 4/4] RUN pwd > /here']"
+expect_eq "and its WorkingDir is where the relative trigger WORKDIR goes" \
+	"$(py "by_desc('RUN pwd')[0]['def']['cwd']")" "/srv/app"
+expect_eq "as the result's config says" "$(py "g['results'][-1]['config']['config']['WorkingDir']")" "/srv/app"
+with_store=$out
+run_kiln --root "$T/elsewhere" plan "$T/obctx"
+expect_eq "--root picks the store the configs come from" "$(py "len(by_desc('from the trigger'))")" 0
+
+# a build context replaces a stage or an image, as in kiln build
+printf 'FROM busybox AS base\nRUN echo base-stage\nFROM base\nRUN pwd > /here\n' >"$T/obctx/Dockerfile.ctx"
+run_kiln plan -f "$T/obctx/Dockerfile.ctx" "$T/obctx"
+expect_eq "without a build context the stage is built" "$(py "len(by_desc('base-stage'))")" 1
+run_kiln plan --build-context base=docker-image://obbase -f "$T/obctx/Dockerfile.ctx" "$T/obctx"
+expect_eq "docker-image:// replaces the stage: $err" "$(py "len(by_desc('base-stage'))")" 0
+expect_eq "with that image, from the store" \
+	"$(py "[v['def']['ref'] for v in vs if v['def'].get('type') == 'image']")" \
+	"['docker.io/library/obbase:latest']"
+expect_eq "whose triggers run" "$(py "len(by_desc('from the trigger'))")" 1
+expect_eq "the same graph as FROM obbase" "$(py "[v['digest'] for v in vs]")" "$(out=$with_store py "[v['digest'] for v in vs]")"
+run_kiln --root "$T/elsewhere2" plan --build-context "base=oci-layout://$T/oblayout:v1" -f "$T/obctx/Dockerfile.ctx" "$T/obctx"
+expect_eq "oci-layout:// replaces the stage: $err" "$(py "[v['def']['ref'] for v in vs if v['def'].get('type') == 'image']")" "['$obdigest']"
+expect_eq "its config read from the layout: the triggers run" "$(py "len(by_desc('from the trigger'))")" 1
+expect_eq "and nothing was loaded into a store" "$(ls -A "$T/elsewhere2" 2>/dev/null)" ""
+mkdir -p "$T/basedir"
+echo hi >"$T/basedir/f"
+run_kiln plan --build-context "base=$T/basedir" -f "$T/obctx/Dockerfile.ctx" "$T/obctx"
+expect_eq "a directory replaces the stage with its files: $err" \
+	"$(py "[v['def'].get('dir') for v in vs if v['def'].get('type') == 'local']")" "['$T/basedir']"
+run_kiln plan --build-context "busybox=docker-image://obbase" -f "$T/obctx/Dockerfile.ctx" "$T/obctx"
+expect_eq "a context named as an image replaces it" "$(py "sorted(set(v['def']['ref'] for v in vs if v['def'].get('type') == 'image'))")" \
+	"['docker.io/library/obbase:latest']"
+run_kiln plan --build-context nonsense "$T/obctx"
+expect_eq "a build context without = is an error" "$rc" 1
+expect_contains "saying what it wants" "$err" "want NAME=VALUE"
+run_kiln plan --build-context "base=oci-layout://$T/oblayout:v2" "$T/obctx"
+expect_eq "an oci-layout without that tag is an error" "$rc" 1
+expect_contains "naming the tag" "$err" "no image v2"
+
 run_kiln plan
 expect_eq "no context is a usage error" "$rc" 2
 run_kiln plan --format yaml "$EX"

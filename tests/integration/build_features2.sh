@@ -249,6 +249,17 @@ expect_eq "whose new copy replaced the old one" "$(bind_copies)" "$copies"
 reg_start plain
 run_kiln push ob-base "$REG_HOST/kiln/ob-base:1"
 expect_eq "push the ONBUILD base: $err" "$rc" 0
+printf 'FROM %s/kiln/ob-base:1\nRUN cat /trigger\n' "$REG_HOST" >"$T/Dockerfile.regplan"
+plan_runs() { printf '%s' "$out" | python3 -c 'import json, sys
+print(" | ".join(v["description"].split("] ", 1)[1] for v in json.load(sys.stdin)["vertices"] if v["op"] == "exec"))'; }
+run_kiln --root "$T/fresh-plan" plan -f "$T/Dockerfile.regplan" "$CTX"
+expect_eq "kiln plan pulls nothing: $err" "$(plan_runs)" "RUN cat /trigger"
+expect_eq "and makes no store" "$(ls -A "$T/fresh-plan" 2>/dev/null)" ""
+run_kiln --root "$T/fresh-plan" plan --pull -f "$T/Dockerfile.regplan" "$CTX"
+expect_eq "kiln plan --pull asks the registry for the config: $err" "$(plan_runs)" \
+	'RUN echo "trigger in $(pwd) with $V" > /trigger | RUN cat /trigger'
+run_kiln --root "$T/fresh-plan" images
+expect_eq "but pulls no image" "$(printf '%s\n' "$out" | grep -c ob-base || true)" 0
 run_kiln --root "$T/fresh" build -t from-reg --build-arg V=remote "$CTX" -f - <<DF
 FROM $REG_HOST/kiln/ob-base:1
 RUN cat /trigger /from-trigger.txt > /seen
@@ -268,6 +279,11 @@ printf 'FROM %s/kiln/ob-base:1\nRUN ls /trigger /trigger2 2>/dev/null > /seen; t
 run_kiln --root "$T/fresh" build -t moved -f "$T/Dockerfile.moved" "$CTX"
 run_kiln --root "$T/fresh" run moved cat /seen
 expect_eq "without --pull: the stored base and its triggers" "$out" "/trigger"
+run_kiln --root "$T/fresh" plan -f "$T/Dockerfile.moved" "$CTX"
+expect_contains "kiln plan shows the stored base's triggers, as the build ran them" "$(plan_runs)" \
+	'RUN echo "trigger in $(pwd) with $V" > /trigger'
+run_kiln --root "$T/fresh" plan --pull -f "$T/Dockerfile.moved" "$CTX"
+expect_contains "with --pull, the new base's" "$(plan_runs)" 'RUN echo "second trigger" > /trigger2'
 run_kiln --root "$T/fresh" build -t moved --pull -f "$T/Dockerfile.moved" "$CTX"
 expect_eq "--pull: $err" "$rc" 0
 run_kiln --root "$T/fresh" run moved cat /seen
