@@ -136,9 +136,32 @@ kiln_write_all(int fd, const void *data, size_t len, struct kiln_err *err)
 }
 
 int
+kiln_open_in_place(int dirfd, const char *path, int *ret)
+{
+	struct stat st;
+	if (fstatat(dirfd, path, &st, 0) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+		return 0;
+	int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	*ret = fd;
+	return 1;
+}
+
+int
 kiln_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
                           struct kiln_err *err)
 {
+	_cleanup_close_ int direct = -1;
+	int d = kiln_open_in_place(dirfd, path, &direct);
+	if (d < 0)
+		return kiln_err_set(err, -d, "write `%s`", path);
+	if (d > 0)
+		return kiln_write_all(direct, data, len, err) < 0
+		               ? kiln_err_wrap(err, "write `%s`", path)
+		               : 0;
 	/* The temp file sits beside the target (same directory, so rename is atomic), hidden
 	 * behind a dot and named by pid, so concurrent writers never share one. */
 	const char *slash = strrchr(path, '/');

@@ -313,9 +313,17 @@ static int
 tar_dir(const char *dir, const char *dest, struct kiln_err *err)
 {
 	bool out = kiln_str_eq(dest, "-");
-	_cleanup_free_ char *tmp = out ? NULL : kiln_xasprintf("%s.tmp-%d", dest, getpid());
-	_cleanup_close_ int fd = out ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
-	                             : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* A device or FIFO (/dev/null) is written in place, never renamed over. */
+	int special = -1;
+	int d = out ? 0 : kiln_open_in_place(AT_FDCWD, dest, &special);
+	if (d < 0)
+		return kiln_err_set(err, -d, "open `%s`", dest);
+	bool direct = out || d > 0;
+	_cleanup_free_ char *tmp = direct ? NULL : kiln_xasprintf("%s.tmp-%d", dest, getpid());
+	_cleanup_close_ int fd =
+	        out     ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
+	        : d > 0 ? special
+	                : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return kiln_err_set(err, errno, "create `%s`", out ? "standard output" : tmp);
 	_cleanup_(archive_write_freep) struct archive *w = archive_write_new();
@@ -371,7 +379,7 @@ tar_dir(const char *dir, const char *dest, struct kiln_err *err)
 	what = "finish";
 	if (archive_write_close(w) != ARCHIVE_OK)
 		goto fail;
-	if (!out && (fsync(fd) < 0 || rename(tmp, dest) < 0)) {
+	if (!direct && (fsync(fd) < 0 || rename(tmp, dest) < 0)) {
 		r = kiln_err_set(err, errno, "write `%s`", dest);
 		goto out;
 	}
@@ -380,7 +388,7 @@ fail:
 	r = kiln_err_set(err, archive_errno(bad) > 0 ? archive_errno(bad) : EIO, "%s tar: %s", what,
 	                 archive_error_string(bad) ? archive_error_string(bad) : "error");
 out:
-	if (!out)
+	if (!direct)
 		unlink(tmp);
 	return r;
 }

@@ -281,15 +281,16 @@ setup_dev(struct child *c, struct kiln_err *err)
 	for (size_t i = 0; i < KILN_ARRAY_SIZE(nodes); i++) {
 		const char *name = nodes[i].name;
 		_cleanup_free_ char *host = kiln_xasprintf("/dev/%s", name);
-		if (access(host, F_OK) < 0) {
-			/* A host without the node (a minimal CI container): make our own. */
-			if (mknodat(dev, name, S_IFCHR | 0666,
-			            makedev(nodes[i].major, nodes[i].minor)) < 0)
-				return kiln_err_set(err, errno, "mknod /dev/%s", name);
+		/* The container's own node where kiln may make one: a bind mount would share
+		 * the host's inode, and the container's root could chmod or chown it. */
+		if (mknodat(dev, name, S_IFCHR | 0666, makedev(nodes[i].major, nodes[i].minor)) ==
+		    0) {
 			if (fchmodat(dev, name, 0666, 0) < 0) /* past the umask */
 				return kiln_err_set(err, errno, "chmod /dev/%s", name);
 			continue;
 		}
+		if (errno != EPERM || access(host, F_OK) < 0)
+			return kiln_err_set(err, errno, "mknod /dev/%s", name);
 		int f = openat(dev, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0666);
 		if (f < 0)
 			return kiln_err_set(err, errno, "create /dev/%s", name);

@@ -754,9 +754,17 @@ save_image(struct reg_store *st, const struct reg_image *img, enum reg_archive_f
            const char *path, bool durable, struct kiln_err *err)
 {
 	bool out = kiln_str_eq(path, "-");
-	_cleanup_free_ char *tmp = out ? NULL : kiln_xasprintf("%s.tmp-%d", path, getpid());
-	_cleanup_close_ int fd = out ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
-	                             : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* A device or FIFO (/dev/null) is written in place, never renamed over. */
+	int special = -1;
+	int d = out ? 0 : kiln_open_in_place(AT_FDCWD, path, &special);
+	if (d < 0)
+		return kiln_err_set(err, -d, "open `%s`", path);
+	bool direct = out || d > 0;
+	_cleanup_free_ char *tmp = direct ? NULL : kiln_xasprintf("%s.tmp-%d", path, getpid());
+	_cleanup_close_ int fd =
+	        out     ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
+	        : d > 0 ? special
+	                : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	_cleanup_archive_write_ struct archive *a = archive_write_new();
 	struct sink k = {.a = a, .err = err, .fd = fd};
 	int r = 0;
@@ -773,12 +781,12 @@ save_image(struct reg_store *st, const struct reg_image *img, enum reg_archive_f
 	r = fmt == REG_ARCHIVE_DOCKER ? save_docker(&k, st, img, err) : save_oci(&k, st, img, err);
 	if (r >= 0 && archive_write_close(a) != ARCHIVE_OK)
 		r = sink_fail(&k, "finish archive");
-	if (r >= 0 && !out && durable && fsync(fd) < 0)
+	if (r >= 0 && !direct && durable && fsync(fd) < 0)
 		r = kiln_err_set(err, errno, "fsync `%s`", tmp);
-	if (r >= 0 && !out && rename(tmp, path) < 0)
+	if (r >= 0 && !direct && rename(tmp, path) < 0)
 		r = kiln_err_set(err, errno, "rename to `%s`", path);
 out:
-	if (r < 0 && !out)
+	if (r < 0 && !direct)
 		unlink(tmp);
 	return r;
 }

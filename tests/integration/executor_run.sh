@@ -55,6 +55,19 @@ out=$(unshare -m sh -c 'mount --make-rprivate / && mount -t tmpfs tmpfs /dev && 
 	"$0" run --rootfs "$1" stat -c "%n %t:%T %a" /dev/zero /dev/tty' "$KILN" "$R" 2>&1)
 set -e
 expect_eq "device nodes made where the host has none" "$out" "$(printf '/dev/zero 1:5 666\n/dev/tty 5:0 666')"
+# The container's device nodes are its own: its root changing one leaves the host's alone.
+# Outputs named /dev/null are written to the device, never replaced by a renamed temp file.
+# Both in a private /dev, so a regression cannot break the machine's /dev/null.
+mkdir -p "$T/devnull-ctx" && printf 'FROM devnull-img\nRUN echo hi >/hi\n' >"$T/devnull-ctx/Dockerfile"
+set +e
+out=$(unshare -m sh -c 'mount --make-rprivate / && mount -t tmpfs tmpfs /dev && mknod -m 666 /dev/null c 1 3 &&
+	"$0" run --rootfs "$1" chmod 600 /dev/null && "$0" --root "$2" import "$1" devnull-img >/dev/null &&
+	"$0" --root "$2" save devnull-img -o /dev/null && "$0" --root "$2" save devnull-img --format docker -o /dev/null &&
+	"$0" --root "$2" build --progress quiet --iidfile /dev/null --metadata-file /dev/null \
+		-o type=tar,dest=/dev/null -o type=oci,dest=/dev/null "$3" >/dev/null &&
+	stat -c "%F %a" /dev/null' "$KILN" "$R" "$T/devnull-root" "$T/devnull-ctx" 2>&1)
+set -e
+expect_eq "host /dev/null after a container chmod and saves to it" "$out" "character special file 666"
 run_kiln run --rootfs "$R" sh -c 'ls /dev/pts /dev/shm >/dev/null && for l in /dev/fd /dev/ptmx /dev/stdin; do readlink $l; done'
 expect_eq "pts, shm and fd links" "$out" "$(printf '/proc/self/fd\npts/ptmx\n/proc/self/fd/0')"
 
