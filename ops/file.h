@@ -81,15 +81,20 @@ int ops_file_run(const json_t *def, int dest_rootfd, const int *src_rootfds, siz
 /*
  * A persistent index (dev, ino, size, mtime, ctime) -> SHA-256 of a regular file's content,
  * so unchanged files are not re-read build after build. Thread-safe (one lock). Entries
- * for files changed within a second of the save are dropped when the index is loaded (a
+ * for files changed within a second of the save are not trusted from the saved file (a
  * later write in the same timestamp tick would go unseen).
  */
 struct ops_stat_index;
 
-/* Load the index at `path` (a missing or unreadable-format file gives an empty index). */
+/* Map the index at `path`: a missing, damaged or foreign file (an old text index, say)
+ * gives an empty index; fails only when the file exists but cannot be read. */
 int ops_stat_index_open(const char *path, struct ops_stat_index **ret, struct kiln_err *err);
-/* Write it back atomically (temp file, fsync, rename) if anything changed. */
+/* Write it back atomically (temp file, fsync, rename) if a file was read since the open,
+ * merged with the entries of the file as it is now (a concurrent build's). */
 int ops_stat_index_save(struct ops_stat_index *idx, struct kiln_err *err);
+/* Tests: stamp later saves as made at `now` (seconds since the epoch), as if the save came
+ * later than it did; 0 restores the clock. */
+void ops_stat_index_set_save_time(struct ops_stat_index *idx, int64_t now);
 void ops_stat_index_free(struct ops_stat_index *idx);
 /* The digest of the regular file `fd` (open for reading, or O_PATH: then opened only when
  * it must be read) whose stat is `st`: from the index when the stat matches, otherwise
