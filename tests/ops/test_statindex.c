@@ -157,6 +157,22 @@ test_statindex__round_trip(void **state)
 	struct ops_stat_index_stats s = stats(idx);
 	assert_int_equal(s.hits, N);
 	assert_int_equal(s.reads, 0);
+	/* in any order: the search starts where the last one ended */
+	for (int k = 0; k < 4 * N; k++) {
+		int i = (int)(((unsigned)k * 7919u + (unsigned)(k / N) * 131u) % N);
+		if (k % 3 == 0)
+			i = N - 1 - i;
+		_cleanup_free_ char *rel = kiln_xasprintf("f%d", i);
+		struct stat st = stat_of(fx, rel);
+		struct kiln_digest got;
+		assert_true(ops_stat_index_lookup(idx, &st, &got));
+		assert_memory_equal(got.bytes, d[i].bytes, 32);
+		/* a neighbour that is not in the index misses wherever the search starts */
+		st.st_ino += 1ull << 40;
+		assert_false(ops_stat_index_lookup(idx, &st, &got));
+		st.st_ino -= 1ull << 41;
+		assert_false(ops_stat_index_lookup(idx, &st, &got));
+	}
 	/* the same digests as reading the files */
 	for (int i = 0; i < N; i++) {
 		_cleanup_free_ char *rel = kiln_xasprintf("f%d", i);
