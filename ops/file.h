@@ -113,6 +113,25 @@ struct ops_stat_index_stats {
 void ops_stat_index_get_stats(struct ops_stat_index *idx, struct ops_stat_index_stats *ret);
 
 /*
+ * lstat (fstatat with AT_SYMLINK_NOFOLLOW) of many names in one directory, on the calling
+ * thread and one helper thread (started on first use, joined by _free). Not for use from
+ * two threads at once; one batch at a time.
+ */
+struct ops_stat_batch;
+struct ops_stat_batch *ops_stat_batch_new(void);
+/* st[i] and errs[i] (0 or the errno of the failed stat) for each names[i]. b may be NULL
+ * (then all on this thread). */
+void ops_stat_batch_run(struct ops_stat_batch *b, int dirfd, char *const *names, size_t n,
+                        struct stat *st, int *errs);
+void ops_stat_batch_free(struct ops_stat_batch *b);
+static inline void
+ops_stat_batch_freep(struct ops_stat_batch **b)
+{
+	ops_stat_batch_free(*b);
+}
+#define _cleanup_stat_batch_ _cleanup_(ops_stat_batch_freep)
+
+/*
  * The digest of exactly what one copy action reads from src_rootfd (after wildcards,
  * follow_symlinks and excludes, as ops_file_run would select them): for every file, in a
  * fixed order, its path relative to the copy's source, type, mode, uid/gid, symlink target
