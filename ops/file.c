@@ -1250,8 +1250,8 @@ dig_entry(struct dig *d, int fd, const struct stat *st, const char *rel, const c
 		_cleanup_close_ int in = reopen_read(fd, true);
 		if (in < 0)
 			return kiln_err_set(d->err, -in, "open \"%s\"", srcpath);
-		_cleanup_strv_ struct kiln_strv names = KILN_STRV_INIT;
-		if ((r = kiln_dir_names(in, &names)) < 0)
+		_cleanup_dir_names_ struct ops_dir_names names = {0};
+		if ((r = ops_dir_names_read(in, &names)) < 0)
 			return kiln_err_set(d->err, -r, "read directory \"%s\"", srcpath);
 		bool exceptions = exclude_has_exceptions(d->exclude);
 		/* Every child's stat by name first (on both cores): an unchanged file the index

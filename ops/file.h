@@ -113,6 +113,24 @@ struct ops_stat_index_stats {
 void ops_stat_index_get_stats(struct ops_stat_index *idx, struct ops_stat_index_stats *ret);
 
 /*
+ * The names in a directory but "." and "..", sorted by strcmp, read from dirfd's current
+ * position (hand it a freshly opened directory). Returns 0 or -errno (ret then empty).
+ */
+struct ops_dir_names {
+	char **v; /* n names then NULL; they point into buf */
+	size_t n;
+	char *buf;
+};
+int ops_dir_names_read(int dirfd, struct ops_dir_names *ret);
+void ops_dir_names_release(struct ops_dir_names *dn);
+static inline void
+ops_dir_names_releasep(struct ops_dir_names *dn)
+{
+	ops_dir_names_release(dn);
+}
+#define _cleanup_dir_names_ _cleanup_(ops_dir_names_releasep)
+
+/*
  * lstat (fstatat with AT_SYMLINK_NOFOLLOW) of many names in one directory, on the calling
  * thread and one helper thread (started on first use, joined by _free). Not for use from
  * two threads at once; one batch at a time.
