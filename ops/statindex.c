@@ -12,11 +12,13 @@
  * rather than hashed because a walk looks files up directory by directory, and the files
  * of a directory mostly have neighbouring inode numbers: a search that gallops from the
  * last hit stays within a few cache lines (a hash table spread those lookups over 2 MB
- * and cost 5 ms of cache and TLB misses per 20,000 files). A file
- * with the wrong magic, version, sizes or header check (an old text index, a foreign or
- * truncated file) is ignored: it is only a cache, and the next save replaces it. Each entry
- * carries its own check word, tested when it answers a lookup, so a damaged entry is a
- * miss, never a wrong digest.
+ * and cost 5 ms of cache and TLB misses per 20,000 files).
+ *
+ * A file with the wrong magic, version, sizes or header check (an old text index, a
+ * foreign or truncated file) is ignored: it is only a cache, and the next save replaces
+ * it. Each entry carries its own check word, tested when it answers a lookup, so a damaged
+ * entry is a miss, never a wrong digest. Saves replace the file by rename and never write
+ * it in place, so a mapping always sees one whole file.
  *
  * Racy entries (git's "racily clean" problem): a file written in the same timestamp tick
  * as the index, and again after it, keeps its stat. So entries whose mtime or ctime is
