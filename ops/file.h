@@ -81,15 +81,20 @@ int ops_file_run(const json_t *def, int dest_rootfd, const int *src_rootfds, siz
 /*
  * A persistent index (dev, ino, size, mtime, ctime) -> SHA-256 of a regular file's content,
  * so unchanged files are not re-read build after build. Thread-safe (one lock). Entries
- * for files changed within a second of the save are dropped when the index is loaded (a
+ * for files changed within a second of the save are not trusted from the saved file (a
  * later write in the same timestamp tick would go unseen).
  */
 struct ops_stat_index;
 
-/* Load the index at `path` (a missing or unreadable-format file gives an empty index). */
+/* Map the index at `path`: a missing, damaged or foreign file (an old text index, say)
+ * gives an empty index; fails only when the file exists but cannot be read. */
 int ops_stat_index_open(const char *path, struct ops_stat_index **ret, struct kiln_err *err);
-/* Write it back atomically (temp file, fsync, rename) if anything changed. */
+/* Write it back atomically (temp file, fsync, rename) if a file was read since the open,
+ * merged with the entries of the file as it is now (a concurrent build's). */
 int ops_stat_index_save(struct ops_stat_index *idx, struct kiln_err *err);
+/* Tests: stamp later saves as made at `now` (seconds since the epoch), as if the save came
+ * later than it did; 0 restores the clock. */
+void ops_stat_index_set_save_time(struct ops_stat_index *idx, int64_t now);
 void ops_stat_index_free(struct ops_stat_index *idx);
 /* The digest of the regular file `fd` (open for reading, or O_PATH: then opened only when
  * it must be read) whose stat is `st`: from the index when the stat matches, otherwise
@@ -106,6 +111,43 @@ struct ops_stat_index_stats {
 	uint64_t stored; /* entries in the index */
 };
 void ops_stat_index_get_stats(struct ops_stat_index *idx, struct ops_stat_index_stats *ret);
+
+/*
+ * The names in a directory but "." and "..", sorted by strcmp, read from dirfd's current
+ * position (hand it a freshly opened directory). Returns 0 or -errno (ret then empty).
+ */
+struct ops_dir_names {
+	char **v; /* n names then NULL; they point into buf */
+	size_t n;
+	char *buf;
+};
+int ops_dir_names_read(int dirfd, struct ops_dir_names *ret);
+void ops_dir_names_release(struct ops_dir_names *dn);
+static inline void
+ops_dir_names_releasep(struct ops_dir_names *dn)
+{
+	ops_dir_names_release(dn);
+}
+#define _cleanup_dir_names_ _cleanup_(ops_dir_names_releasep)
+
+/*
+ * lstat (fstatat with AT_SYMLINK_NOFOLLOW) of many names in one directory, on the calling
+ * thread and one helper thread (started on first use, joined by _free). Not for use from
+ * two threads at once; one batch at a time.
+ */
+struct ops_stat_batch;
+struct ops_stat_batch *ops_stat_batch_new(void);
+/* st[i] and errs[i] (0 or the errno of the failed stat) for each names[i]. b may be NULL
+ * (then all on this thread). */
+void ops_stat_batch_run(struct ops_stat_batch *b, int dirfd, char *const *names, size_t n,
+                        struct stat *st, int *errs);
+void ops_stat_batch_free(struct ops_stat_batch *b);
+static inline void
+ops_stat_batch_freep(struct ops_stat_batch **b)
+{
+	ops_stat_batch_free(*b);
+}
+#define _cleanup_stat_batch_ _cleanup_(ops_stat_batch_freep)
 
 /*
  * The digest of exactly what one copy action reads from src_rootfd (after wildcards,

@@ -41,7 +41,7 @@ ops_save(struct ops *o, struct kiln_err *err)
 {
 	if (!o->index)
 		return 0;
-	/* Writes only when a file was read; never loads an index no step used. */
+	/* Writes only when a file was read: a no-change rebuild writes nothing. */
 	return ops_stat_index_save(o->index, err);
 }
 

@@ -810,6 +810,40 @@ test_store__auto_falls_back_to_native_with_notice(void **state)
 }
 
 static void
+test_store__overlay_probe_remembered_for_the_boot(void **state)
+{
+	struct fixture *f = *state;
+	f->s = open_store(f->dir, SNAP_DRIVER_OVERLAY);
+	_cleanup_free_ char *store = kiln_xstrdup(snap_store_path(f->s));
+	_cleanup_free_ char *rec = slurp(store, "probed");
+	assert_true(kiln_str_has_prefix(rec, "kiln-overlay-probe 1 "));
+	assert_non_null(strstr(rec, " extra="));
+	snap_store_free(TAKE_PTR(f->s));
+
+	/* The record is used: the store opens and mounts with the options it names. */
+	f->s = open_store(f->dir, SNAP_DRIVER_OVERLAY);
+	_cleanup_free_ char *c1 = LAYER(f->s, NULL, L1);
+	struct snap_mount *m = NULL;
+	struct kiln_err err = KILN_ERR_INIT;
+	assert_int_equal(snap_prepare(f->s, c1, &m, &err), 0);
+	_cleanup_free_ char *a = slurp(snap_mount_path(m), "a");
+	assert_string_equal(a, "a1");
+	snap_mount_release(m);
+	snap_store_free(TAKE_PTR(f->s));
+
+	/* Another boot's (or a damaged) record means a new probe, and a new record. */
+	test_write_file(store, "probed", "kiln-overlay-probe 1 another-boot 1 2 0 3 extra=1\n");
+	f->s = open_store(f->dir, SNAP_DRIVER_OVERLAY);
+	_cleanup_free_ char *again = slurp(store, "probed");
+	assert_string_equal(again, rec);
+	snap_store_free(TAKE_PTR(f->s));
+	test_write_file(store, "probed", "garbage");
+	f->s = open_store(f->dir, SNAP_DRIVER_OVERLAY);
+	_cleanup_free_ char *third = slurp(store, "probed");
+	assert_string_equal(third, rec);
+}
+
+static void
 test_store__driver_names(void **state)
 {
 	enum snap_driver d;
@@ -898,6 +932,8 @@ main(void)
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_store__labels_travel_with_the_commit, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_store__overlay_probe_remembered_for_the_boot,
+	                                        setup, teardown),
 	        cmocka_unit_test(test_store__driver_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
