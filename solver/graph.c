@@ -23,11 +23,14 @@ vertex_free(struct sv_vertex *v)
 	free(v);
 }
 
+static void array_memo_free(struct sv_array_memo *m);
+
 void
 sv_graph_free(struct sv_graph *g)
 {
 	if (!g)
 		return;
+	array_memo_free(g->hash_memo);
 	for (size_t i = 0; i < g->nvertices; i++)
 		vertex_free(g->vertices[i]);
 	free(g->vertices);
@@ -61,12 +64,44 @@ sv_op_name(enum sv_op op)
  * planning long Dockerfiles.
  */
 /* The bytes go through a small buffer: a def is hundreds of short strings, and one
- * EVP_DigestUpdate per length and per string cost more than the hashing itself. */
+ * EVP_DigestUpdate per length and per string cost more than the hashing itself. With
+ * `out` set, the bytes are collected there instead of hashed (see hash_shared_array). */
 struct hasher {
 	SHA256_CTX sha;
+	struct kiln_buf *out;
+	struct sv_array_memo *memo; /* NULL: no memo */
 	size_t n;
 	unsigned char buf[4096];
 };
+
+/*
+ * The bytes a shared array (a RUN's env, shared by the RUNs between two ENVs) hashes to,
+ * kept from one vertex to the next: each RUN of a long stage hashed its whole env entry by
+ * entry, quadratic in the stage's length, while all but the last few entries are the same
+ * values as in the previous RUN's array (do_run keeps them). The memo holds a reference to
+ * the array, so its elements stay alive and their addresses unique while they are compared
+ * with the next array's; defs never change once added (sv_graph_add), so an element at the
+ * same address hashes to the same bytes. Only the SHA-256 of those bytes is left per RUN.
+ */
+struct sv_array_memo {
+	json_t *array;
+	size_t n, alloc;
+	const json_t **elems; /* the array's elements, */
+	size_t *end;          /* and where each one's bytes end in `bytes` */
+	struct kiln_buf bytes;
+};
+
+static void
+array_memo_free(struct sv_array_memo *m)
+{
+	if (!m)
+		return;
+	json_decref(m->array);
+	free(m->elems);
+	free(m->end);
+	kiln_buf_release(&m->bytes);
+	free(m);
+}
 
 static void
 hash_flush(struct hasher *h)
@@ -78,6 +113,10 @@ hash_flush(struct hasher *h)
 static void
 hash_add(struct hasher *h, const void *data, size_t len)
 {
+	if (h->out) {
+		kiln_buf_add(h->out, data, len);
+		return;
+	}
 	if (h->n + len > sizeof(h->buf)) {
 		hash_flush(h);
 		if (len > sizeof(h->buf)) {
@@ -102,6 +141,34 @@ static int
 key_cmp(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void hash_json(struct hasher *h, const json_t *v);
+
+/* A shared array's bytes, from the memo where its elements are the memo's (see above). */
+static void
+hash_shared_array(struct hasher *h, const json_t *v)
+{
+	struct sv_array_memo *m = h->memo;
+	size_t n = json_array_size(v), same = 0;
+	if (v != m->array) {
+		while (same < n && same < m->n && json_array_get(v, same) == m->elems[same])
+			same++;
+		KILN_GROW(m->elems, m->alloc, n);
+		m->end = kiln_xreallocarray(m->end, m->alloc, sizeof(*m->end));
+		kiln_buf_setlen(&m->bytes, same ? m->end[same - 1] : 0);
+		struct hasher sub = {.out = &m->bytes};
+		for (size_t i = same; i < n; i++) {
+			m->elems[i] = json_array_get(v, i);
+			hash_json(&sub, m->elems[i]);
+			m->end[i] = m->bytes.len;
+		}
+		json_decref(m->array);
+		m->array = json_incref((json_t *)v);
+		m->n = n;
+	}
+	hash_len(h, 'a', n);
+	hash_add(h, m->bytes.buf, m->bytes.len);
 }
 
 static void
@@ -129,6 +196,10 @@ hash_json(struct hasher *h, const json_t *v)
 		break;
 	}
 	case JSON_ARRAY:
+		if (h->memo && json_array_size(v) >= 8 && v->refcount > 1) {
+			hash_shared_array(h, v);
+			break;
+		}
 		hash_len(h, 'a', json_array_size(v));
 		for (size_t i = 0; i < json_array_size(v); i++)
 			hash_json(h, json_array_get(v, i));
@@ -163,6 +234,8 @@ sv_json_digest(const json_t *value, struct kiln_digest *out)
 {
 	struct hasher h; /* not zeroed: only buf[0..n) is ever read */
 	SHA256_Init(&h.sha);
+	h.out = NULL;
+	h.memo = NULL;
 	h.n = 0;
 	hash_json(&h, value);
 	hash_flush(&h);
@@ -171,11 +244,17 @@ sv_json_digest(const json_t *value, struct kiln_digest *out)
 
 /* What a vertex is: its op, its definition and its inputs' digests, in that order. */
 static void
-vertex_digest(enum sv_op op, json_t *def, struct sv_vertex *const *inputs, size_t ninputs,
-              struct kiln_digest *d)
+vertex_digest(struct sv_graph *g, enum sv_op op, json_t *def, struct sv_vertex *const *inputs,
+              size_t ninputs, struct kiln_digest *d)
 {
 	struct hasher h; /* not zeroed: only buf[0..n) is ever read */
 	SHA256_Init(&h.sha);
+	h.out = NULL;
+	if (!g->hash_memo) {
+		g->hash_memo = kiln_xcalloc(1, sizeof(*g->hash_memo));
+		g->hash_memo->bytes = (struct kiln_buf)KILN_BUF_INIT;
+	}
+	h.memo = g->hash_memo;
 	h.n = 0;
 	const char *name = sv_op_name(op);
 	hash_len(&h, 'p', strlen(name));
@@ -226,7 +305,7 @@ sv_graph_add(struct sv_graph *g, enum sv_op op, json_t *def, struct sv_vertex *c
              size_t ninputs, const struct sv_vertex_meta *meta)
 {
 	struct kiln_digest d;
-	vertex_digest(op, def, inputs, ninputs, &d);
+	vertex_digest(g, op, def, inputs, ninputs, &d);
 
 	struct sv_vertex **slot = digest_slot(g, &d);
 	if (*slot) {
