@@ -92,14 +92,20 @@ struct sv_array_memo {
 };
 
 static void
-array_memo_free(struct sv_array_memo *m)
+array_memo_release(struct sv_array_memo *m)
 {
-	if (!m)
-		return;
 	json_decref(m->array);
 	free(m->elems);
 	free(m->end);
 	kiln_buf_release(&m->bytes);
+}
+
+static void
+array_memo_free(struct sv_array_memo *m)
+{
+	if (!m)
+		return;
+	array_memo_release(m);
 	free(m);
 }
 
@@ -358,12 +364,11 @@ struct jw {
 	struct kiln_buf *b;
 	int fd;  /* >= 0: flush b to fd whenever it holds JW_FLUSH bytes */
 	int err; /* the first write error, -errno */
-	/* The text of the last shared array printed: consecutive RUNs share one env array
-	 * (see do_run), printed again for each. The graph holds a reference to it for as
-	 * long as this lives, so the pointer cannot be reused for another value. */
-	const json_t *memo_v;
+	/* The text of the last shared array printed, as sv_array_memo keeps its hashed
+	 * bytes: consecutive RUNs share one env array (see do_run), printed again for each,
+	 * and the next env array shares all but its new entries. NULL: no memo. */
+	struct sv_array_memo *memo;
 	size_t memo_depth;
-	struct kiln_buf *memo;
 };
 
 #define JW_FLUSH (64 * 1024)
@@ -511,6 +516,43 @@ jw_chunk(const char *buf, size_t size, void *data)
 	return 0;
 }
 
+static void jw_value(struct jw *w, const json_t *v, size_t depth);
+
+/* A shared array's text at `depth`, re-rendered from its first element that is not the
+ * memo's: "[", the elements, each after its comma and indent, then the indent and "]". */
+static void
+jw_shared_array(struct jw *w, const json_t *v, size_t depth)
+{
+	struct sv_array_memo *m = w->memo;
+	size_t n = json_array_size(v), same = 0;
+	if (v != m->array || depth != w->memo_depth) {
+		while (depth == w->memo_depth && same < n && same < m->n &&
+		       json_array_get(v, same) == m->elems[same])
+			same++;
+		KILN_GROW(m->elems, m->alloc, n);
+		m->end = kiln_xreallocarray(m->end, m->alloc, sizeof(*m->end));
+		kiln_buf_setlen(&m->bytes, same ? m->end[same - 1] : 0);
+		struct jw sub = {.b = &m->bytes, .fd = -1};
+		if (!same)
+			jw_ch(&sub, '[');
+		for (size_t i = same; i < n; i++) {
+			if (i)
+				jw_ch(&sub, ',');
+			jw_indent(&sub, depth + 1);
+			m->elems[i] = json_array_get(v, i);
+			jw_value(&sub, m->elems[i], depth + 1);
+			m->end[i] = m->bytes.len;
+		}
+		jw_indent(&sub, depth);
+		jw_ch(&sub, ']');
+		json_decref(m->array);
+		m->array = json_incref((json_t *)v);
+		m->n = n;
+		w->memo_depth = depth;
+	}
+	jw_add(w, m->bytes.buf, m->bytes.len);
+}
+
 static void
 jw_value(struct jw *w, const json_t *v, size_t depth)
 {
@@ -544,26 +586,9 @@ jw_value(struct jw *w, const json_t *v, size_t depth)
 			jw_lit(w, "[]");
 			break;
 		}
-		if (w->memo && n >= 8 && v->refcount > 1) {
-			if (v != w->memo_v || depth != w->memo_depth) {
-				struct jw m = {.b = w->memo, .fd = -1};
-				kiln_buf_reset(m.b);
-				json_t *x;
-				size_t i;
-				jw_ch(&m, '[');
-				json_array_foreach(v, i, x)
-				{
-					if (i)
-						jw_ch(&m, ',');
-					jw_indent(&m, depth + 1);
-					jw_value(&m, x, depth + 1);
-				}
-				jw_indent(&m, depth);
-				jw_ch(&m, ']');
-				w->memo_v = v;
-				w->memo_depth = depth;
-			}
-			jw_add(w, w->memo->buf, w->memo->len);
+		/* Shared, or made of values shared with other arrays. */
+		if (w->memo && n >= 8 && (v->refcount > 1 || json_array_get(v, 0)->refcount > 1)) {
+			jw_shared_array(w, v, depth);
 			break;
 		}
 		jw_ch(w, '[');
@@ -704,9 +729,10 @@ graph_json(const struct sv_graph *g, struct jw *jw)
 void
 sv_graph_to_json(const struct sv_graph *g, struct kiln_buf *out)
 {
-	_cleanup_buf_ struct kiln_buf memo = KILN_BUF_INIT;
+	struct sv_array_memo memo = {.bytes = KILN_BUF_INIT};
 	struct jw w = {.b = out, .fd = -1, .memo = &memo};
 	graph_json(g, &w);
+	array_memo_release(&memo);
 	kiln_buf_setlen(out, out->len);
 }
 
@@ -715,9 +741,10 @@ sv_graph_write_json(const struct sv_graph *g, int fd, struct kiln_err *err)
 {
 	_cleanup_buf_ struct kiln_buf b = KILN_BUF_INIT;
 	kiln_buf_grow(&b, JW_FLUSH);
-	_cleanup_buf_ struct kiln_buf memo = KILN_BUF_INIT;
+	struct sv_array_memo memo = {.bytes = KILN_BUF_INIT};
 	struct jw w = {.b = &b, .fd = fd, .memo = &memo};
 	graph_json(g, &w);
+	array_memo_release(&memo);
 	jw_flush(&w);
 	if (w.err < 0)
 		return kiln_err_set(err, -w.err, "write");
