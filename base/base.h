@@ -202,6 +202,8 @@ struct kiln_arena;
 struct kiln_arena *kiln_arena_new(void);
 void kiln_arena_free(struct kiln_arena *a);
 void *kiln_arena_alloc(struct kiln_arena *a, size_t size); /* zeroed, 16-byte aligned */
+/* The same, not zeroed: for callers that write every byte (or malloc's stand-ins). */
+void *kiln_arena_alloc_uninit(struct kiln_arena *a, size_t size);
 void *kiln_arena_array(struct kiln_arena *a, size_t nmemb, size_t size);
 char *kiln_arena_strdup(struct kiln_arena *a, const char *s);
 char *kiln_arena_strndup(struct kiln_arena *a, const char *s, size_t n);
