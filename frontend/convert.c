@@ -183,6 +183,7 @@ struct cv_stage {
 	bool replayable;
 	struct fe_cmd **rel;      /* the instructions that lowering depends on, in order */
 	struct sv_vertex **after; /* after[0]: the root; after[k + 1]: after rel[k] */
+	const char **hist;        /* RUN/COPY/ADD rel[k]'s history text, else NULL */
 	size_t nafter;
 };
 
@@ -2128,6 +2129,7 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 	if (st->replayable) {
 		st->rel = kiln_xreallocarray(NULL, st->ncmds + 1, sizeof(*st->rel));
 		st->after = kiln_xreallocarray(NULL, st->ncmds + 1, sizeof(*st->after));
+		st->hist = kiln_xreallocarray(NULL, st->ncmds + 1, sizeof(*st->hist));
 		st->after[0] = st->vertex;
 		st->nafter = 1;
 		ref = replay_ref(cv, st, st->vertex);
@@ -2145,7 +2147,17 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 			cv->replay = ref->after[k + 1];
 		else if (rel)
 			ref = NULL;
-		r = dispatch_cmd(cv, st, cmd, err);
+		size_t nhist = json_array_size(st->img.history);
+		if (cv->replay && ref->hist[k]) {
+			/* A replayed RUN, COPY or ADD only adds its history, the same text as the
+			 * earlier stage's: the same instruction on the same variables, WORKDIR,
+			 * USER and SHELL. Taking it spares expanding and joining it again. */
+			history_add(&st->img, ref->hist[k], false);
+			st->vertex = cv->replay;
+			r = 0;
+		} else {
+			r = dispatch_cmd(cv, st, cmd, err);
+		}
 		cv->replay = NULL;
 		if (r < 0) {
 			cv->replay = saved;
@@ -2153,6 +2165,12 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 		}
 		if (rel && st->replayable) {
 			st->rel[k] = cmd;
+			st->hist[k] = NULL;
+			bool copy = cmd->kind == FE_CMD_COPY || cmd->kind == FE_CMD_ADD;
+			if ((cmd->kind == FE_CMD_RUN || copy) &&
+			    json_array_size(st->img.history) == nhist + 1)
+				st->hist[k] = json_string_value(json_object_get(
+				        json_array_get(st->img.history, nhist), "created_by"));
 			st->after[st->nafter++] = st->vertex;
 		}
 	}
@@ -2444,6 +2462,7 @@ out:
 		image_release(&cv.stages[i].img);
 		free(cv.stages[i].cmds);
 		free(cv.stages[i].after);
+		free(cv.stages[i].hist);
 		free(cv.stages[i].rel);
 	}
 	free(cv.stages);
