@@ -115,10 +115,11 @@ jstr(const char *s)
 	return json_stringn_nocheck(s, n);
 }
 
+/* Keys are literals here (so ASCII): jansson's UTF-8 check of each is skipped. */
 static void
 jset_str(json_t *o, const char *key, const char *value)
 {
-	json_object_set_new(o, key, jstr(value));
+	json_object_set_new_nocheck(o, key, jstr(value));
 }
 
 static json_t *
@@ -135,7 +136,7 @@ jactions(json_t *action)
 	json_t *a = json_array();
 	json_array_append_new(a, action);
 	json_t *o = json_object();
-	json_object_set_new(o, "actions", a);
+	json_object_set_new_nocheck(o, "actions", a);
 	return o;
 }
 
@@ -492,8 +493,8 @@ context_vertex(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, cha
 	if (whole)
 		json_decref(inc);
 	else
-		json_object_set_new(def, "include", inc);
-	json_object_set_new(def, "exclude", exclude_patterns(cv));
+		json_object_set_new_nocheck(def, "include", inc);
+	json_object_set_new_nocheck(def, "exclude", exclude_patterns(cv));
 	return add_vertex(cv, st, cmd, SV_OP_SOURCE, def, NULL, 0, "[internal] load build context");
 }
 
@@ -527,7 +528,7 @@ history_add(struct cv_image *img, const char *created_by, bool empty_layer)
 {
 	json_t *h = jobj_str("created_by", created_by);
 	if (empty_layer)
-		json_object_set_new(h, "empty_layer", json_true());
+		json_object_set_new_nocheck(h, "empty_layer", json_true());
 	json_array_append_new(img->history, h);
 }
 
@@ -668,7 +669,7 @@ named_dir_vertex(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, s
 {
 	json_t *def = jobj_str("type", "local");
 	jset_str(def, "dir", n->dir);
-	json_object_set_new(def, "exclude", json_incref(n->exclude));
+	json_object_set_new_nocheck(def, "exclude", json_incref(n->exclude));
 	_cleanup_free_ char *desc = kiln_xasprintf("[context %s] load from client", n->name);
 	return add_vertex(cv, st, cmd, SV_OP_SOURCE, def, NULL, 0, desc);
 }
@@ -776,8 +777,8 @@ do_env(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 				return cmd_err(cv, cmd, err, "LABEL names can not be blank");
 			json_t *labels = json_object_get(st->img.config, "Labels");
 			if (!labels)
-				json_object_set_new(st->img.config, "Labels",
-				                    labels = json_object());
+				json_object_set_new_nocheck(st->img.config, "Labels",
+				                            labels = json_object());
 			json_object_set_new(labels, kv.v[i], jstr(kv.v[i + 1]));
 		}
 		buf_cat(&h, " ", kv.v[i], "=", kv.v[i + 1], NULL);
@@ -886,14 +887,14 @@ do_cmd_entrypoint(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct
 {
 	json_t *v = cmdline_json(st, &cmd->cmdline);
 	if (cmd->kind == FE_CMD_CMD) {
-		json_object_set(st->img.config, "Cmd", v);
+		json_object_set_nocheck(st->img.config, "Cmd", v);
 		st->img.cmd_set = true;
 		history_json(&st->img, "CMD", v);
 	} else {
-		json_object_set(st->img.config, "Entrypoint", v);
+		json_object_set_nocheck(st->img.config, "Entrypoint", v);
 		/* ENTRYPOINT drops an inherited CMD unless this stage set one. */
 		if (!st->img.cmd_set)
-			json_object_set_new(st->img.config, "Cmd", json_null());
+			json_object_set_new_nocheck(st->img.config, "Cmd", json_null());
 		history_json(&st->img, "ENTRYPOINT", v);
 	}
 	json_decref(v);
@@ -931,7 +932,8 @@ do_expose(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_er
 	}
 	json_t *exposed = json_object_get(st->img.config, "ExposedPorts");
 	if (!exposed)
-		json_object_set_new(st->img.config, "ExposedPorts", exposed = json_object());
+		json_object_set_new_nocheck(st->img.config, "ExposedPorts",
+		                            exposed = json_object());
 	_cleanup_buf_ struct kiln_buf h = KILN_BUF_INIT;
 	kiln_buf_addstr(&h, "EXPOSE");
 	for (size_t i = 0; i < ports.n; i++) {
@@ -976,7 +978,7 @@ do_volume(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_er
 {
 	json_t *vols = json_object_get(st->img.config, "Volumes");
 	if (!vols)
-		json_object_set_new(st->img.config, "Volumes", vols = json_object());
+		json_object_set_new_nocheck(st->img.config, "Volumes", vols = json_object());
 	_cleanup_buf_ struct kiln_buf h = KILN_BUF_INIT;
 	kiln_buf_addstr(&h, "VOLUME");
 	for (size_t i = 0; i < cmd->list.nwords; i++) {
@@ -1022,7 +1024,7 @@ do_value(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err
 			if (!isalnum((unsigned char)*c) && *c != '+' && *c != '-')
 				return cmd_err(cv, cmd, err, "STOPSIGNAL: invalid signal \"%s\"",
 				               v);
-		json_object_set_new(st->img.config, "StopSignal", jstr(v));
+		json_object_set_new_nocheck(st->img.config, "StopSignal", jstr(v));
 		break;
 	}
 	case FE_CMD_MAINTAINER:
@@ -1060,20 +1062,22 @@ do_healthcheck(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct ki
 				json_array_append_new(test, jstr(t->argv[i]));
 		}
 	}
-	json_object_set_new(hc, "Test", test);
+	json_object_set_new_nocheck(hc, "Test", test);
 	if (cmd->healthcheck.interval)
-		json_object_set_new(hc, "Interval", json_integer(cmd->healthcheck.interval));
+		json_object_set_new_nocheck(hc, "Interval",
+		                            json_integer(cmd->healthcheck.interval));
 	if (cmd->healthcheck.timeout)
-		json_object_set_new(hc, "Timeout", json_integer(cmd->healthcheck.timeout));
+		json_object_set_new_nocheck(hc, "Timeout", json_integer(cmd->healthcheck.timeout));
 	if (cmd->healthcheck.start_period)
-		json_object_set_new(hc, "StartPeriod", json_integer(cmd->healthcheck.start_period));
+		json_object_set_new_nocheck(hc, "StartPeriod",
+		                            json_integer(cmd->healthcheck.start_period));
 	if (cmd->healthcheck.start_interval)
-		json_object_set_new(hc, "StartInterval",
-		                    json_integer(cmd->healthcheck.start_interval));
+		json_object_set_new_nocheck(hc, "StartInterval",
+		                            json_integer(cmd->healthcheck.start_interval));
 	if (cmd->healthcheck.retries >= 0 && !cmd->healthcheck.none)
-		json_object_set_new(hc, "Retries", json_integer(cmd->healthcheck.retries));
+		json_object_set_new_nocheck(hc, "Retries", json_integer(cmd->healthcheck.retries));
 	history_json(&st->img, "HEALTHCHECK", hc);
-	json_object_set_new(st->img.config, "Healthcheck", hc);
+	json_object_set_new_nocheck(st->img.config, "Healthcheck", hc);
 	return 0;
 }
 
@@ -1082,7 +1086,7 @@ do_onbuild(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_e
 {
 	json_t *ob = json_object_get(st->img.config, "OnBuild");
 	if (!ob)
-		json_object_set_new(st->img.config, "OnBuild", ob = json_array());
+		json_object_set_new_nocheck(st->img.config, "OnBuild", ob = json_array());
 	json_array_append_new(ob, jstr(cmd->onbuild.expression));
 	KILN_GROW(st->img.triggers, st->img.atriggers, st->img.ntriggers + 1);
 	st->img.triggers[st->img.ntriggers++] = cmd->onbuild.cmd;
@@ -1112,10 +1116,10 @@ chown_json(const char *spec)
 	json_t *o = json_object();
 	const char *colon = strchr(spec, ':');
 	if (colon) {
-		json_object_set_new(o, "user", json_stringn(spec, colon - spec));
-		json_object_set_new(o, "group", jstr(colon + 1));
+		json_object_set_new_nocheck(o, "user", json_stringn(spec, colon - spec));
+		json_object_set_new_nocheck(o, "group", jstr(colon + 1));
 	} else {
-		json_object_set_new(o, "user", jstr(spec));
+		json_object_set_new_nocheck(o, "user", jstr(spec));
 	}
 	return o;
 }
@@ -1142,10 +1146,10 @@ do_workdir(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_e
 	/* WORKDIR creates the directory (owned by USER), as BuildKit does. */
 	json_t *mk = jobj_str("action", "mkdir");
 	jset_str(mk, "path", wd);
-	json_object_set_new(mk, "mode", json_integer(0755));
-	json_object_set_new(mk, "parents", json_true());
+	json_object_set_new_nocheck(mk, "mode", json_integer(0755));
+	json_object_set_new_nocheck(mk, "parents", json_true());
 	if (st->img.user)
-		json_object_set_new(mk, "chown", chown_json(st->img.user));
+		json_object_set_new_nocheck(mk, "chown", chown_json(st->img.user));
 	json_t *def = jactions(mk);
 	st->vertex = add_vertex(cv, st, cmd, SV_OP_FILE, def, &st->vertex, 1, NULL);
 	return 0;
@@ -1198,9 +1202,9 @@ sharing_name(enum fe_mount_sharing s)
 static void
 mount_owner(json_t *m, const struct fe_mount *mt, uint32_t mode)
 {
-	json_object_set_new(m, "mode", json_integer(mt->has_mode ? mt->mode : mode));
-	json_object_set_new(m, "uid", json_integer(mt->has_uid ? mt->uid : 0));
-	json_object_set_new(m, "gid", json_integer(mt->has_gid ? mt->gid : 0));
+	json_object_set_new_nocheck(m, "mode", json_integer(mt->has_mode ? mt->mode : mode));
+	json_object_set_new_nocheck(m, "uid", json_integer(mt->has_uid ? mt->uid : 0));
+	json_object_set_new_nocheck(m, "gid", json_integer(mt->has_gid ? mt->gid : 0));
 }
 
 static int
@@ -1220,8 +1224,8 @@ run_mount(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, const st
 		if (!target)
 			return cmd_err(cv, cmd, err, "RUN --mount=type=%s: target is required",
 			               bind ? "bind" : "cache");
-		json_object_set_new(m, "type", jstr(bind ? "bind" : "cache"));
-		json_object_set_new(m, "target", jstr(target));
+		json_object_set_new_nocheck(m, "type", jstr(bind ? "bind" : "cache"));
+		json_object_set_new_nocheck(m, "target", jstr(target));
 		struct sv_vertex *src = NULL;
 		_cleanup_free_ char *source = NULL;
 		if (mt->from) {
@@ -1237,13 +1241,13 @@ run_mount(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, const st
 			source = kiln_path_join("/", rel);
 		}
 		if (src) {
-			json_object_set_new(m, "input", json_integer(inputs_add(in, src)));
-			json_object_set_new(m, "source", jstr(source));
+			json_object_set_new_nocheck(m, "input", json_integer(inputs_add(in, src)));
+			json_object_set_new_nocheck(m, "source", jstr(source));
 		}
-		json_object_set_new(m, "readonly", json_boolean(mt->readonly));
+		json_object_set_new_nocheck(m, "readonly", json_boolean(mt->readonly));
 		if (!bind) {
-			json_object_set_new(m, "id", jstr(mt->id ? mt->id : target));
-			json_object_set_new(m, "sharing", jstr(sharing_name(mt->sharing)));
+			json_object_set_new_nocheck(m, "id", jstr(mt->id ? mt->id : target));
+			json_object_set_new_nocheck(m, "sharing", jstr(sharing_name(mt->sharing)));
 			mount_owner(m, mt, 0755);
 		}
 		break;
@@ -1251,13 +1255,13 @@ run_mount(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, const st
 	case FE_MOUNT_TMPFS:
 		if (!target)
 			return cmd_err(cv, cmd, err, "RUN --mount=type=tmpfs: target is required");
-		json_object_set_new(m, "type", jstr("tmpfs"));
-		json_object_set_new(m, "target", jstr(target));
+		json_object_set_new_nocheck(m, "type", jstr("tmpfs"));
+		json_object_set_new_nocheck(m, "target", jstr(target));
 		if (mt->size)
-			json_object_set_new(m, "size", json_integer((json_int_t)mt->size));
+			json_object_set_new_nocheck(m, "size", json_integer((json_int_t)mt->size));
 		break;
 	case FE_MOUNT_SECRET: {
-		json_object_set_new(m, "type", jstr("secret"));
+		json_object_set_new_nocheck(m, "type", jstr("secret"));
 		_cleanup_free_ char *id = NULL;
 		if (mt->id)
 			id = kiln_xstrdup(mt->id);
@@ -1266,30 +1270,31 @@ run_mount(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, const st
 		if (!id || !*id)
 			return cmd_err(cv, cmd, err,
 			               "RUN --mount=type=secret: id or target is required");
-		json_object_set_new(m, "id", jstr(id));
+		json_object_set_new_nocheck(m, "id", jstr(id));
 		if (target)
-			json_object_set_new(m, "target", jstr(target));
+			json_object_set_new_nocheck(m, "target", jstr(target));
 		else if (!mt->env)
-			json_object_set_new(m, "target",
-			                    json_string_nocheck(kiln_arena_printf(
-			                            cv->ast->arena, "/run/secrets/%s", id)));
+			json_object_set_new_nocheck(
+			        m, "target",
+			        json_string_nocheck(
+			                kiln_arena_printf(cv->ast->arena, "/run/secrets/%s", id)));
 		if (mt->env)
-			json_object_set_new(m, "env", jstr(mt->env));
-		json_object_set_new(m, "required", json_boolean(mt->required));
+			json_object_set_new_nocheck(m, "env", jstr(mt->env));
+		json_object_set_new_nocheck(m, "required", json_boolean(mt->required));
 		mount_owner(m, mt, 0400);
 		break;
 	}
 	case FE_MOUNT_SSH:
-		json_object_set_new(m, "type", jstr("ssh"));
-		json_object_set_new(m, "id", jstr(mt->id ? mt->id : "default"));
+		json_object_set_new_nocheck(m, "type", jstr("ssh"));
+		json_object_set_new_nocheck(m, "id", jstr(mt->id ? mt->id : "default"));
 		if (target)
-			json_object_set_new(m, "target", jstr(target));
+			json_object_set_new_nocheck(m, "target", jstr(target));
 		else
-			json_object_set_new(
+			json_object_set_new_nocheck(
 			        m, "target",
 			        json_string_nocheck(kiln_arena_printf(
 			                cv->ast->arena, "/run/buildkit/ssh_agent.%zu", nth)));
-		json_object_set_new(m, "required", json_boolean(mt->required));
+		json_object_set_new_nocheck(m, "required", json_boolean(mt->required));
 		mount_owner(m, mt, 0600);
 		break;
 	}
@@ -1449,22 +1454,23 @@ do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 	}
 	bool default_path = st->img.env_default_path;
 	json_t *def = json_object();
-	json_object_set(def, "args", args);
-	json_object_set(def, "env", st->img.env_json); /* shared, never changed once built */
+	json_object_set_nocheck(def, "args", args);
+	json_object_set_nocheck(def, "env",
+	                        st->img.env_json); /* shared, never changed once built */
 	jset_str(def, "cwd",
 	         st->img.workdir        ? st->img.workdir
 	         : st->img.base_workdir ? st->img.base_workdir
 	                                : "/");
 	if (!st->img.workdir && !st->img.base_workdir && st->img.base)
-		json_object_set_new(def, "default_cwd", json_true());
+		json_object_set_new_nocheck(def, "default_cwd", json_true());
 	jset_str(def, "user", st->img.user ? st->img.user : "");
 	jset_str(def, "network", network);
 	jset_str(def, "security", security);
-	json_object_set(def, "mounts", mounts);
+	json_object_set_nocheck(def, "mounts", mounts);
 	if (st->img.base)
-		json_object_set_new(def, "base_env", jstr(st->img.base));
+		json_object_set_new_nocheck(def, "base_env", jstr(st->img.base));
 	if (default_path)
-		json_object_set_new(def, "default_path", json_true());
+		json_object_set_new_nocheck(def, "default_path", json_true());
 	json_t *proxy = NULL;
 	for (size_t i = 0; i < cv->proxy.kv.n; i++) {
 		const char *kv = cv->proxy.kv.v[i];
@@ -1476,7 +1482,7 @@ do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 		json_array_append_new(proxy, jstr(kv));
 	}
 	if (proxy)
-		json_object_set_new(def, "proxy_env", proxy);
+		json_object_set_new_nocheck(def, "proxy_env", proxy);
 
 	st->vertex = add_vertex(cv, st, cmd, SV_OP_EXEC, def, in.v, in.n, NULL);
 
@@ -1551,31 +1557,31 @@ static json_t *
 copy_action(const struct copy_opts *co, int input, const char *src, bool wildcard, bool url)
 {
 	json_t *a = jobj_str("action", "copy");
-	json_object_set_new(a, "input", json_integer(input));
+	json_object_set_new_nocheck(a, "input", json_integer(input));
 	jset_str(a, "src", src);
 	jset_str(a, "dest", co->dest);
-	json_object_set_new(a, "follow_symlinks", json_true());
-	json_object_set_new(a, "dir_contents_only", json_true());
-	json_object_set_new(a, "allow_wildcard", json_boolean(wildcard));
-	json_object_set_new(a, "allow_empty_wildcard", json_boolean(wildcard));
-	json_object_set_new(a, "create_dest_path", json_true());
+	json_object_set_new_nocheck(a, "follow_symlinks", json_true());
+	json_object_set_new_nocheck(a, "dir_contents_only", json_true());
+	json_object_set_new_nocheck(a, "allow_wildcard", json_boolean(wildcard));
+	json_object_set_new_nocheck(a, "allow_empty_wildcard", json_boolean(wildcard));
+	json_object_set_new_nocheck(a, "create_dest_path", json_true());
 	if (co->chown && *co->chown)
-		json_object_set_new(a, "chown", chown_json(co->chown));
+		json_object_set_new_nocheck(a, "chown", chown_json(co->chown));
 	if (co->mode)
-		json_object_set(a, "mode", co->mode);
+		json_object_set_nocheck(a, "mode", co->mode);
 	/* ADD unpacks local archives unless --unpack=false, URLs only with --unpack=true. */
 	if (co->add)
-		json_object_set_new(
+		json_object_set_new_nocheck(
 		        a, "unpack",
 		        json_boolean(url ? co->cmd->copy.unpack == 1 : co->cmd->copy.unpack != 0));
 	if (co->cmd->copy.link)
-		json_object_set_new(a, "link", json_true());
+		json_object_set_new_nocheck(a, "link", json_true());
 	if (co->cmd->copy.parents)
-		json_object_set_new(a, "parents", json_true());
+		json_object_set_new_nocheck(a, "parents", json_true());
 	if (co->excludes)
-		json_object_set(a, "exclude", co->excludes);
+		json_object_set_nocheck(a, "exclude", co->excludes);
 	if (co->add && co->cmd->copy.keep_git_dir)
-		json_object_set_new(a, "keep_git_dir", json_true());
+		json_object_set_new_nocheck(a, "keep_git_dir", json_true());
 	return a;
 }
 
@@ -1771,7 +1777,7 @@ do_copy(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err 
 			json_t *def = json_pack("{s:s, s:s, s:s}", "type", "http", "url", s,
 			                        "filename", fname);
 			if (checksum)
-				json_object_set_new(def, "checksum", jstr(checksum));
+				json_object_set_new_nocheck(def, "checksum", jstr(checksum));
 			struct sv_vertex *hv =
 			        add_vertex(cv, st, cmd, SV_OP_SOURCE, def, NULL, 0, s);
 			input = inputs_add(&in, hv);
@@ -1814,7 +1820,7 @@ do_copy(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err 
 	}
 	buf_cat(&h, " ", dest, " # buildkit", NULL);
 	json_t *def = json_object();
-	json_object_set(def, "actions", actions);
+	json_object_set_nocheck(def, "actions", actions);
 	struct sv_vertex *fv = add_vertex(cv, st, cmd, SV_OP_FILE, def, in.v, in.n, NULL);
 	st->vertex = link ? link_merge(cv, st, cmd, fv) : fv;
 	history_add(&st->img, h.buf, false);
@@ -2194,7 +2200,7 @@ stage_config(struct cv_stage *st)
 {
 	struct cv_image *img = &st->img;
 	json_t *c = json_object();
-	json_object_set_new(c, "Env", vars_json(&img->cfg_env));
+	json_object_set_new_nocheck(c, "Env", vars_json(&img->cfg_env));
 	const char *keys[] = {"Cmd",     "Entrypoint", "Labels",      "ExposedPorts",
 	                      "Volumes", "StopSignal", "Healthcheck", "OnBuild"};
 	for (size_t i = 0; i < KILN_ARRAY_SIZE(keys); i++) {
@@ -2203,23 +2209,24 @@ stage_config(struct cv_stage *st)
 			json_object_set(c, keys[i], v);
 	}
 	if (img->workdir)
-		json_object_set_new(c, "WorkingDir", jstr(img->workdir));
+		json_object_set_new_nocheck(c, "WorkingDir", jstr(img->workdir));
 	if (img->user)
-		json_object_set_new(c, "User", jstr(img->user));
+		json_object_set_new_nocheck(c, "User", jstr(img->user));
 	if (img->shell.n)
-		json_object_set_new(c, "Shell", strv_json(img->shell.v, img->shell.n));
+		json_object_set_new_nocheck(c, "Shell", strv_json(img->shell.v, img->shell.n));
 
 	json_t *o =
 	        json_pack("{s:s, s:s}", "architecture", st->platform.arch, "os", st->platform.os);
 	if (st->platform.variant[0])
-		json_object_set_new(o, "variant", jstr(st->platform.variant));
+		json_object_set_new_nocheck(o, "variant", jstr(st->platform.variant));
 	if (img->author)
-		json_object_set_new(o, "author", jstr(img->author));
-	json_object_set_new(o, "config", c);
-	json_object_set_new(o, "rootfs", json_pack("{s:s, s:[]}", "type", "layers", "diff_ids"));
-	json_object_set(o, "history", img->history);
+		json_object_set_new_nocheck(o, "author", jstr(img->author));
+	json_object_set_new_nocheck(o, "config", c);
+	json_object_set_new_nocheck(o, "rootfs",
+	                            json_pack("{s:s, s:[]}", "type", "layers", "diff_ids"));
+	json_object_set_nocheck(o, "history", img->history);
 	if (img->base)
-		json_object_set_new(o, "base", jstr(img->base));
+		json_object_set_new_nocheck(o, "base", jstr(img->base));
 	return o;
 }
 
