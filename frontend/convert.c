@@ -184,8 +184,17 @@ struct cv_stage {
 	bool replayable;
 	struct fe_cmd **rel;      /* the instructions that lowering depends on, in order */
 	struct sv_vertex **after; /* after[0]: the root; after[k + 1]: after rel[k] */
-	const char **hist;        /* RUN/COPY/ADD rel[k]'s history text, else NULL */
+	struct replay_rec *rec;   /* what RUN/COPY/ADD/ENV rel[k] did beyond its vertex */
 	size_t nafter;
+};
+
+/* What a replayed instruction repeats of the earlier stage's: its history entry and, for
+ * ENV, the variables it set (expanded, KEY VALUE ...). hist NULL: not recorded. */
+struct replay_rec {
+	const char *hist;
+	bool empty_layer;
+	char *const *kv;
+	size_t nkv;
 };
 
 struct cv {
@@ -196,6 +205,8 @@ struct cv {
 	size_t nstages;
 	struct cv_stage **buckets; /* stage names, see stage_name_insert */
 	size_t nbuckets;
+	char **env_kv; /* do_env's last ENV, expanded (KEY VALUE ...), in the tree's arena */
+	size_t env_nkv;
 	struct fe_vars global;            /* global ARGs with a value, and the platform ARGs */
 	struct kiln_strv global_declared; /* every global ARG name */
 	struct fe_vars build_args;        /* --build-arg */
@@ -762,6 +773,12 @@ do_env(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 		if (r < 0)
 			return r;
 		kiln_strv_push_take(&kv, v);
+	}
+	if (cmd->kind == FE_CMD_ENV) {
+		cv->env_kv = kiln_arena_array(cv->ast->arena, kv.n + 1, sizeof(char *));
+		for (size_t i = 0; i < kv.n; i++)
+			cv->env_kv[i] = kiln_arena_strdup(cv->ast->arena, kv.v[i]);
+		cv->env_nkv = kv.n;
 	}
 	_cleanup_buf_ struct kiln_buf h = KILN_BUF_INIT;
 	kiln_buf_addstr(&h, cmd->kind == FE_CMD_ENV ? "ENV" : "LABEL");
@@ -2135,7 +2152,7 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 	if (st->replayable) {
 		st->rel = kiln_xreallocarray(NULL, st->ncmds + 1, sizeof(*st->rel));
 		st->after = kiln_xreallocarray(NULL, st->ncmds + 1, sizeof(*st->after));
-		st->hist = kiln_xreallocarray(NULL, st->ncmds + 1, sizeof(*st->hist));
+		st->rec = kiln_xreallocarray(NULL, st->ncmds + 1, sizeof(*st->rec));
 		st->after[0] = st->vertex;
 		st->nafter = 1;
 		ref = replay_ref(cv, st, st->vertex);
@@ -2154,15 +2171,35 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 		else if (rel)
 			ref = NULL;
 		size_t nhist = json_array_size(st->img.history);
-		if (cv->replay && ref->hist[k]) {
-			/* A replayed RUN, COPY or ADD only adds its history, the same text as the
-			 * earlier stage's: the same instruction on the same variables, WORKDIR,
-			 * USER and SHELL. Taking it spares expanding and joining it again. */
-			history_add(&st->img, ref->hist[k], false);
+		struct replay_rec rec = {0};
+		if (cv->replay && ref->rec[k].hist) {
+			/* A replayed RUN, COPY, ADD or ENV repeats the earlier stage's: the same
+			 * instruction on the same variables, WORKDIR, USER and SHELL adds the same
+			 * history text and sets the same variables. Taking them spares expanding
+			 * and joining it all again. */
+			rec = ref->rec[k];
+			for (size_t j = 0; j + 1 < rec.nkv; j += 2) {
+				fe_vars_set(&st->img.env, rec.kv[j], rec.kv[j + 1]);
+				image_env_changed(&st->img);
+				fe_vars_set(&st->img.cfg_env, rec.kv[j], rec.kv[j + 1]);
+			}
+			history_add(&st->img, rec.hist, rec.empty_layer);
 			st->vertex = cv->replay;
 			r = 0;
 		} else {
+			cv->env_kv = NULL;
 			r = dispatch_cmd(cv, st, cmd, err);
+			bool env = cmd->kind == FE_CMD_ENV && cv->env_kv;
+			if (r >= 0 &&
+			    (env || cmd->kind == FE_CMD_RUN || cmd->kind == FE_CMD_COPY ||
+			     cmd->kind == FE_CMD_ADD) &&
+			    json_array_size(st->img.history) == nhist + 1) {
+				json_t *h = json_array_get(st->img.history, nhist);
+				rec.hist = json_string_value(json_object_get(h, "created_by"));
+				rec.empty_layer = json_is_true(json_object_get(h, "empty_layer"));
+				rec.kv = env ? cv->env_kv : NULL;
+				rec.nkv = env ? cv->env_nkv : 0;
+			}
 		}
 		cv->replay = NULL;
 		if (r < 0) {
@@ -2171,12 +2208,7 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 		}
 		if (rel && st->replayable) {
 			st->rel[k] = cmd;
-			st->hist[k] = NULL;
-			bool copy = cmd->kind == FE_CMD_COPY || cmd->kind == FE_CMD_ADD;
-			if ((cmd->kind == FE_CMD_RUN || copy) &&
-			    json_array_size(st->img.history) == nhist + 1)
-				st->hist[k] = json_string_value(json_object_get(
-				        json_array_get(st->img.history, nhist), "created_by"));
+			st->rec[k] = rec;
 			st->after[st->nafter++] = st->vertex;
 		}
 	}
@@ -2472,7 +2504,7 @@ out:
 		image_release(&cv.stages[i].img);
 		free(cv.stages[i].cmds);
 		free(cv.stages[i].after);
-		free(cv.stages[i].hist);
+		free(cv.stages[i].rec);
 		free(cv.stages[i].rel);
 	}
 	free(cv.stages);
