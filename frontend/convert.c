@@ -188,11 +188,11 @@ struct cv_stage {
 	size_t nafter;
 };
 
-/* What a replayed instruction repeats of the earlier stage's: its history entry and, for
- * ENV, the variables it set (expanded, KEY VALUE ...). hist NULL: not recorded. */
+/* What a replayed instruction repeats of the earlier stage's: its history entry (the
+ * earlier stage's own, NULL: not recorded) and, for ENV, the variables it set (expanded,
+ * KEY VALUE ...). */
 struct replay_rec {
-	const char *hist;
-	bool empty_layer;
+	json_t *entry;
 	char *const *kv;
 	size_t nkv;
 };
@@ -2172,18 +2172,20 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 			ref = NULL;
 		size_t nhist = json_array_size(st->img.history);
 		struct replay_rec rec = {0};
-		if (cv->replay && ref->rec[k].hist) {
+		if (cv->replay && ref->rec[k].entry) {
 			/* A replayed RUN, COPY, ADD or ENV repeats the earlier stage's: the same
 			 * instruction on the same variables, WORKDIR, USER and SHELL adds the same
-			 * history text and sets the same variables. Taking them spares expanding
-			 * and joining it all again. */
+			 * history entry and sets the same variables. Taking them spares expanding
+			 * and joining it all again, and sharing the entry (history entries are not
+			 * changed once made; the exporter merges deep copies) spares a megabyte
+			 * of a long plan's heap, pages the kernel would zero. */
 			rec = ref->rec[k];
 			for (size_t j = 0; j + 1 < rec.nkv; j += 2) {
 				fe_vars_set(&st->img.env, rec.kv[j], rec.kv[j + 1]);
 				image_env_changed(&st->img);
 				fe_vars_set(&st->img.cfg_env, rec.kv[j], rec.kv[j + 1]);
 			}
-			history_add(&st->img, rec.hist, rec.empty_layer);
+			json_array_append(st->img.history, rec.entry);
 			st->vertex = cv->replay;
 			r = 0;
 		} else {
@@ -2194,9 +2196,7 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 			    (env || cmd->kind == FE_CMD_RUN || cmd->kind == FE_CMD_COPY ||
 			     cmd->kind == FE_CMD_ADD) &&
 			    json_array_size(st->img.history) == nhist + 1) {
-				json_t *h = json_array_get(st->img.history, nhist);
-				rec.hist = json_string_value(json_object_get(h, "created_by"));
-				rec.empty_layer = json_is_true(json_object_get(h, "empty_layer"));
+				rec.entry = json_array_get(st->img.history, nhist);
 				rec.kv = env ? cv->env_kv : NULL;
 				rec.nkv = env ? cv->env_nkv : 0;
 			}
