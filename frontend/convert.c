@@ -189,12 +189,13 @@ struct cv_stage {
 };
 
 /* What a replayed instruction repeats of the earlier stage's: its history entry (the
- * earlier stage's own, NULL: not recorded) and, for ENV, the variables it set (expanded,
- * KEY VALUE ...). */
+ * earlier stage's own, NULL: not recorded), for ENV the variables it set (expanded, KEY
+ * VALUE ...), for WORKDIR the directory. */
 struct replay_rec {
 	json_t *entry;
 	char *const *kv;
 	size_t nkv;
+	const char *workdir;
 };
 
 struct cv {
@@ -2173,17 +2174,22 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 		size_t nhist = json_array_size(st->img.history);
 		struct replay_rec rec = {0};
 		if (cv->replay && ref->rec[k].entry) {
-			/* A replayed RUN, COPY, ADD or ENV repeats the earlier stage's: the same
-			 * instruction on the same variables, WORKDIR, USER and SHELL adds the same
-			 * history entry and sets the same variables. Taking them spares expanding
-			 * and joining it all again, and sharing the entry (history entries are not
-			 * changed once made; the exporter merges deep copies) spares a megabyte
-			 * of a long plan's heap, pages the kernel would zero. */
+			/* A replayed RUN, COPY, ADD, ENV or WORKDIR repeats the earlier stage's:
+			 * the same instruction on the same variables, WORKDIR, USER and SHELL adds
+			 * the same history entry and sets the same variables or directory. Taking
+			 * them spares expanding and joining it all again, and sharing the entry
+			 * (history entries are not changed once made; the exporter merges deep
+			 * copies) spares a megabyte of a long plan's heap, pages the kernel would
+			 * zero. */
 			rec = ref->rec[k];
 			for (size_t j = 0; j + 1 < rec.nkv; j += 2) {
 				fe_vars_set(&st->img.env, rec.kv[j], rec.kv[j + 1]);
 				image_env_changed(&st->img);
 				fe_vars_set(&st->img.cfg_env, rec.kv[j], rec.kv[j + 1]);
+			}
+			if (rec.workdir) {
+				free(st->img.workdir);
+				st->img.workdir = kiln_xstrdup(rec.workdir);
 			}
 			json_array_append(st->img.history, rec.entry);
 			st->vertex = cv->replay;
@@ -2192,13 +2198,17 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 			cv->env_kv = NULL;
 			r = dispatch_cmd(cv, st, cmd, err);
 			bool env = cmd->kind == FE_CMD_ENV && cv->env_kv;
+			bool wd = cmd->kind == FE_CMD_WORKDIR && st->img.workdir;
 			if (r >= 0 &&
-			    (env || cmd->kind == FE_CMD_RUN || cmd->kind == FE_CMD_COPY ||
+			    (env || wd || cmd->kind == FE_CMD_RUN || cmd->kind == FE_CMD_COPY ||
 			     cmd->kind == FE_CMD_ADD) &&
 			    json_array_size(st->img.history) == nhist + 1) {
 				rec.entry = json_array_get(st->img.history, nhist);
 				rec.kv = env ? cv->env_kv : NULL;
 				rec.nkv = env ? cv->env_nkv : 0;
+				rec.workdir =
+				        wd ? kiln_arena_strdup(cv->ast->arena, st->img.workdir)
+				           : NULL;
 			}
 		}
 		cv->replay = NULL;
