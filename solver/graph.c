@@ -1,7 +1,6 @@
 /* The build graph: vertices with content digests, deduplicated, in topological order. */
 #include "sv.h"
 
-
 struct sv_graph *
 sv_graph_new(void)
 {
@@ -364,7 +363,31 @@ struct jw {
 	 * and the next env array shares all but its new entries. NULL: no memo. */
 	struct sv_array_memo *memo;
 	size_t memo_depth;
+	struct jw_objs *objs; /* NULL: none kept (see jw_shared_object) */
 };
+
+/*
+ * The text of objects printed more than once, by address and depth: the history entries
+ * of stages that replay another share that stage's (frontend/convert.c), some 5,000 of a
+ * long plan's. Like the arrays above, they do not change once in the graph, which holds
+ * them for as long as this lives. Open addressing, at most half full.
+ */
+struct jw_obj {
+	const json_t *v;
+	size_t depth, off, len;
+};
+struct jw_objs {
+	struct jw_obj *slot;
+	size_t nslots, n;
+	struct kiln_buf text;
+};
+
+static void
+jw_objs_release(struct jw_objs *o)
+{
+	free(o->slot);
+	kiln_buf_release(&o->text);
+}
 
 #define JW_FLUSH (64 * 1024)
 
@@ -549,6 +572,68 @@ jw_shared_array(struct jw *w, const json_t *v, size_t depth)
 }
 
 static void
+jw_object(struct jw *w, const json_t *v, size_t depth)
+{
+	const char *k;
+	json_t *x;
+	bool first = true;
+	jw_ch(w, '{');
+	json_object_foreach((json_t *)v, k, x)
+	{
+		if (!first)
+			jw_ch(w, ',');
+		first = false;
+		jw_indent(w, depth + 1);
+		jw_cstr(w, k);
+		jw_lit(w, ": ");
+		jw_value(w, x, depth + 1);
+	}
+	jw_indent(w, depth);
+	jw_ch(w, '}');
+}
+
+static size_t
+jw_obj_bucket(const json_t *v, size_t depth, size_t nslots)
+{
+	uint64_t h = ((uint64_t)(uintptr_t)v >> 4) * 0x9E3779B97F4A7C15ull;
+	return (size_t)((h >> 24) + depth) & (nslots - 1);
+}
+
+/* A shared object's text, rendered the first time it is met at this depth. */
+static void
+jw_shared_object(struct jw *w, const json_t *v, size_t depth)
+{
+	struct jw_objs *o = w->objs;
+	if ((o->n + 1) * 2 > o->nslots) {
+		size_t nslots = o->nslots ? o->nslots * 2 : 1024;
+		struct jw_obj *t = kiln_xcalloc(nslots, sizeof(*t));
+		for (size_t i = 0; i < o->nslots; i++) {
+			if (!o->slot[i].v)
+				continue;
+			size_t b = jw_obj_bucket(o->slot[i].v, o->slot[i].depth, nslots);
+			while (t[b].v)
+				b = (b + 1) & (nslots - 1);
+			t[b] = o->slot[i];
+		}
+		free(o->slot);
+		o->slot = t;
+		o->nslots = nslots;
+	}
+	size_t b = jw_obj_bucket(v, depth, o->nslots);
+	while (o->slot[b].v && (o->slot[b].v != v || o->slot[b].depth != depth))
+		b = (b + 1) & (o->nslots - 1);
+	struct jw_obj *e = &o->slot[b];
+	if (!e->v) {
+		struct jw sub = {.b = &o->text, .fd = -1};
+		size_t off = o->text.len;
+		jw_object(&sub, v, depth);
+		*e = (struct jw_obj){.v = v, .depth = depth, .off = off, .len = o->text.len - off};
+		o->n++;
+	}
+	jw_add(w, o->text.buf + e->off, e->len);
+}
+
+static void
 jw_value(struct jw *w, const json_t *v, size_t depth)
 {
 	switch (json_typeof(v)) {
@@ -557,22 +642,11 @@ jw_value(struct jw *w, const json_t *v, size_t depth)
 			jw_lit(w, "{}");
 			break;
 		}
-		const char *k;
-		json_t *x;
-		bool first = true;
-		jw_ch(w, '{');
-		json_object_foreach((json_t *)v, k, x)
-		{
-			if (!first)
-				jw_ch(w, ',');
-			first = false;
-			jw_indent(w, depth + 1);
-			jw_cstr(w, k);
-			jw_lit(w, ": ");
-			jw_value(w, x, depth + 1);
+		if (w->objs && v->refcount > 1) {
+			jw_shared_object(w, v, depth);
+			break;
 		}
-		jw_indent(w, depth);
-		jw_ch(w, '}');
+		jw_object(w, v, depth);
 		break;
 	}
 	case JSON_ARRAY: {
@@ -725,9 +799,11 @@ void
 sv_graph_to_json(const struct sv_graph *g, struct kiln_buf *out)
 {
 	struct sv_array_memo memo = {.bytes = KILN_BUF_INIT};
-	struct jw w = {.b = out, .fd = -1, .memo = &memo};
+	struct jw_objs objs = {.text = KILN_BUF_INIT};
+	struct jw w = {.b = out, .fd = -1, .memo = &memo, .objs = &objs};
 	graph_json(g, &w);
 	array_memo_release(&memo);
+	jw_objs_release(&objs);
 	kiln_buf_setlen(out, out->len);
 }
 
@@ -737,9 +813,11 @@ sv_graph_write_json(const struct sv_graph *g, int fd, struct kiln_err *err)
 	_cleanup_buf_ struct kiln_buf b = KILN_BUF_INIT;
 	kiln_buf_grow(&b, JW_FLUSH);
 	struct sv_array_memo memo = {.bytes = KILN_BUF_INIT};
-	struct jw w = {.b = &b, .fd = fd, .memo = &memo};
+	struct jw_objs objs = {.text = KILN_BUF_INIT};
+	struct jw w = {.b = &b, .fd = fd, .memo = &memo, .objs = &objs};
 	graph_json(g, &w);
 	array_memo_release(&memo);
+	jw_objs_release(&objs);
 	jw_flush(&w);
 	if (w.err < 0)
 		return kiln_err_set(err, -w.err, "write");

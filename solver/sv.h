@@ -80,7 +80,8 @@ void sv_graph_free(struct sv_graph *g);
 struct sv_vertex *sv_graph_add(struct sv_graph *g, enum sv_op op, json_t *def,
                                struct sv_vertex *const *inputs, size_t ninputs,
                                const struct sv_vertex_meta *meta);
-/* Record a stage's result; takes ownership of `config`. */
+/* Record a stage's result; takes ownership of `config`, whose values, like a def's, may be
+ * shared but must not change once added (the JSON writer prints shared ones once). */
 void sv_graph_add_result(struct sv_graph *g, const char *name, struct sv_vertex *vertex,
                          json_t *config, bool target);
 const char *sv_op_name(enum sv_op op);
