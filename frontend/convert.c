@@ -2356,7 +2356,8 @@ split_stages(struct cv *cv, struct kiln_err *err)
 	struct fe_ast *ast = cv->ast;
 	size_t nfrom = 0;
 	for (size_t i = 0; i < ast->nnodes; i++)
-		nfrom += strcasecmp(ast->nodes[i].name, "from") == 0;
+		nfrom += (ast->nodes[i].name[0] | 0x20) == 'f' && /* spares most strcasecmp calls */
+		         strcasecmp(ast->nodes[i].name, "from") == 0;
 	cv->stages = kiln_xcalloc(nfrom ? nfrom : 1, sizeof(*cv->stages));
 	for (cv->nbuckets = 16; cv->nbuckets < 2 * nfrom; cv->nbuckets *= 2)
 		;
