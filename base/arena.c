@@ -34,7 +34,7 @@ kiln_arena_free(struct kiln_arena *a)
 }
 
 void *
-kiln_arena_alloc(struct kiln_arena *a, size_t size)
+kiln_arena_alloc_uninit(struct kiln_arena *a, size_t size)
 {
 	size_t rounded = (size + 15) & ~(size_t)15;
 	if (rounded < size)
@@ -49,7 +49,6 @@ kiln_arena_alloc(struct kiln_arena *a, size_t size)
 			big->size = big->used = cap;
 			big->next = b->next;
 			b->next = big;
-			memset(big->data, 0, cap);
 			return big->data;
 		}
 		struct arena_block *nb = kiln_xmalloc(sizeof(*nb) + cap);
@@ -60,6 +59,13 @@ kiln_arena_alloc(struct kiln_arena *a, size_t size)
 	}
 	void *p = b->data + b->used;
 	b->used += rounded;
+	return p;
+}
+
+void *
+kiln_arena_alloc(struct kiln_arena *a, size_t size)
+{
+	void *p = kiln_arena_alloc_uninit(a, size);
 	memset(p, 0, size);
 	return p;
 }
@@ -76,7 +82,7 @@ kiln_arena_array(struct kiln_arena *a, size_t nmemb, size_t size)
 char *
 kiln_arena_strndup(struct kiln_arena *a, const char *s, size_t n)
 {
-	char *p = kiln_arena_alloc(a, n + 1);
+	char *p = kiln_arena_alloc_uninit(a, n + 1);
 	memcpy(p, s, n);
 	p[n] = '\0';
 	return p;

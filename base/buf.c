@@ -67,9 +67,13 @@ kiln_buf_add(struct kiln_buf *sb, const void *data, size_t len)
 {
 	if (!len)
 		return;
-	kiln_buf_grow(sb, len);
+	/* One capacity check on the way: planning a long Dockerfile appends some 100,000
+	 * short strings (history, descriptions, words). */
+	if (len >= sb->alloc - sb->len) /* also when alloc is 0: never write kiln_buf_empty */
+		kiln_buf_grow(sb, len);
 	memcpy(sb->buf + sb->len, data, len);
-	kiln_buf_setlen(sb, sb->len + len);
+	sb->len += len;
+	sb->buf[sb->len] = '\0';
 }
 
 void

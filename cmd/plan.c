@@ -95,7 +95,7 @@ static struct kiln_arena *plan_json_arena;
 static void *
 plan_json_alloc(size_t n)
 {
-	return kiln_arena_alloc(plan_json_arena, n);
+	return kiln_arena_alloc_uninit(plan_json_arena, n); /* malloc's stand-in */
 }
 
 static void

@@ -90,10 +90,36 @@ in_list(const char *const *list, size_t n, const char *s)
 
 /* Members set directly: json_pack parses its format on every call, and plans of long
  * Dockerfiles build thousands of these objects. */
+/*
+ * json_string without jansson's byte-by-byte UTF-8 check for all-ASCII text, which is
+ * checked here 8 bytes at a time: that check was most of the cost of the 100,000 strings
+ * a long plan makes (history, env, labels). Other text goes through json_string and its
+ * check, so invalid UTF-8 still gives NULL.
+ */
+static json_t *
+jstr(const char *s)
+{
+	if (!s)
+		return NULL;
+	size_t n = strlen(s), i = 0;
+	uint64_t bits = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x;
+		memcpy(&x, s + i, 8);
+		bits |= x;
+	}
+	for (; i < n; i++)
+		bits |= (unsigned char)s[i];
+	if (bits & 0x8080808080808080ull)
+		return json_string(s);
+	return json_stringn_nocheck(s, n);
+}
+
+/* Keys are literals here (so ASCII): jansson's UTF-8 check of each is skipped. */
 static void
 jset_str(json_t *o, const char *key, const char *value)
 {
-	json_object_set_new(o, key, json_string(value));
+	json_object_set_new_nocheck(o, key, jstr(value));
 }
 
 static json_t *
@@ -110,7 +136,7 @@ jactions(json_t *action)
 	json_t *a = json_array();
 	json_array_append_new(a, action);
 	json_t *o = json_object();
-	json_object_set_new(o, "actions", a);
+	json_object_set_new_nocheck(o, "actions", a);
 	return o;
 }
 
@@ -158,7 +184,18 @@ struct cv_stage {
 	bool replayable;
 	struct fe_cmd **rel;      /* the instructions that lowering depends on, in order */
 	struct sv_vertex **after; /* after[0]: the root; after[k + 1]: after rel[k] */
+	struct replay_rec *rec;   /* what RUN/COPY/ADD/ENV rel[k] did beyond its vertex */
 	size_t nafter;
+};
+
+/* What a replayed instruction repeats of the earlier stage's: its history entry (the
+ * earlier stage's own, NULL: not recorded), for ENV the variables it set (expanded, KEY
+ * VALUE ...), for WORKDIR the directory. */
+struct replay_rec {
+	json_t *entry;
+	char *const *kv;
+	size_t nkv;
+	const char *workdir;
 };
 
 struct cv {
@@ -169,6 +206,8 @@ struct cv {
 	size_t nstages;
 	struct cv_stage **buckets; /* stage names, see stage_name_insert */
 	size_t nbuckets;
+	char **env_kv; /* do_env's last ENV, expanded (KEY VALUE ...), in the tree's arena */
+	size_t env_nkv;
 	struct fe_vars global;            /* global ARGs with a value, and the platform ARGs */
 	struct kiln_strv global_declared; /* every global ARG name */
 	struct fe_vars build_args;        /* --build-arg */
@@ -440,8 +479,7 @@ exclude_patterns(struct cv *cv)
 		cv->exclude = json_array();
 		size_t n = fe_ignore_count(cv->ignore);
 		for (size_t i = 0; i < n; i++)
-			json_array_append_new(cv->exclude,
-			                      json_string(fe_ignore_pattern(cv->ignore, i)));
+			json_array_append_new(cv->exclude, jstr(fe_ignore_pattern(cv->ignore, i)));
 	}
 	return json_incref(cv->exclude);
 }
@@ -462,13 +500,13 @@ context_vertex(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, cha
 		for (size_t j = 0; j < i && !dup; j++)
 			dup = kiln_str_eq(paths[i], paths[j]);
 		if (!dup)
-			json_array_append_new(inc, json_string(paths[i]));
+			json_array_append_new(inc, jstr(paths[i]));
 	}
 	if (whole)
 		json_decref(inc);
 	else
-		json_object_set_new(def, "include", inc);
-	json_object_set_new(def, "exclude", exclude_patterns(cv));
+		json_object_set_new_nocheck(def, "include", inc);
+	json_object_set_new_nocheck(def, "exclude", exclude_patterns(cv));
 	return add_vertex(cv, st, cmd, SV_OP_SOURCE, def, NULL, 0, "[internal] load build context");
 }
 
@@ -502,7 +540,7 @@ history_add(struct cv_image *img, const char *created_by, bool empty_layer)
 {
 	json_t *h = jobj_str("created_by", created_by);
 	if (empty_layer)
-		json_object_set_new(h, "empty_layer", json_true());
+		json_object_set_new_nocheck(h, "empty_layer", json_true());
 	json_array_append_new(img->history, h);
 }
 
@@ -608,8 +646,7 @@ named_setup(struct cv *cv, struct kiln_err *err)
 				return kiln_err_wrap(err, "--build-context %s", nc->name);
 			n->exclude = json_array();
 			for (size_t k = 0; k < fe_ignore_count(ig); k++)
-				json_array_append_new(n->exclude,
-				                      json_string(fe_ignore_pattern(ig, k)));
+				json_array_append_new(n->exclude, jstr(fe_ignore_pattern(ig, k)));
 			fe_ignore_free(ig);
 		}
 	}
@@ -644,7 +681,7 @@ named_dir_vertex(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, s
 {
 	json_t *def = jobj_str("type", "local");
 	jset_str(def, "dir", n->dir);
-	json_object_set_new(def, "exclude", json_incref(n->exclude));
+	json_object_set_new_nocheck(def, "exclude", json_incref(n->exclude));
 	_cleanup_free_ char *desc = kiln_xasprintf("[context %s] load from client", n->name);
 	return add_vertex(cv, st, cmd, SV_OP_SOURCE, def, NULL, 0, desc);
 }
@@ -738,6 +775,12 @@ do_env(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 			return r;
 		kiln_strv_push_take(&kv, v);
 	}
+	if (cmd->kind == FE_CMD_ENV) {
+		cv->env_kv = kiln_arena_array(cv->ast->arena, kv.n + 1, sizeof(char *));
+		for (size_t i = 0; i < kv.n; i++)
+			cv->env_kv[i] = kiln_arena_strdup(cv->ast->arena, kv.v[i]);
+		cv->env_nkv = kv.n;
+	}
 	_cleanup_buf_ struct kiln_buf h = KILN_BUF_INIT;
 	kiln_buf_addstr(&h, cmd->kind == FE_CMD_ENV ? "ENV" : "LABEL");
 	for (size_t i = 0; i < kv.n; i += 2) {
@@ -752,9 +795,9 @@ do_env(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 				return cmd_err(cv, cmd, err, "LABEL names can not be blank");
 			json_t *labels = json_object_get(st->img.config, "Labels");
 			if (!labels)
-				json_object_set_new(st->img.config, "Labels",
-				                    labels = json_object());
-			json_object_set_new(labels, kv.v[i], json_string(kv.v[i + 1]));
+				json_object_set_new_nocheck(st->img.config, "Labels",
+				                            labels = json_object());
+			json_object_set_new(labels, kv.v[i], jstr(kv.v[i + 1]));
 		}
 		buf_cat(&h, " ", kv.v[i], "=", kv.v[i + 1], NULL);
 	}
@@ -808,7 +851,7 @@ strv_json(char *const *v, size_t n)
 {
 	json_t *a = json_array();
 	for (size_t i = 0; i < n; i++)
-		json_array_append_new(a, json_string(v[i]));
+		json_array_append_new(a, jstr(v[i]));
 	return a;
 }
 
@@ -862,14 +905,14 @@ do_cmd_entrypoint(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct
 {
 	json_t *v = cmdline_json(st, &cmd->cmdline);
 	if (cmd->kind == FE_CMD_CMD) {
-		json_object_set(st->img.config, "Cmd", v);
+		json_object_set_nocheck(st->img.config, "Cmd", v);
 		st->img.cmd_set = true;
 		history_json(&st->img, "CMD", v);
 	} else {
-		json_object_set(st->img.config, "Entrypoint", v);
+		json_object_set_nocheck(st->img.config, "Entrypoint", v);
 		/* ENTRYPOINT drops an inherited CMD unless this stage set one. */
 		if (!st->img.cmd_set)
-			json_object_set_new(st->img.config, "Cmd", json_null());
+			json_object_set_new_nocheck(st->img.config, "Cmd", json_null());
 		history_json(&st->img, "ENTRYPOINT", v);
 	}
 	json_decref(v);
@@ -907,7 +950,8 @@ do_expose(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_er
 	}
 	json_t *exposed = json_object_get(st->img.config, "ExposedPorts");
 	if (!exposed)
-		json_object_set_new(st->img.config, "ExposedPorts", exposed = json_object());
+		json_object_set_new_nocheck(st->img.config, "ExposedPorts",
+		                            exposed = json_object());
 	_cleanup_buf_ struct kiln_buf h = KILN_BUF_INIT;
 	kiln_buf_addstr(&h, "EXPOSE");
 	for (size_t i = 0; i < ports.n; i++) {
@@ -952,7 +996,7 @@ do_volume(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_er
 {
 	json_t *vols = json_object_get(st->img.config, "Volumes");
 	if (!vols)
-		json_object_set_new(st->img.config, "Volumes", vols = json_object());
+		json_object_set_new_nocheck(st->img.config, "Volumes", vols = json_object());
 	_cleanup_buf_ struct kiln_buf h = KILN_BUF_INIT;
 	kiln_buf_addstr(&h, "VOLUME");
 	for (size_t i = 0; i < cmd->list.nwords; i++) {
@@ -998,7 +1042,7 @@ do_value(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err
 			if (!isalnum((unsigned char)*c) && *c != '+' && *c != '-')
 				return cmd_err(cv, cmd, err, "STOPSIGNAL: invalid signal \"%s\"",
 				               v);
-		json_object_set_new(st->img.config, "StopSignal", json_string(v));
+		json_object_set_new_nocheck(st->img.config, "StopSignal", jstr(v));
 		break;
 	}
 	case FE_CMD_MAINTAINER:
@@ -1018,7 +1062,7 @@ do_healthcheck(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct ki
 	json_t *hc = json_object();
 	json_t *test = json_array();
 	if (cmd->healthcheck.none) {
-		json_array_append_new(test, json_string("NONE"));
+		json_array_append_new(test, jstr("NONE"));
 	} else {
 		const struct fe_cmdline *t = &cmd->healthcheck.test;
 		if (t->shell_form) {
@@ -1028,28 +1072,30 @@ do_healthcheck(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct ki
 					kiln_buf_addch(&joined, ' ');
 				kiln_buf_addstr(&joined, t->argv[i]);
 			}
-			json_array_append_new(test, json_string("CMD-SHELL"));
-			json_array_append_new(test, json_string(joined.buf));
+			json_array_append_new(test, jstr("CMD-SHELL"));
+			json_array_append_new(test, jstr(joined.buf));
 		} else {
-			json_array_append_new(test, json_string("CMD"));
+			json_array_append_new(test, jstr("CMD"));
 			for (size_t i = 0; i < t->argc; i++)
-				json_array_append_new(test, json_string(t->argv[i]));
+				json_array_append_new(test, jstr(t->argv[i]));
 		}
 	}
-	json_object_set_new(hc, "Test", test);
+	json_object_set_new_nocheck(hc, "Test", test);
 	if (cmd->healthcheck.interval)
-		json_object_set_new(hc, "Interval", json_integer(cmd->healthcheck.interval));
+		json_object_set_new_nocheck(hc, "Interval",
+		                            json_integer(cmd->healthcheck.interval));
 	if (cmd->healthcheck.timeout)
-		json_object_set_new(hc, "Timeout", json_integer(cmd->healthcheck.timeout));
+		json_object_set_new_nocheck(hc, "Timeout", json_integer(cmd->healthcheck.timeout));
 	if (cmd->healthcheck.start_period)
-		json_object_set_new(hc, "StartPeriod", json_integer(cmd->healthcheck.start_period));
+		json_object_set_new_nocheck(hc, "StartPeriod",
+		                            json_integer(cmd->healthcheck.start_period));
 	if (cmd->healthcheck.start_interval)
-		json_object_set_new(hc, "StartInterval",
-		                    json_integer(cmd->healthcheck.start_interval));
+		json_object_set_new_nocheck(hc, "StartInterval",
+		                            json_integer(cmd->healthcheck.start_interval));
 	if (cmd->healthcheck.retries >= 0 && !cmd->healthcheck.none)
-		json_object_set_new(hc, "Retries", json_integer(cmd->healthcheck.retries));
+		json_object_set_new_nocheck(hc, "Retries", json_integer(cmd->healthcheck.retries));
 	history_json(&st->img, "HEALTHCHECK", hc);
-	json_object_set_new(st->img.config, "Healthcheck", hc);
+	json_object_set_new_nocheck(st->img.config, "Healthcheck", hc);
 	return 0;
 }
 
@@ -1058,8 +1104,8 @@ do_onbuild(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_e
 {
 	json_t *ob = json_object_get(st->img.config, "OnBuild");
 	if (!ob)
-		json_object_set_new(st->img.config, "OnBuild", ob = json_array());
-	json_array_append_new(ob, json_string(cmd->onbuild.expression));
+		json_object_set_new_nocheck(st->img.config, "OnBuild", ob = json_array());
+	json_array_append_new(ob, jstr(cmd->onbuild.expression));
 	KILN_GROW(st->img.triggers, st->img.atriggers, st->img.ntriggers + 1);
 	st->img.triggers[st->img.ntriggers++] = cmd->onbuild.cmd;
 	_cleanup_free_ char *h = kiln_xasprintf("ONBUILD %s", cmd->onbuild.expression);
@@ -1088,10 +1134,10 @@ chown_json(const char *spec)
 	json_t *o = json_object();
 	const char *colon = strchr(spec, ':');
 	if (colon) {
-		json_object_set_new(o, "user", json_stringn(spec, colon - spec));
-		json_object_set_new(o, "group", json_string(colon + 1));
+		json_object_set_new_nocheck(o, "user", json_stringn(spec, colon - spec));
+		json_object_set_new_nocheck(o, "group", jstr(colon + 1));
 	} else {
-		json_object_set_new(o, "user", json_string(spec));
+		json_object_set_new_nocheck(o, "user", jstr(spec));
 	}
 	return o;
 }
@@ -1118,10 +1164,10 @@ do_workdir(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_e
 	/* WORKDIR creates the directory (owned by USER), as BuildKit does. */
 	json_t *mk = jobj_str("action", "mkdir");
 	jset_str(mk, "path", wd);
-	json_object_set_new(mk, "mode", json_integer(0755));
-	json_object_set_new(mk, "parents", json_true());
+	json_object_set_new_nocheck(mk, "mode", json_integer(0755));
+	json_object_set_new_nocheck(mk, "parents", json_true());
 	if (st->img.user)
-		json_object_set_new(mk, "chown", chown_json(st->img.user));
+		json_object_set_new_nocheck(mk, "chown", chown_json(st->img.user));
 	json_t *def = jactions(mk);
 	st->vertex = add_vertex(cv, st, cmd, SV_OP_FILE, def, &st->vertex, 1, NULL);
 	return 0;
@@ -1174,9 +1220,9 @@ sharing_name(enum fe_mount_sharing s)
 static void
 mount_owner(json_t *m, const struct fe_mount *mt, uint32_t mode)
 {
-	json_object_set_new(m, "mode", json_integer(mt->has_mode ? mt->mode : mode));
-	json_object_set_new(m, "uid", json_integer(mt->has_uid ? mt->uid : 0));
-	json_object_set_new(m, "gid", json_integer(mt->has_gid ? mt->gid : 0));
+	json_object_set_new_nocheck(m, "mode", json_integer(mt->has_mode ? mt->mode : mode));
+	json_object_set_new_nocheck(m, "uid", json_integer(mt->has_uid ? mt->uid : 0));
+	json_object_set_new_nocheck(m, "gid", json_integer(mt->has_gid ? mt->gid : 0));
 }
 
 static int
@@ -1196,8 +1242,8 @@ run_mount(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, const st
 		if (!target)
 			return cmd_err(cv, cmd, err, "RUN --mount=type=%s: target is required",
 			               bind ? "bind" : "cache");
-		json_object_set_new(m, "type", json_string(bind ? "bind" : "cache"));
-		json_object_set_new(m, "target", json_string(target));
+		json_object_set_new_nocheck(m, "type", jstr(bind ? "bind" : "cache"));
+		json_object_set_new_nocheck(m, "target", jstr(target));
 		struct sv_vertex *src = NULL;
 		_cleanup_free_ char *source = NULL;
 		if (mt->from) {
@@ -1213,13 +1259,13 @@ run_mount(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, const st
 			source = kiln_path_join("/", rel);
 		}
 		if (src) {
-			json_object_set_new(m, "input", json_integer(inputs_add(in, src)));
-			json_object_set_new(m, "source", json_string(source));
+			json_object_set_new_nocheck(m, "input", json_integer(inputs_add(in, src)));
+			json_object_set_new_nocheck(m, "source", jstr(source));
 		}
-		json_object_set_new(m, "readonly", json_boolean(mt->readonly));
+		json_object_set_new_nocheck(m, "readonly", json_boolean(mt->readonly));
 		if (!bind) {
-			json_object_set_new(m, "id", json_string(mt->id ? mt->id : target));
-			json_object_set_new(m, "sharing", json_string(sharing_name(mt->sharing)));
+			json_object_set_new_nocheck(m, "id", jstr(mt->id ? mt->id : target));
+			json_object_set_new_nocheck(m, "sharing", jstr(sharing_name(mt->sharing)));
 			mount_owner(m, mt, 0755);
 		}
 		break;
@@ -1227,13 +1273,13 @@ run_mount(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, const st
 	case FE_MOUNT_TMPFS:
 		if (!target)
 			return cmd_err(cv, cmd, err, "RUN --mount=type=tmpfs: target is required");
-		json_object_set_new(m, "type", json_string("tmpfs"));
-		json_object_set_new(m, "target", json_string(target));
+		json_object_set_new_nocheck(m, "type", jstr("tmpfs"));
+		json_object_set_new_nocheck(m, "target", jstr(target));
 		if (mt->size)
-			json_object_set_new(m, "size", json_integer((json_int_t)mt->size));
+			json_object_set_new_nocheck(m, "size", json_integer((json_int_t)mt->size));
 		break;
 	case FE_MOUNT_SECRET: {
-		json_object_set_new(m, "type", json_string("secret"));
+		json_object_set_new_nocheck(m, "type", jstr("secret"));
 		_cleanup_free_ char *id = NULL;
 		if (mt->id)
 			id = kiln_xstrdup(mt->id);
@@ -1242,30 +1288,31 @@ run_mount(struct cv *cv, struct cv_stage *st, const struct fe_cmd *cmd, const st
 		if (!id || !*id)
 			return cmd_err(cv, cmd, err,
 			               "RUN --mount=type=secret: id or target is required");
-		json_object_set_new(m, "id", json_string(id));
+		json_object_set_new_nocheck(m, "id", jstr(id));
 		if (target)
-			json_object_set_new(m, "target", json_string(target));
+			json_object_set_new_nocheck(m, "target", jstr(target));
 		else if (!mt->env)
-			json_object_set_new(m, "target",
-			                    json_string_nocheck(kiln_arena_printf(
-			                            cv->ast->arena, "/run/secrets/%s", id)));
+			json_object_set_new_nocheck(
+			        m, "target",
+			        json_string_nocheck(
+			                kiln_arena_printf(cv->ast->arena, "/run/secrets/%s", id)));
 		if (mt->env)
-			json_object_set_new(m, "env", json_string(mt->env));
-		json_object_set_new(m, "required", json_boolean(mt->required));
+			json_object_set_new_nocheck(m, "env", jstr(mt->env));
+		json_object_set_new_nocheck(m, "required", json_boolean(mt->required));
 		mount_owner(m, mt, 0400);
 		break;
 	}
 	case FE_MOUNT_SSH:
-		json_object_set_new(m, "type", json_string("ssh"));
-		json_object_set_new(m, "id", json_string(mt->id ? mt->id : "default"));
+		json_object_set_new_nocheck(m, "type", jstr("ssh"));
+		json_object_set_new_nocheck(m, "id", jstr(mt->id ? mt->id : "default"));
 		if (target)
-			json_object_set_new(m, "target", json_string(target));
+			json_object_set_new_nocheck(m, "target", jstr(target));
 		else
-			json_object_set_new(
+			json_object_set_new_nocheck(
 			        m, "target",
 			        json_string_nocheck(kiln_arena_printf(
 			                cv->ast->arena, "/run/buildkit/ssh_agent.%zu", nth)));
-		json_object_set_new(m, "required", json_boolean(mt->required));
+		json_object_set_new_nocheck(m, "required", json_boolean(mt->required));
 		mount_owner(m, mt, 0600);
 		break;
 	}
@@ -1416,7 +1463,7 @@ do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 			if (old && strcmp(json_string_value(old), kv) == 0)
 				json_array_append(env, old);
 			else
-				json_array_append_new(env, json_string(kv));
+				json_array_append_new(env, jstr(kv));
 		}
 		st->img.env_default_path = add_path && st->img.base != NULL;
 		json_decref(prev);
@@ -1425,22 +1472,23 @@ do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 	}
 	bool default_path = st->img.env_default_path;
 	json_t *def = json_object();
-	json_object_set(def, "args", args);
-	json_object_set(def, "env", st->img.env_json); /* shared, never changed once built */
+	json_object_set_nocheck(def, "args", args);
+	json_object_set_nocheck(def, "env",
+	                        st->img.env_json); /* shared, never changed once built */
 	jset_str(def, "cwd",
 	         st->img.workdir        ? st->img.workdir
 	         : st->img.base_workdir ? st->img.base_workdir
 	                                : "/");
 	if (!st->img.workdir && !st->img.base_workdir && st->img.base)
-		json_object_set_new(def, "default_cwd", json_true());
+		json_object_set_new_nocheck(def, "default_cwd", json_true());
 	jset_str(def, "user", st->img.user ? st->img.user : "");
 	jset_str(def, "network", network);
 	jset_str(def, "security", security);
-	json_object_set(def, "mounts", mounts);
+	json_object_set_nocheck(def, "mounts", mounts);
 	if (st->img.base)
-		json_object_set_new(def, "base_env", json_string(st->img.base));
+		json_object_set_new_nocheck(def, "base_env", jstr(st->img.base));
 	if (default_path)
-		json_object_set_new(def, "default_path", json_true());
+		json_object_set_new_nocheck(def, "default_path", json_true());
 	json_t *proxy = NULL;
 	for (size_t i = 0; i < cv->proxy.kv.n; i++) {
 		const char *kv = cv->proxy.kv.v[i];
@@ -1449,10 +1497,10 @@ do_run(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err *
 			continue;
 		if (!proxy)
 			proxy = json_array();
-		json_array_append_new(proxy, json_string(kv));
+		json_array_append_new(proxy, jstr(kv));
 	}
 	if (proxy)
-		json_object_set_new(def, "proxy_env", proxy);
+		json_object_set_new_nocheck(def, "proxy_env", proxy);
 
 	st->vertex = add_vertex(cv, st, cmd, SV_OP_EXEC, def, in.v, in.n, NULL);
 
@@ -1512,7 +1560,7 @@ parse_chmod(struct cv *cv, const struct fe_cmd *cmd, const char *s, json_t **ret
 		if (!strchr("ugoa+-=rwxXst,", *c) || !*s)
 			return cmd_err(cv, cmd, err, "%s --chmod=%s: invalid mode", cmd_name(cmd),
 			               s);
-	*ret = json_string(s);
+	*ret = jstr(s);
 	return 0;
 }
 
@@ -1527,31 +1575,31 @@ static json_t *
 copy_action(const struct copy_opts *co, int input, const char *src, bool wildcard, bool url)
 {
 	json_t *a = jobj_str("action", "copy");
-	json_object_set_new(a, "input", json_integer(input));
+	json_object_set_new_nocheck(a, "input", json_integer(input));
 	jset_str(a, "src", src);
 	jset_str(a, "dest", co->dest);
-	json_object_set_new(a, "follow_symlinks", json_true());
-	json_object_set_new(a, "dir_contents_only", json_true());
-	json_object_set_new(a, "allow_wildcard", json_boolean(wildcard));
-	json_object_set_new(a, "allow_empty_wildcard", json_boolean(wildcard));
-	json_object_set_new(a, "create_dest_path", json_true());
+	json_object_set_new_nocheck(a, "follow_symlinks", json_true());
+	json_object_set_new_nocheck(a, "dir_contents_only", json_true());
+	json_object_set_new_nocheck(a, "allow_wildcard", json_boolean(wildcard));
+	json_object_set_new_nocheck(a, "allow_empty_wildcard", json_boolean(wildcard));
+	json_object_set_new_nocheck(a, "create_dest_path", json_true());
 	if (co->chown && *co->chown)
-		json_object_set_new(a, "chown", chown_json(co->chown));
+		json_object_set_new_nocheck(a, "chown", chown_json(co->chown));
 	if (co->mode)
-		json_object_set(a, "mode", co->mode);
+		json_object_set_nocheck(a, "mode", co->mode);
 	/* ADD unpacks local archives unless --unpack=false, URLs only with --unpack=true. */
 	if (co->add)
-		json_object_set_new(
+		json_object_set_new_nocheck(
 		        a, "unpack",
 		        json_boolean(url ? co->cmd->copy.unpack == 1 : co->cmd->copy.unpack != 0));
 	if (co->cmd->copy.link)
-		json_object_set_new(a, "link", json_true());
+		json_object_set_new_nocheck(a, "link", json_true());
 	if (co->cmd->copy.parents)
-		json_object_set_new(a, "parents", json_true());
+		json_object_set_new_nocheck(a, "parents", json_true());
 	if (co->excludes)
-		json_object_set(a, "exclude", co->excludes);
+		json_object_set_nocheck(a, "exclude", co->excludes);
 	if (co->add && co->cmd->copy.keep_git_dir)
-		json_object_set_new(a, "keep_git_dir", json_true());
+		json_object_set_new_nocheck(a, "keep_git_dir", json_true());
 	return a;
 }
 
@@ -1722,7 +1770,7 @@ do_copy(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err 
 			char *e;
 			if ((r = expand(cv, st, cmd, cmd->copy.excludes[j], &e, err)) < 0)
 				return r;
-			json_array_append_new(excludes, json_string(e));
+			json_array_append_new(excludes, jstr(e));
 			free(e);
 		}
 	}
@@ -1747,7 +1795,7 @@ do_copy(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err 
 			json_t *def = json_pack("{s:s, s:s, s:s}", "type", "http", "url", s,
 			                        "filename", fname);
 			if (checksum)
-				json_object_set_new(def, "checksum", json_string(checksum));
+				json_object_set_new_nocheck(def, "checksum", jstr(checksum));
 			struct sv_vertex *hv =
 			        add_vertex(cv, st, cmd, SV_OP_SOURCE, def, NULL, 0, s);
 			input = inputs_add(&in, hv);
@@ -1790,7 +1838,7 @@ do_copy(struct cv *cv, struct cv_stage *st, struct fe_cmd *cmd, struct kiln_err 
 	}
 	buf_cat(&h, " ", dest, " # buildkit", NULL);
 	json_t *def = json_object();
-	json_object_set(def, "actions", actions);
+	json_object_set_nocheck(def, "actions", actions);
 	struct sv_vertex *fv = add_vertex(cv, st, cmd, SV_OP_FILE, def, in.v, in.n, NULL);
 	st->vertex = link ? link_merge(cv, st, cmd, fv) : fv;
 	history_add(&st->img, h.buf, false);
@@ -2105,6 +2153,7 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 	if (st->replayable) {
 		st->rel = kiln_xreallocarray(NULL, st->ncmds + 1, sizeof(*st->rel));
 		st->after = kiln_xreallocarray(NULL, st->ncmds + 1, sizeof(*st->after));
+		st->rec = kiln_xreallocarray(NULL, st->ncmds + 1, sizeof(*st->rec));
 		st->after[0] = st->vertex;
 		st->nafter = 1;
 		ref = replay_ref(cv, st, st->vertex);
@@ -2122,7 +2171,46 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 			cv->replay = ref->after[k + 1];
 		else if (rel)
 			ref = NULL;
-		r = dispatch_cmd(cv, st, cmd, err);
+		size_t nhist = json_array_size(st->img.history);
+		struct replay_rec rec = {0};
+		if (cv->replay && ref->rec[k].entry) {
+			/* A replayed RUN, COPY, ADD, ENV or WORKDIR repeats the earlier stage's:
+			 * the same instruction on the same variables, WORKDIR, USER and SHELL adds
+			 * the same history entry and sets the same variables or directory. Taking
+			 * them spares expanding and joining it all again, and sharing the entry
+			 * (history entries are not changed once made; the exporter merges deep
+			 * copies) spares a megabyte of a long plan's heap, pages the kernel would
+			 * zero. */
+			rec = ref->rec[k];
+			for (size_t j = 0; j + 1 < rec.nkv; j += 2) {
+				fe_vars_set(&st->img.env, rec.kv[j], rec.kv[j + 1]);
+				image_env_changed(&st->img);
+				fe_vars_set(&st->img.cfg_env, rec.kv[j], rec.kv[j + 1]);
+			}
+			if (rec.workdir) {
+				free(st->img.workdir);
+				st->img.workdir = kiln_xstrdup(rec.workdir);
+			}
+			json_array_append(st->img.history, rec.entry);
+			st->vertex = cv->replay;
+			r = 0;
+		} else {
+			cv->env_kv = NULL;
+			r = dispatch_cmd(cv, st, cmd, err);
+			bool env = cmd->kind == FE_CMD_ENV && cv->env_kv;
+			bool wd = cmd->kind == FE_CMD_WORKDIR && st->img.workdir;
+			if (r >= 0 &&
+			    (env || wd || cmd->kind == FE_CMD_RUN || cmd->kind == FE_CMD_COPY ||
+			     cmd->kind == FE_CMD_ADD) &&
+			    json_array_size(st->img.history) == nhist + 1) {
+				rec.entry = json_array_get(st->img.history, nhist);
+				rec.kv = env ? cv->env_kv : NULL;
+				rec.nkv = env ? cv->env_nkv : 0;
+				rec.workdir =
+				        wd ? kiln_arena_strdup(cv->ast->arena, st->img.workdir)
+				           : NULL;
+			}
+		}
 		cv->replay = NULL;
 		if (r < 0) {
 			cv->replay = saved;
@@ -2130,6 +2218,7 @@ dispatch_stage(struct cv *cv, struct cv_stage *st, struct kiln_err *err)
 		}
 		if (rel && st->replayable) {
 			st->rel[k] = cmd;
+			st->rec[k] = rec;
 			st->after[st->nafter++] = st->vertex;
 		}
 	}
@@ -2143,7 +2232,7 @@ vars_json(const struct fe_vars *v)
 {
 	json_t *a = json_array();
 	for (size_t i = 0; i < v->kv.n; i++)
-		json_array_append_new(a, json_string(v->kv.v[i]));
+		json_array_append_new(a, jstr(v->kv.v[i]));
 	return a;
 }
 
@@ -2153,7 +2242,7 @@ stage_config(struct cv_stage *st)
 {
 	struct cv_image *img = &st->img;
 	json_t *c = json_object();
-	json_object_set_new(c, "Env", vars_json(&img->cfg_env));
+	json_object_set_new_nocheck(c, "Env", vars_json(&img->cfg_env));
 	const char *keys[] = {"Cmd",     "Entrypoint", "Labels",      "ExposedPorts",
 	                      "Volumes", "StopSignal", "Healthcheck", "OnBuild"};
 	for (size_t i = 0; i < KILN_ARRAY_SIZE(keys); i++) {
@@ -2162,23 +2251,24 @@ stage_config(struct cv_stage *st)
 			json_object_set(c, keys[i], v);
 	}
 	if (img->workdir)
-		json_object_set_new(c, "WorkingDir", json_string(img->workdir));
+		json_object_set_new_nocheck(c, "WorkingDir", jstr(img->workdir));
 	if (img->user)
-		json_object_set_new(c, "User", json_string(img->user));
+		json_object_set_new_nocheck(c, "User", jstr(img->user));
 	if (img->shell.n)
-		json_object_set_new(c, "Shell", strv_json(img->shell.v, img->shell.n));
+		json_object_set_new_nocheck(c, "Shell", strv_json(img->shell.v, img->shell.n));
 
 	json_t *o =
 	        json_pack("{s:s, s:s}", "architecture", st->platform.arch, "os", st->platform.os);
 	if (st->platform.variant[0])
-		json_object_set_new(o, "variant", json_string(st->platform.variant));
+		json_object_set_new_nocheck(o, "variant", jstr(st->platform.variant));
 	if (img->author)
-		json_object_set_new(o, "author", json_string(img->author));
-	json_object_set_new(o, "config", c);
-	json_object_set_new(o, "rootfs", json_pack("{s:s, s:[]}", "type", "layers", "diff_ids"));
-	json_object_set(o, "history", img->history);
+		json_object_set_new_nocheck(o, "author", jstr(img->author));
+	json_object_set_new_nocheck(o, "config", c);
+	json_object_set_new_nocheck(o, "rootfs",
+	                            json_pack("{s:s, s:[]}", "type", "layers", "diff_ids"));
+	json_object_set_nocheck(o, "history", img->history);
 	if (img->base)
-		json_object_set_new(o, "base", json_string(img->base));
+		json_object_set_new_nocheck(o, "base", jstr(img->base));
 	return o;
 }
 
@@ -2266,7 +2356,8 @@ split_stages(struct cv *cv, struct kiln_err *err)
 	struct fe_ast *ast = cv->ast;
 	size_t nfrom = 0;
 	for (size_t i = 0; i < ast->nnodes; i++)
-		nfrom += strcasecmp(ast->nodes[i].name, "from") == 0;
+		nfrom += (ast->nodes[i].name[0] | 0x20) == 'f' && /* spares most strcasecmp calls */
+		         strcasecmp(ast->nodes[i].name, "from") == 0;
 	cv->stages = kiln_xcalloc(nfrom ? nfrom : 1, sizeof(*cv->stages));
 	for (cv->nbuckets = 16; cv->nbuckets < 2 * nfrom; cv->nbuckets *= 2)
 		;
@@ -2361,6 +2452,9 @@ fe_plan_replay(const struct fe_plan_opts *opts, bool replay, struct sv_graph **r
 	int r = fe_parse(cv.file, data, len, &cv.ast, err);
 	if (r < 0)
 		return r;
+	/* The tree holds copies: the text's memory goes back to malloc for the graph, which
+	 * then touches fewer fresh pages (zeroing them was a fifth of a long plan). */
+	kiln_buf_release(&text);
 	if (opts->warnings) {
 		for (char *const *w = fe_ast_warnings(cv.ast); w && *w; w++)
 			kiln_strv_push(opts->warnings, *w);
@@ -2421,6 +2515,7 @@ out:
 		image_release(&cv.stages[i].img);
 		free(cv.stages[i].cmds);
 		free(cv.stages[i].after);
+		free(cv.stages[i].rec);
 		free(cv.stages[i].rel);
 	}
 	free(cv.stages);

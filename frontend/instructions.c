@@ -1091,8 +1091,11 @@ cmd_parse(struct kiln_arena *arena, const char *file, const struct fe_node *node
 	}
 	struct req r = {.arena = arena, .file = file, .node = &located};
 	size_t k;
+	/* The first letter, case-folded, before strcasecmp: a long Dockerfile made 60,000
+	 * strcasecmp calls here. (c | 0x20 is c's lower case for every ASCII letter.) */
 	for (k = 0; k < KILN_ARRAY_SIZE(cmd_names); k++)
-		if (node->name && !strcasecmp(node->name, cmd_names[k].name))
+		if (node->name && (node->name[0] | 0x20) == cmd_names[k].name[0] &&
+		    !strcasecmp(node->name, cmd_names[k].name))
 			break;
 	if (k == KILN_ARRAY_SIZE(cmd_names)) {
 		char *up = kiln_arena_strdup(arena, node->name ? node->name : "");

@@ -85,8 +85,10 @@ static const struct {
 static enum kind
 kind_of(const char *name, size_t n)
 {
+	/* The first letter before memcmp: a call per candidate showed in profiles. */
 	for (size_t i = 0; i < KILN_ARRAY_SIZE(kinds); i++)
-		if (kinds[i].len == n && memcmp(kinds[i].name, name, n) == 0)
+		if (kinds[i].len == n && kinds[i].name[0] == name[0] &&
+		    memcmp(kinds[i].name, name, n) == 0)
 			return kinds[i].kind;
 	return K_UNKNOWN;
 }
@@ -1612,7 +1614,8 @@ fe_parse(const char *file, const char *data, size_t len, struct fe_ast **ret, st
 		r = kiln_err_at(err, file, p.lineno > 0 ? p.lineno : 1, 0,
 		                "file with no instructions");
 	if (r == 0) {
-		ast->nodes = kiln_arena_array(ast->arena, p.nnodes, sizeof(*ast->nodes));
+		/* Not zeroed, all copied over (p.nodes already holds that many bytes). */
+		ast->nodes = kiln_arena_alloc_uninit(ast->arena, p.nnodes * sizeof(*ast->nodes));
 		memcpy(ast->nodes, p.nodes, p.nnodes * sizeof(*p.nodes));
 		ast->nnodes = p.nnodes;
 	}

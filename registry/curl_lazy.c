@@ -18,6 +18,7 @@
 
 #include <curl/curl.h>
 #include <dlfcn.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 
 _Static_assert(sizeof(void *) == sizeof(long) && sizeof(void *) == sizeof(curl_off_t),
@@ -189,4 +190,30 @@ curl_share_setopt(CURLSH *s, CURLSHoption o, ...)
 	void *arg = va_arg(ap, void *);
 	va_end(ap);
 	return REAL(curl_share_setopt)(s, o, arg);
+}
+
+/*
+ * The one libssl call kiln makes, on the SSL_CTX libcurl hands its CURLOPT_SSL_CTX_FUNCTION
+ * callback: libcurl has loaded libssl by then, so this finds the same library. Linking
+ * libssl would load libcrypto at every start (base/crypto_lazy.c says why it is not).
+ */
+static X509_STORE *(*real_ssl_ctx_get_cert_store)(const SSL_CTX *ctx);
+static pthread_once_t ssl_once = PTHREAD_ONCE_INIT;
+
+static void
+load_ssl(void)
+{
+	void *lib = dlopen("libssl.so.3", RTLD_NOW | RTLD_LOCAL);
+	if (!lib ||
+	    !(*(void **)&real_ssl_ctx_get_cert_store = dlsym(lib, "SSL_CTX_get_cert_store"))) {
+		fprintf(stderr, "kiln: cannot load libssl: %s\n", dlerror());
+		abort();
+	}
+}
+
+X509_STORE *
+SSL_CTX_get_cert_store(const SSL_CTX *ctx)
+{
+	pthread_once(&ssl_once, load_ssl);
+	return real_ssl_ctx_get_cert_store(ctx);
 }

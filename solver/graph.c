@@ -1,12 +1,6 @@
 /* The build graph: vertices with content digests, deduplicated, in topological order. */
 #include "sv.h"
 
-/* SHA256_Init and friends are deprecated in OpenSSL 3 but kept: unlike EVP they need no
- * provider fetch, whose first use loads openssl.cnf (a millisecond of every `kiln plan`),
- * and no context allocation per vertex. Same algorithm, so the same digests. */
-#define OPENSSL_SUPPRESS_DEPRECATED
-#include <openssl/sha.h>
-
 struct sv_graph *
 sv_graph_new(void)
 {
@@ -23,11 +17,14 @@ vertex_free(struct sv_vertex *v)
 	free(v);
 }
 
+static void array_memo_free(struct sv_array_memo *m);
+
 void
 sv_graph_free(struct sv_graph *g)
 {
 	if (!g)
 		return;
+	array_memo_free(g->hash_memo);
 	for (size_t i = 0; i < g->nvertices; i++)
 		vertex_free(g->vertices[i]);
 	free(g->vertices);
@@ -61,27 +58,69 @@ sv_op_name(enum sv_op op)
  * planning long Dockerfiles.
  */
 /* The bytes go through a small buffer: a def is hundreds of short strings, and one
- * EVP_DigestUpdate per length and per string cost more than the hashing itself. */
+ * EVP_DigestUpdate per length and per string cost more than the hashing itself. With
+ * `out` set, the bytes are collected there instead of hashed (see hash_shared_array). */
 struct hasher {
-	SHA256_CTX sha;
+	struct kiln_sha256_ctx sha; /* not OpenSSL's: see base/sha256.c */
+	struct kiln_buf *out;
+	struct sv_array_memo *memo; /* NULL: no memo */
 	size_t n;
 	unsigned char buf[4096];
 };
 
+/*
+ * The bytes a shared array (a RUN's env, shared by the RUNs between two ENVs) hashes to,
+ * kept from one vertex to the next: each RUN of a long stage hashed its whole env entry by
+ * entry, quadratic in the stage's length, while all but the last few entries are the same
+ * values as in the previous RUN's array (do_run keeps them). The memo holds a reference to
+ * the array, so its elements stay alive and their addresses unique while they are compared
+ * with the next array's; defs never change once added (sv_graph_add), so an element at the
+ * same address hashes to the same bytes. Only the SHA-256 of those bytes is left per RUN.
+ */
+struct sv_array_memo {
+	json_t *array;
+	size_t n, alloc;
+	const json_t **elems; /* the array's elements, */
+	size_t *end;          /* and where each one's bytes end in `bytes` */
+	struct kiln_buf bytes;
+};
+
+static void
+array_memo_release(struct sv_array_memo *m)
+{
+	json_decref(m->array);
+	free(m->elems);
+	free(m->end);
+	kiln_buf_release(&m->bytes);
+}
+
+static void
+array_memo_free(struct sv_array_memo *m)
+{
+	if (!m)
+		return;
+	array_memo_release(m);
+	free(m);
+}
+
 static void
 hash_flush(struct hasher *h)
 {
-	SHA256_Update(&h->sha, h->buf, h->n);
+	kiln_sha256_ctx_update(&h->sha, h->buf, h->n);
 	h->n = 0;
 }
 
 static void
 hash_add(struct hasher *h, const void *data, size_t len)
 {
+	if (h->out) {
+		kiln_buf_add(h->out, data, len);
+		return;
+	}
 	if (h->n + len > sizeof(h->buf)) {
 		hash_flush(h);
 		if (len > sizeof(h->buf)) {
-			SHA256_Update(&h->sha, data, len);
+			kiln_sha256_ctx_update(&h->sha, data, len);
 			return;
 		}
 	}
@@ -102,6 +141,34 @@ static int
 key_cmp(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void hash_json(struct hasher *h, const json_t *v);
+
+/* A shared array's bytes, from the memo where its elements are the memo's (see above). */
+static void
+hash_shared_array(struct hasher *h, const json_t *v)
+{
+	struct sv_array_memo *m = h->memo;
+	size_t n = json_array_size(v), same = 0;
+	if (v != m->array) {
+		while (same < n && same < m->n && json_array_get(v, same) == m->elems[same])
+			same++;
+		KILN_GROW(m->elems, m->alloc, n);
+		m->end = kiln_xreallocarray(m->end, m->alloc, sizeof(*m->end));
+		kiln_buf_setlen(&m->bytes, same ? m->end[same - 1] : 0);
+		struct hasher sub = {.out = &m->bytes};
+		for (size_t i = same; i < n; i++) {
+			m->elems[i] = json_array_get(v, i);
+			hash_json(&sub, m->elems[i]);
+			m->end[i] = m->bytes.len;
+		}
+		json_decref(m->array);
+		m->array = json_incref((json_t *)v);
+		m->n = n;
+	}
+	hash_len(h, 'a', n);
+	hash_add(h, m->bytes.buf, m->bytes.len);
 }
 
 static void
@@ -129,6 +196,10 @@ hash_json(struct hasher *h, const json_t *v)
 		break;
 	}
 	case JSON_ARRAY:
+		if (h->memo && json_array_size(v) >= 8 && v->refcount > 1) {
+			hash_shared_array(h, v);
+			break;
+		}
 		hash_len(h, 'a', json_array_size(v));
 		for (size_t i = 0; i < json_array_size(v); i++)
 			hash_json(h, json_array_get(v, i));
@@ -162,20 +233,28 @@ void
 sv_json_digest(const json_t *value, struct kiln_digest *out)
 {
 	struct hasher h; /* not zeroed: only buf[0..n) is ever read */
-	SHA256_Init(&h.sha);
+	kiln_sha256_ctx_init(&h.sha);
+	h.out = NULL;
+	h.memo = NULL;
 	h.n = 0;
 	hash_json(&h, value);
 	hash_flush(&h);
-	SHA256_Final(out->bytes, &h.sha);
+	kiln_sha256_ctx_final(&h.sha, out);
 }
 
 /* What a vertex is: its op, its definition and its inputs' digests, in that order. */
 static void
-vertex_digest(enum sv_op op, json_t *def, struct sv_vertex *const *inputs, size_t ninputs,
-              struct kiln_digest *d)
+vertex_digest(struct sv_graph *g, enum sv_op op, json_t *def, struct sv_vertex *const *inputs,
+              size_t ninputs, struct kiln_digest *d)
 {
 	struct hasher h; /* not zeroed: only buf[0..n) is ever read */
-	SHA256_Init(&h.sha);
+	kiln_sha256_ctx_init(&h.sha);
+	h.out = NULL;
+	if (!g->hash_memo) {
+		g->hash_memo = kiln_xcalloc(1, sizeof(*g->hash_memo));
+		g->hash_memo->bytes = (struct kiln_buf)KILN_BUF_INIT;
+	}
+	h.memo = g->hash_memo;
 	h.n = 0;
 	const char *name = sv_op_name(op);
 	hash_len(&h, 'p', strlen(name));
@@ -185,7 +264,7 @@ vertex_digest(enum sv_op op, json_t *def, struct sv_vertex *const *inputs, size_
 	for (size_t i = 0; i < ninputs; i++)
 		hash_add(&h, inputs[i]->digest.bytes, sizeof(inputs[i]->digest.bytes));
 	hash_flush(&h);
-	SHA256_Final(d->bytes, &h.sha);
+	kiln_sha256_ctx_final(&h.sha, d);
 }
 
 static size_t
@@ -226,7 +305,7 @@ sv_graph_add(struct sv_graph *g, enum sv_op op, json_t *def, struct sv_vertex *c
              size_t ninputs, const struct sv_vertex_meta *meta)
 {
 	struct kiln_digest d;
-	vertex_digest(op, def, inputs, ninputs, &d);
+	vertex_digest(g, op, def, inputs, ninputs, &d);
 
 	struct sv_vertex **slot = digest_slot(g, &d);
 	if (*slot) {
@@ -279,13 +358,36 @@ struct jw {
 	struct kiln_buf *b;
 	int fd;  /* >= 0: flush b to fd whenever it holds JW_FLUSH bytes */
 	int err; /* the first write error, -errno */
-	/* The text of the last shared array printed: consecutive RUNs share one env array
-	 * (see do_run), printed again for each. The graph holds a reference to it for as
-	 * long as this lives, so the pointer cannot be reused for another value. */
-	const json_t *memo_v;
+	/* The text of the last shared array printed, as sv_array_memo keeps its hashed
+	 * bytes: consecutive RUNs share one env array (see do_run), printed again for each,
+	 * and the next env array shares all but its new entries. NULL: no memo. */
+	struct sv_array_memo *memo;
 	size_t memo_depth;
-	struct kiln_buf *memo;
+	struct jw_objs *objs; /* NULL: none kept (see jw_shared_object) */
 };
+
+/*
+ * The text of objects printed more than once, by address and depth: the history entries
+ * of stages that replay another share that stage's (frontend/convert.c), some 5,000 of a
+ * long plan's. Like the arrays above, they do not change once in the graph, which holds
+ * them for as long as this lives. Open addressing, at most half full.
+ */
+struct jw_obj {
+	const json_t *v;
+	size_t depth, off, len;
+};
+struct jw_objs {
+	struct jw_obj *slot;
+	size_t nslots, n;
+	struct kiln_buf text;
+};
+
+static void
+jw_objs_release(struct jw_objs *o)
+{
+	free(o->slot);
+	kiln_buf_release(&o->text);
+}
 
 #define JW_FLUSH (64 * 1024)
 
@@ -432,6 +534,105 @@ jw_chunk(const char *buf, size_t size, void *data)
 	return 0;
 }
 
+static void jw_value(struct jw *w, const json_t *v, size_t depth);
+
+/* A shared array's text at `depth`, re-rendered from its first element that is not the
+ * memo's: "[", the elements, each after its comma and indent, then the indent and "]". */
+static void
+jw_shared_array(struct jw *w, const json_t *v, size_t depth)
+{
+	struct sv_array_memo *m = w->memo;
+	size_t n = json_array_size(v), same = 0;
+	if (v != m->array || depth != w->memo_depth) {
+		while (depth == w->memo_depth && same < n && same < m->n &&
+		       json_array_get(v, same) == m->elems[same])
+			same++;
+		KILN_GROW(m->elems, m->alloc, n);
+		m->end = kiln_xreallocarray(m->end, m->alloc, sizeof(*m->end));
+		kiln_buf_setlen(&m->bytes, same ? m->end[same - 1] : 0);
+		struct jw sub = {.b = &m->bytes, .fd = -1};
+		if (!same)
+			jw_ch(&sub, '[');
+		for (size_t i = same; i < n; i++) {
+			if (i)
+				jw_ch(&sub, ',');
+			jw_indent(&sub, depth + 1);
+			m->elems[i] = json_array_get(v, i);
+			jw_value(&sub, m->elems[i], depth + 1);
+			m->end[i] = m->bytes.len;
+		}
+		jw_indent(&sub, depth);
+		jw_ch(&sub, ']');
+		json_decref(m->array);
+		m->array = json_incref((json_t *)v);
+		m->n = n;
+		w->memo_depth = depth;
+	}
+	jw_add(w, m->bytes.buf, m->bytes.len);
+}
+
+static void
+jw_object(struct jw *w, const json_t *v, size_t depth)
+{
+	const char *k;
+	json_t *x;
+	bool first = true;
+	jw_ch(w, '{');
+	json_object_foreach((json_t *)v, k, x)
+	{
+		if (!first)
+			jw_ch(w, ',');
+		first = false;
+		jw_indent(w, depth + 1);
+		jw_cstr(w, k);
+		jw_lit(w, ": ");
+		jw_value(w, x, depth + 1);
+	}
+	jw_indent(w, depth);
+	jw_ch(w, '}');
+}
+
+static size_t
+jw_obj_bucket(const json_t *v, size_t depth, size_t nslots)
+{
+	uint64_t h = ((uint64_t)(uintptr_t)v >> 4) * 0x9E3779B97F4A7C15ull;
+	return (size_t)((h >> 24) + depth) & (nslots - 1);
+}
+
+/* A shared object's text, rendered the first time it is met at this depth. */
+static void
+jw_shared_object(struct jw *w, const json_t *v, size_t depth)
+{
+	struct jw_objs *o = w->objs;
+	if ((o->n + 1) * 2 > o->nslots) {
+		size_t nslots = o->nslots ? o->nslots * 2 : 1024;
+		struct jw_obj *t = kiln_xcalloc(nslots, sizeof(*t));
+		for (size_t i = 0; i < o->nslots; i++) {
+			if (!o->slot[i].v)
+				continue;
+			size_t b = jw_obj_bucket(o->slot[i].v, o->slot[i].depth, nslots);
+			while (t[b].v)
+				b = (b + 1) & (nslots - 1);
+			t[b] = o->slot[i];
+		}
+		free(o->slot);
+		o->slot = t;
+		o->nslots = nslots;
+	}
+	size_t b = jw_obj_bucket(v, depth, o->nslots);
+	while (o->slot[b].v && (o->slot[b].v != v || o->slot[b].depth != depth))
+		b = (b + 1) & (o->nslots - 1);
+	struct jw_obj *e = &o->slot[b];
+	if (!e->v) {
+		struct jw sub = {.b = &o->text, .fd = -1};
+		size_t off = o->text.len;
+		jw_object(&sub, v, depth);
+		*e = (struct jw_obj){.v = v, .depth = depth, .off = off, .len = o->text.len - off};
+		o->n++;
+	}
+	jw_add(w, o->text.buf + e->off, e->len);
+}
+
 static void
 jw_value(struct jw *w, const json_t *v, size_t depth)
 {
@@ -441,22 +642,11 @@ jw_value(struct jw *w, const json_t *v, size_t depth)
 			jw_lit(w, "{}");
 			break;
 		}
-		const char *k;
-		json_t *x;
-		bool first = true;
-		jw_ch(w, '{');
-		json_object_foreach((json_t *)v, k, x)
-		{
-			if (!first)
-				jw_ch(w, ',');
-			first = false;
-			jw_indent(w, depth + 1);
-			jw_cstr(w, k);
-			jw_lit(w, ": ");
-			jw_value(w, x, depth + 1);
+		if (w->objs && v->refcount > 1) {
+			jw_shared_object(w, v, depth);
+			break;
 		}
-		jw_indent(w, depth);
-		jw_ch(w, '}');
+		jw_object(w, v, depth);
 		break;
 	}
 	case JSON_ARRAY: {
@@ -465,26 +655,9 @@ jw_value(struct jw *w, const json_t *v, size_t depth)
 			jw_lit(w, "[]");
 			break;
 		}
-		if (w->memo && n >= 8 && v->refcount > 1) {
-			if (v != w->memo_v || depth != w->memo_depth) {
-				struct jw m = {.b = w->memo, .fd = -1};
-				kiln_buf_reset(m.b);
-				json_t *x;
-				size_t i;
-				jw_ch(&m, '[');
-				json_array_foreach(v, i, x)
-				{
-					if (i)
-						jw_ch(&m, ',');
-					jw_indent(&m, depth + 1);
-					jw_value(&m, x, depth + 1);
-				}
-				jw_indent(&m, depth);
-				jw_ch(&m, ']');
-				w->memo_v = v;
-				w->memo_depth = depth;
-			}
-			jw_add(w, w->memo->buf, w->memo->len);
+		/* Shared, or made of values shared with other arrays. */
+		if (w->memo && n >= 8 && (v->refcount > 1 || json_array_get(v, 0)->refcount > 1)) {
+			jw_shared_array(w, v, depth);
 			break;
 		}
 		jw_ch(w, '[');
@@ -625,9 +798,12 @@ graph_json(const struct sv_graph *g, struct jw *jw)
 void
 sv_graph_to_json(const struct sv_graph *g, struct kiln_buf *out)
 {
-	_cleanup_buf_ struct kiln_buf memo = KILN_BUF_INIT;
-	struct jw w = {.b = out, .fd = -1, .memo = &memo};
+	struct sv_array_memo memo = {.bytes = KILN_BUF_INIT};
+	struct jw_objs objs = {.text = KILN_BUF_INIT};
+	struct jw w = {.b = out, .fd = -1, .memo = &memo, .objs = &objs};
 	graph_json(g, &w);
+	array_memo_release(&memo);
+	jw_objs_release(&objs);
 	kiln_buf_setlen(out, out->len);
 }
 
@@ -636,9 +812,12 @@ sv_graph_write_json(const struct sv_graph *g, int fd, struct kiln_err *err)
 {
 	_cleanup_buf_ struct kiln_buf b = KILN_BUF_INIT;
 	kiln_buf_grow(&b, JW_FLUSH);
-	_cleanup_buf_ struct kiln_buf memo = KILN_BUF_INIT;
-	struct jw w = {.b = &b, .fd = fd, .memo = &memo};
+	struct sv_array_memo memo = {.bytes = KILN_BUF_INIT};
+	struct jw_objs objs = {.text = KILN_BUF_INIT};
+	struct jw w = {.b = &b, .fd = fd, .memo = &memo, .objs = &objs};
 	graph_json(g, &w);
+	array_memo_release(&memo);
+	jw_objs_release(&objs);
 	jw_flush(&w);
 	if (w.err < 0)
 		return kiln_err_set(err, -w.err, "write");

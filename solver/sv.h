@@ -67,6 +67,7 @@ struct sv_graph {
 	size_t nvertices, alloc;
 	struct sv_vertex **by_digest; /* open-addressing table for dedup, size a power of 2 */
 	size_t by_digest_size;
+	struct sv_array_memo *hash_memo; /* see solver/graph.c */
 	struct sv_result *results;
 	size_t nresults, results_alloc;
 };
@@ -74,11 +75,13 @@ struct sv_graph {
 struct sv_graph *sv_graph_new(void);
 void sv_graph_free(struct sv_graph *g);
 /* Add a vertex; takes ownership of `def`. Inputs must already be in the graph. Returns the
- * vertex (an existing one when identical). */
+ * vertex (an existing one when identical). Values in `def` may be shared with other defs
+ * (e.g. one env array by consecutive RUNs), but none may change once added. */
 struct sv_vertex *sv_graph_add(struct sv_graph *g, enum sv_op op, json_t *def,
                                struct sv_vertex *const *inputs, size_t ninputs,
                                const struct sv_vertex_meta *meta);
-/* Record a stage's result; takes ownership of `config`. */
+/* Record a stage's result; takes ownership of `config`, whose values, like a def's, may be
+ * shared but must not change once added (the JSON writer prints shared ones once). */
 void sv_graph_add_result(struct sv_graph *g, const char *name, struct sv_vertex *vertex,
                          json_t *config, bool target);
 const char *sv_op_name(enum sv_op op);
