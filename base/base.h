@@ -228,24 +228,6 @@ void kiln_sha256_update(struct kiln_sha256 *ctx, const void *data, size_t len);
 void kiln_sha256_final(struct kiln_sha256 *ctx, struct kiln_digest *out);
 void kiln_sha256_free(struct kiln_sha256 *ctx);
 void kiln_sha256_buf(const void *data, size_t len, struct kiln_digest *out);
-/* The same SHA-256 on the stack, without loading libcrypto where the CPU has the SHA
- * extensions (base/sha256.c says why): for hashing many small values in kiln plan. */
-struct kiln_sha256_own {
-	uint32_t h[8];
-	uint64_t len;
-	size_t n;
-	unsigned char buf[64];
-};
-struct kiln_sha256_ctx {
-	union {
-		struct kiln_sha256_own own;
-		_Alignas(8) unsigned char openssl[128]; /* a SHA256_CTX */
-	} u;
-	bool openssl;
-};
-void kiln_sha256_ctx_init(struct kiln_sha256_ctx *ctx);
-void kiln_sha256_ctx_update(struct kiln_sha256_ctx *ctx, const void *data, size_t len);
-void kiln_sha256_ctx_final(struct kiln_sha256_ctx *ctx, struct kiln_digest *out);
 /* Writes "sha256:<64 lowercase hex>" and a NUL into out[KILN_DIGEST_HEX_LEN + 1]. */
 void kiln_digest_format(const struct kiln_digest *d, char out[KILN_DIGEST_HEX_LEN + 1]);
 /* Accepts only "sha256:" + 64 lowercase hex; -EINVAL with a message otherwise. */

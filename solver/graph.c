@@ -1,6 +1,12 @@
 /* The build graph: vertices with content digests, deduplicated, in topological order. */
 #include "sv.h"
 
+/* SHA256_Init and friends are deprecated in OpenSSL 3 but kept: unlike EVP they need no
+ * provider fetch, whose first use loads openssl.cnf (a millisecond of every `kiln plan`),
+ * and no context allocation per vertex. Same algorithm, so the same digests. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
+
 struct sv_graph *
 sv_graph_new(void)
 {
@@ -61,7 +67,7 @@ sv_op_name(enum sv_op op)
  * EVP_DigestUpdate per length and per string cost more than the hashing itself. With
  * `out` set, the bytes are collected there instead of hashed (see hash_shared_array). */
 struct hasher {
-	struct kiln_sha256_ctx sha; /* not OpenSSL's: see base/sha256.c */
+	SHA256_CTX sha;
 	struct kiln_buf *out;
 	struct sv_array_memo *memo; /* NULL: no memo */
 	size_t n;
@@ -106,7 +112,7 @@ array_memo_free(struct sv_array_memo *m)
 static void
 hash_flush(struct hasher *h)
 {
-	kiln_sha256_ctx_update(&h->sha, h->buf, h->n);
+	SHA256_Update(&h->sha, h->buf, h->n);
 	h->n = 0;
 }
 
@@ -120,7 +126,7 @@ hash_add(struct hasher *h, const void *data, size_t len)
 	if (h->n + len > sizeof(h->buf)) {
 		hash_flush(h);
 		if (len > sizeof(h->buf)) {
-			kiln_sha256_ctx_update(&h->sha, data, len);
+			SHA256_Update(&h->sha, data, len);
 			return;
 		}
 	}
@@ -233,13 +239,13 @@ void
 sv_json_digest(const json_t *value, struct kiln_digest *out)
 {
 	struct hasher h; /* not zeroed: only buf[0..n) is ever read */
-	kiln_sha256_ctx_init(&h.sha);
+	SHA256_Init(&h.sha);
 	h.out = NULL;
 	h.memo = NULL;
 	h.n = 0;
 	hash_json(&h, value);
 	hash_flush(&h);
-	kiln_sha256_ctx_final(&h.sha, out);
+	SHA256_Final(out->bytes, &h.sha);
 }
 
 /* What a vertex is: its op, its definition and its inputs' digests, in that order. */
@@ -248,7 +254,7 @@ vertex_digest(struct sv_graph *g, enum sv_op op, json_t *def, struct sv_vertex *
               size_t ninputs, struct kiln_digest *d)
 {
 	struct hasher h; /* not zeroed: only buf[0..n) is ever read */
-	kiln_sha256_ctx_init(&h.sha);
+	SHA256_Init(&h.sha);
 	h.out = NULL;
 	if (!g->hash_memo) {
 		g->hash_memo = kiln_xcalloc(1, sizeof(*g->hash_memo));
@@ -264,7 +270,7 @@ vertex_digest(struct sv_graph *g, enum sv_op op, json_t *def, struct sv_vertex *
 	for (size_t i = 0; i < ninputs; i++)
 		hash_add(&h, inputs[i]->digest.bytes, sizeof(inputs[i]->digest.bytes));
 	hash_flush(&h);
-	kiln_sha256_ctx_final(&h.sha, d);
+	SHA256_Final(d->bytes, &h.sha);
 }
 
 static size_t

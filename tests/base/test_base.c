@@ -112,29 +112,6 @@ test_digest__sha256_of_abc(void **state)
 }
 
 static void
-test_digest__sha256_ctx_same_as_openssl(void **state)
-{
-	/* Every padding case (lengths around 55, 56, 64 and their multiples), fed whole and
-	 * in pieces that straddle blocks. */
-	unsigned char data[700];
-	for (size_t i = 0; i < sizeof(data); i++)
-		data[i] = (unsigned char)(i * 131 + 7);
-	for (size_t len = 0; len <= sizeof(data); len++) {
-		struct kiln_digest want, got;
-		kiln_sha256_buf(data, len, &want);
-		for (size_t piece = 1; piece <= 129; piece += piece < 4 ? 1 : 31) {
-			struct kiln_sha256_ctx ctx;
-			kiln_sha256_ctx_init(&ctx);
-			for (size_t off = 0; off < len; off += piece)
-				kiln_sha256_ctx_update(&ctx, data + off,
-				                       len - off < piece ? len - off : piece);
-			kiln_sha256_ctx_final(&ctx, &got);
-			assert_memory_equal(want.bytes, got.bytes, sizeof(want.bytes));
-		}
-	}
-}
-
-static void
 test_digest__rejects_bad_strings(void **state)
 {
 	struct kiln_digest d;
@@ -192,7 +169,6 @@ main(void)
 		cmocka_unit_test(test_arena__many_allocations),
 		cmocka_unit_test(test_err__location_and_wrap),
 		cmocka_unit_test(test_digest__sha256_of_abc),
-		cmocka_unit_test(test_digest__sha256_ctx_same_as_openssl),
 		cmocka_unit_test(test_digest__rejects_bad_strings),
 		cmocka_unit_test(test_path__clean_like_go),
 		cmocka_unit_test(test_parse_u64__whole_string),
