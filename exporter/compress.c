@@ -27,12 +27,27 @@
  *
  * zstd uses libzstd's own workers (ZSTD_c_nbWorkers); its multi-threaded output depends
  * on the parameters, not on the number of workers.
+ *
+ * Cuts (exp_compressor_cut): the layer writer ends a chunk where a big file's data starts
+ * and ends, and the first chunk of the file has no dictionary, so the file's chunks, and
+ * so their compressed bytes, depend only on the file's content, not on where in the tar it
+ * lands. Such a deflated chunk (and any other deflated one) is kept in the segment cache
+ * (exp_compressor_set_cache): a file per chunk named by the SHA-256 of the level, the
+ * dictionary and the chunk's bytes, holding the compressed bytes, their crc32 and input
+ * length and the SHA-256 of the compressed bytes, which is checked on every read, so a
+ * torn or corrupt entry is never used (and is removed). The next export of the same bytes
+ * takes the entry instead of deflating again; the stream is byte for byte what a fresh
+ * compression gives, as the entry is what the fresh path made of the same input. Stored and
+ * Huffman-only chunks are not cached: making them again costs less than hashing them for a
+ * key and reading an entry back.
  */
 #include "internal.h"
 
 #include "registry/reg.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -50,6 +65,8 @@ struct chunk {
 	uLong crc;
 	int result; /* gzip: Z_OK, or a zlib error */
 	bool compressed, hashed, emitted;
+	bool reused; /* gzip: the bytes came from the segment cache */
+	bool added;  /* gzip: and made an entry in it */
 };
 
 struct outbuf {
@@ -89,6 +106,10 @@ struct exp_compressor {
 	int sink_failed;
 	struct kiln_err serr;
 	struct chunk *pool; /* finished chunks for reuse, linked by `out` (the main thread's) */
+	/* gzip: the segment cache directory (NULL: none) and what came from it */
+	char *cache_dir;
+	int64_t reused;     /* tar bytes (emitter's, read after finish) */
+	size_t cache_added; /* entries written */
 	/* zstd */
 	ZSTD_CCtx *zc;
 	unsigned char *zout;
@@ -184,7 +205,10 @@ approx_log2(uint32_t x)
 	return e + m * (4.0 / 3.0 - m / 3.0);
 }
 
-#define GZ_TRIAL 16384u
+#define GZ_TRIAL  16384u
+#define GZ_SAMPLE 4096u
+/* Chunks smaller than this are not worth a segment cache entry. */
+#define GZ_CACHE_MIN (64u << 10)
 
 /* The level and strategy for one chunk (see the top of the file). */
 static void
@@ -195,6 +219,25 @@ chunk_params(z_stream *trial, const unsigned char *p, size_t n, int level, uint3
 	*ret_strategy = Z_DEFAULT_STRATEGY;
 	if (level == 0 || n < GZ_TRIAL * 2)
 		return;
+	/* Random-looking data is the common big case (compressed files) and is stored:
+	 * 16 slices of 4 KiB spread over the chunk say so at a sixteenth of the cost of the
+	 * whole histogram. Only a sample that looks random decides; estimates from a sample
+	 * err low, so it stores nothing the whole histogram would not. */
+	if (n >= GZ_SAMPLE * 16) {
+		uint32_t sc[256] = {0};
+		size_t step = n / 16;
+		for (size_t s = 0; s < 16; s++)
+			for (const unsigned char *q = p + s * step, *e = q + GZ_SAMPLE; q < e; q++)
+				sc[*q]++;
+		double sbits = 0, sln = approx_log2(GZ_SAMPLE * 16);
+		for (int c = 0; c < 256; c++)
+			if (sc[c])
+				sbits += sc[c] * (sln - approx_log2(sc[c]));
+		if (sbits >= 7.9 * (GZ_SAMPLE * 16)) {
+			*ret_level = 0;
+			return;
+		}
+	}
 	/* four tables: runs of one byte value do not stall on one counter */
 	uint32_t part[3][256] = {{0}};
 	size_t i = 0;
@@ -401,8 +444,30 @@ huff_block(const uint32_t hist[256], struct chunk *j)
 	j->crc = crc32(0L, j->in, (uInt)j->in_len);
 }
 
+/* Stored blocks, written here: zlib's level 0 costs a pass more, and a sync flush's
+ * empty block is not needed, stored blocks end on a byte boundary. */
+static void
+stored_blocks(struct chunk *j)
+{
+	j->out = kiln_xmalloc(j->in_len + (j->in_len / 65535 + 1) * 5);
+	unsigned char *o = j->out;
+	for (size_t off = 0; off < j->in_len;) {
+		size_t n = j->in_len - off > 65535 ? 65535 : j->in_len - off;
+		o[0] = 0; /* not final, stored; the rest of the byte is padding */
+		o[1] = (unsigned char)n;
+		o[2] = (unsigned char)(n >> 8);
+		o[3] = (unsigned char)~n;
+		o[4] = (unsigned char)(~n >> 8);
+		memcpy(o + 5, j->in + off, n);
+		o += 5 + n;
+		off += n;
+	}
+	j->out_len = (size_t)(o - j->out);
+	j->crc = crc32(0L, j->in, (uInt)j->in_len);
+}
+
 static int
-gz_deflate(z_stream *zs, z_stream *trial, int want_level, struct chunk *j)
+gz_deflate(z_stream *zs, z_stream *trial, int want_level, const char *cache_dir, struct chunk *j)
 {
 	int level, strategy;
 	uint32_t hist[256] = {0};
@@ -410,6 +475,21 @@ gz_deflate(z_stream *zs, z_stream *trial, int want_level, struct chunk *j)
 	if (strategy == Z_HUFFMAN_ONLY) {
 		huff_block(hist, j);
 		return Z_OK;
+	}
+	if (level == 0) {
+		stored_blocks(j);
+		return Z_OK;
+	}
+	char key[65];
+	bool cache = cache_dir && j->in_len >= GZ_CACHE_MIN;
+	if (cache) {
+		exp_segment_key(level, j->dict, j->dict_len, j->in, j->in_len, key);
+		uint32_t crc;
+		if (exp_segment_load(cache_dir, key, j->in_len, &j->out, &j->out_len, &crc)) {
+			j->crc = crc;
+			j->reused = true;
+			return Z_OK;
+		}
 	}
 	int r = deflateReset(zs);
 	if (r == Z_OK)
@@ -439,6 +519,9 @@ gz_deflate(z_stream *zs, z_stream *trial, int want_level, struct chunk *j)
 	}
 	j->out_len = (size_t)(zs->next_out - j->out);
 	j->crc = crc32(0L, j->in, (uInt)j->in_len);
+	if (cache)
+		j->added = exp_segment_store(cache_dir, key, j->in_len, (uint32_t)j->crc, j->out,
+		                             j->out_len);
 	return Z_OK;
 }
 
@@ -477,7 +560,8 @@ gz_streams_end(struct gz_streams *g)
 static void
 gz_compress(struct exp_compressor *c, struct gz_streams *g, struct chunk *j)
 {
-	j->result = g->init == Z_OK ? gz_deflate(&g->zs, &g->trial, c->level, j) : g->init;
+	j->result = g->init == Z_OK ? gz_deflate(&g->zs, &g->trial, c->level, c->cache_dir, j)
+	                            : g->init;
 }
 
 /* ---- the writer ---- */
@@ -622,6 +706,7 @@ chunk_get(struct exp_compressor *c)
 	j->crc = 0;
 	j->result = 0;
 	j->compressed = j->hashed = j->emitted = false;
+	j->reused = j->added = false;
 	return j;
 }
 
@@ -651,6 +736,9 @@ emit(struct exp_compressor *c, struct chunk *j, struct kiln_err *err)
 			return kiln_err_set(err, j->result == Z_MEM_ERROR ? ENOMEM : EIO,
 			                    "gzip: deflate failed (%d)", j->result);
 		c->crc = crc32_combine(c->crc, j->crc, (z_off_t)j->in_len);
+		if (j->reused)
+			c->reused += (int64_t)j->in_len;
+		c->cache_added += j->added;
 		unsigned char *out = j->out;
 		j->out = NULL;
 		return out_write(c, out, j->out_len, true, err);
@@ -1039,6 +1127,48 @@ exp_compressor_tar_size(const struct exp_compressor *c)
 	return c->total;
 }
 
+int
+exp_compressor_cut(struct exp_compressor *c, bool fresh, struct kiln_err *err)
+{
+	if (c->kind != EXP_COMPRESSION_GZIP)
+		return 0;
+	if (c->failed)
+		return failed_err(c, c->failed, err);
+	if (c->cur && c->cur->in_len) {
+		int r = submit(c, err);
+		if (r < 0)
+			return c->failed ? failed_err(c, r, err) : r;
+	}
+	if (fresh)
+		c->tail_len = 0; /* the next chunk's dictionary */
+	return 0;
+}
+
+int
+exp_compressor_set_cache(struct exp_compressor *c, const char *dir, struct kiln_err *err)
+{
+	if (c->kind != EXP_COMPRESSION_GZIP || c->level == 0)
+		return 0;
+	int r = exp_mkdir_p(dir, err);
+	if (r < 0)
+		return r;
+	free(c->cache_dir);
+	c->cache_dir = kiln_xstrdup(dir);
+	return 0;
+}
+
+int64_t
+exp_compressor_reused(const struct exp_compressor *c)
+{
+	return c->reused;
+}
+
+size_t
+exp_compressor_cache_added(const struct exp_compressor *c)
+{
+	return c->cache_added;
+}
+
 void
 exp_compressor_free(struct exp_compressor *c)
 {
@@ -1053,6 +1183,7 @@ exp_compressor_free(struct exp_compressor *c)
 	}
 	kiln_err_release(&c->perr);
 	kiln_err_release(&c->serr);
+	free(c->cache_dir);
 	pthread_cond_destroy(&c->scv);
 	ZSTD_freeCCtx(c->zc);
 	free(c->zout);

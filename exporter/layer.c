@@ -143,14 +143,28 @@ xattr_kept(const char *name)
 	return kiln_str_has_prefix(name, "user.") && !kiln_str_has_prefix(name, "user.overlay.");
 }
 
+/* An open file's xattrs are read through its fd (`fd` >= 0): no path walk through
+ * /proc for each of a tree's many small files. */
+static ssize_t
+list_xattrs(int fd, const char *p, char *list, size_t size)
+{
+	return fd >= 0 ? flistxattr(fd, list, size) : llistxattr(p, list, size);
+}
+
+static ssize_t
+get_xattr(int fd, const char *p, const char *name, void *v, size_t size)
+{
+	return fd >= 0 ? fgetxattr(fd, name, v, size) : lgetxattr(p, name, v, size);
+}
+
 static int
-add_xattrs(struct archive_entry *e, int dirfd, const char *name, const char *path,
+add_xattrs(struct archive_entry *e, int dirfd, const char *name, int fd, const char *path,
            struct kiln_err *err)
 {
 	char p[64 + NAME_MAX];
 	if (snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", dirfd, name) >= (int)sizeof(p))
 		return kiln_err_set(err, ENAMETOOLONG, "xattrs of `%s`", path);
-	ssize_t n = llistxattr(p, NULL, 0);
+	ssize_t n = list_xattrs(fd, p, NULL, 0);
 	if (n < 0 && (errno == ENOTSUP || errno == EOPNOTSUPP))
 		return 0;
 	if (n < 0)
@@ -158,7 +172,7 @@ add_xattrs(struct archive_entry *e, int dirfd, const char *name, const char *pat
 	if (n == 0)
 		return 0;
 	_cleanup_free_ char *list = kiln_xmalloc((size_t)n);
-	n = llistxattr(p, list, (size_t)n);
+	n = list_xattrs(fd, p, list, (size_t)n);
 	if (n < 0)
 		return kiln_err_set(err, errno, "list xattrs of `%s`", path);
 	_cleanup_strv_ struct kiln_strv names = KILN_STRV_INIT;
@@ -168,11 +182,11 @@ add_xattrs(struct archive_entry *e, int dirfd, const char *name, const char *pat
 	if (names.n > 1)
 		qsort(names.v, names.n, sizeof(char *), name_cmp);
 	for (size_t i = 0; i < names.n; i++) {
-		ssize_t vn = lgetxattr(p, names.v[i], NULL, 0);
+		ssize_t vn = get_xattr(fd, p, names.v[i], NULL, 0);
 		if (vn < 0)
 			return kiln_err_set(err, errno, "read xattr %s of `%s`", names.v[i], path);
 		_cleanup_free_ char *v = kiln_xmalloc((size_t)vn + 1);
-		vn = lgetxattr(p, names.v[i], v, (size_t)vn);
+		vn = get_xattr(fd, p, names.v[i], v, (size_t)vn);
 		if (vn < 0)
 			return kiln_err_set(err, errno, "read xattr %s of `%s`", names.v[i], path);
 		archive_entry_xattr_add_entry(e, names.v[i], v, (size_t)vn);
@@ -269,20 +283,32 @@ on_change(const struct snap_change *c, void *data, struct kiln_err *err)
 		archive_entry_set_rdev(e, st->st_rdev);
 	}
 header:;
-	int r = add_xattrs(e, c->dirfd, c->name, c->path, err);
+	int r = add_xattrs(e, c->dirfd, c->name, fd, c->path, err);
 	if (r < 0)
 		return r;
 	if (archive_write_header(w->tar, e) != ARCHIVE_OK)
 		return archive_fail(w, w->tar, c->path);
-	if (fd >= 0)
-		return write_data(w, fd, st->st_size, c->path);
+	if (fd < 0)
+		return 0;
+	/* A big file's data is a run of chunks of its own (see exp_compressor_cut), so its
+	 * compressed bytes are the same wherever it lands in a tar, and the segment cache
+	 * has them from the last export that had this file. */
+	bool segment = st->st_size >= EXP_SEGMENT_MIN;
+	if (segment && (r = exp_compressor_cut(w->comp, true, err)) < 0)
+		return r;
+	if ((r = write_data(w, fd, st->st_size, c->path)) < 0)
+		return r;
+	if (segment && (r = exp_compressor_cut(w->comp, false, err)) < 0)
+		return r;
 	return 0;
 }
 
-/* Tar and compress the diff of `snapshot` into a new blob. */
+/* Tar and compress the diff of `snapshot` into a new blob; `seg_root` (NULL: none) is the
+ * kiln root whose segment cache to use. */
 static int
 write_layer(struct snap_store *ss, const char *snapshot, struct reg_store *rs, int64_t clamp,
-            enum exp_compression comp, int level, struct exp_layer *ret, struct kiln_err *err)
+            enum exp_compression comp, int level, const char *seg_root, struct exp_layer *ret,
+            struct kiln_err *err)
 {
 	struct writer w = {.err = err, .clamp = clamp};
 	int r = reg_ingest_begin(rs, NULL, -1, &w.in, err);
@@ -291,6 +317,13 @@ write_layer(struct snap_store *ss, const char *snapshot, struct reg_store *rs, i
 	r = exp_compressor_new(comp, level, w.in, &w.comp, err);
 	if (r < 0)
 		goto out;
+	if (seg_root) {
+		/* Without the cache the layer is the same, only slower to make. */
+		_cleanup_free_ char *dir = exp_segments_dir(seg_root, comp, level);
+		struct kiln_err scratch = KILN_ERR_INIT;
+		exp_compressor_set_cache(w.comp, dir, &scratch);
+		kiln_err_release(&scratch);
+	}
 	w.tar = archive_write_new();
 	archive_write_set_format_pax_restricted(w.tar);
 	/* xattrs once, as SCHILY.xattr.* (what Go's archive/tar and containerd read), not
@@ -325,10 +358,17 @@ write_layer(struct snap_store *ss, const char *snapshot, struct reg_store *rs, i
 		goto out;
 	}
 	ret->empty = w.entries == 0;
+	ret->reused = exp_compressor_reused(w.comp);
 	snprintf(ret->diff_id, sizeof(ret->diff_id), "%s", diff_id);
 	ret->size = reg_ingest_offset(w.in);
 	r = reg_ingest_commit(w.in, ret->digest, err);
 	w.in = NULL;
+	if (r >= 0 && seg_root && exp_compressor_cache_added(w.comp)) {
+		/* The cache grew: keep it within its bound (least recently used go first). */
+		struct kiln_err scratch = KILN_ERR_INIT;
+		exp_segments_prune(seg_root, EXP_SEGMENTS_MAX, -1, NULL, &scratch);
+		kiln_err_release(&scratch);
+	}
 out:
 	/* Freeing an open tar writer flushes it through tar_out: keep that out of `err`. */
 	w.err = NULL;
@@ -505,7 +545,8 @@ exp_layer_from_snapshot(struct snap_store *ss, const char *snapshot, struct reg_
 	if (!o->no_cache && cache_lookup(&loc, ss, snapshot, rs, o->compression, ret) > 0)
 		goto out;
 	struct exp_layer layer;
-	r = write_layer(ss, snapshot, rs, clamp, o->compression, o->compression_level, &layer, err);
+	r = write_layer(ss, snapshot, rs, clamp, o->compression, o->compression_level,
+	                o->cache_root ? o->cache_root : reg_store_root(rs), &layer, err);
 	if (r < 0) {
 		kiln_err_wrap(err, "export layer of snapshot %s", snapshot);
 		goto out;
