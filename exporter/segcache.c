@@ -265,7 +265,8 @@ exp_segments_prune(const char *root, uint64_t keep, int64_t older_than, uint64_t
 	uint64_t total = 0, freed = 0;
 	for (size_t i = 0; i < n; i++)
 		total += v[i].size;
-	qsort(v, n, sizeof(*v), mtime_cmp);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), mtime_cmp);
 	/* Oldest first; removing an entry another export is reading is safe (it has it
 	 * open), and one it is about to read is a miss. */
 	for (size_t i = 0; i < n; i++) {
