@@ -206,7 +206,8 @@ approx_log2(uint32_t x)
 }
 
 #define GZ_TRIAL  16384u
-#define GZ_SAMPLE 4096u
+#define GZ_SAMPLE 1024u /* bytes a slice */
+#define GZ_SLICES 64u
 /* Chunks smaller than this are not worth a segment cache entry. */
 #define GZ_CACHE_MIN (64u << 10)
 
@@ -220,20 +221,24 @@ chunk_params(z_stream *trial, const unsigned char *p, size_t n, int level, uint3
 	if (level == 0 || n < GZ_TRIAL * 2)
 		return;
 	/* Random-looking data is the common big case (compressed files) and is stored:
-	 * 16 slices of 4 KiB spread over the chunk say so at a sixteenth of the cost of the
-	 * whole histogram. Only a sample that looks random decides; estimates from a sample
-	 * err low, so it stores nothing the whole histogram would not. */
-	if (n >= GZ_SAMPLE * 16) {
+	 * a sample of 64 slices of 1 KiB says so at a sixteenth of the cost of the whole
+	 * histogram. Only a sample that looks random decides; an estimate from a sample
+	 * errs low, so that is rare for data the whole histogram would compress. The
+	 * stride is no multiple of a power of two, so data that alternates in aligned
+	 * blocks (tar's are 512 bytes) is not sampled in one phase only. */
+	if (n >= GZ_SAMPLE * GZ_SLICES * 4) {
 		uint32_t sc[256] = {0};
-		size_t step = n / 16;
-		for (size_t s = 0; s < 16; s++)
-			for (const unsigned char *q = p + s * step, *e = q + GZ_SAMPLE; q < e; q++)
+		size_t stride = (n - GZ_SAMPLE) / (GZ_SLICES - 1);
+		stride -= !(stride & 1); /* odd, and the last slice still ends within p */
+		for (size_t s = 0; s < GZ_SLICES; s++)
+			for (const unsigned char *q = p + s * stride, *e = q + GZ_SAMPLE; q < e;
+			     q++)
 				sc[*q]++;
-		double sbits = 0, sln = approx_log2(GZ_SAMPLE * 16);
+		double sbits = 0, sln = approx_log2(GZ_SAMPLE * GZ_SLICES);
 		for (int c = 0; c < 256; c++)
 			if (sc[c])
 				sbits += sc[c] * (sln - approx_log2(sc[c]));
-		if (sbits >= 7.9 * (GZ_SAMPLE * 16)) {
+		if (sbits >= 7.9 * (GZ_SAMPLE * GZ_SLICES)) {
 			*ret_level = 0;
 			return;
 		}
