@@ -446,7 +446,7 @@ huff_block(const uint32_t hist[256], struct chunk *j)
 	memcpy(w.p, sync, 4);
 	w.p += 4;
 	j->out_len = (size_t)(w.p - j->out);
-	j->crc = crc32(0L, j->in, (uInt)j->in_len);
+	j->crc = exp_crc32(0, j->in, j->in_len);
 }
 
 /* Stored blocks, written here: zlib's level 0 costs a pass more, and a sync flush's
@@ -468,7 +468,7 @@ stored_blocks(struct chunk *j)
 		off += n;
 	}
 	j->out_len = (size_t)(o - j->out);
-	j->crc = crc32(0L, j->in, (uInt)j->in_len);
+	j->crc = exp_crc32(0, j->in, j->in_len);
 }
 
 static int
@@ -523,7 +523,7 @@ gz_deflate(z_stream *zs, z_stream *trial, int want_level, const char *cache_dir,
 		zs->avail_out = (uInt)(cap - used);
 	}
 	j->out_len = (size_t)(zs->next_out - j->out);
-	j->crc = crc32(0L, j->in, (uInt)j->in_len);
+	j->crc = exp_crc32(0, j->in, j->in_len);
 	if (cache)
 		j->added = exp_segment_store(cache_dir, key, j->in_len, (uint32_t)j->crc, j->out,
 		                             j->out_len);
