@@ -65,13 +65,15 @@ struct chunk {
 	uLong crc;
 	int result; /* gzip: Z_OK, or a zlib error */
 	bool compressed, hashed, emitted;
-	bool reused; /* gzip: the bytes came from the segment cache */
-	bool added;  /* gzip: and made an entry in it */
+	bool reused;     /* gzip: the bytes came from the segment cache */
+	bool added;      /* gzip: and made an entry in it */
+	bool out_pooled; /* `out` is an OUT_CAP buffer from the compressor's pool */
 };
 
 struct outbuf {
 	unsigned char *p;
 	size_t len;
+	bool pooled; /* goes back to the pool, not to free() */
 	struct outbuf *next;
 };
 
@@ -110,6 +112,10 @@ struct exp_compressor {
 	char *cache_dir;
 	int64_t reused;     /* tar bytes (emitter's, read after finish) */
 	size_t cache_added; /* entries written */
+	/* gzip: output buffers of OUT_CAP bytes for reuse, linked through their first bytes
+	 * (under mu) */
+	unsigned char *outpool;
+	size_t noutpool;
 	/* zstd */
 	ZSTD_CCtx *zc;
 	unsigned char *zout;
@@ -449,12 +455,51 @@ huff_block(const uint32_t hist[256], struct chunk *j)
 	j->crc = exp_crc32(0, j->in, j->in_len);
 }
 
+/*
+ * Output buffers are reused: a fresh 1 MiB malloc per chunk is a fresh mapping (or
+ * memory the allocator just gave back) whose pages all fault on first write, which cost
+ * more than a chunk's stored copy. The pool is small: the ring and the writer's queue
+ * hold the rest.
+ */
+#define OUT_CAP      (GZ_CHUNK + GZ_CHUNK / 64 + 4096) /* stored blocks, deflateBound */
+#define OUT_POOL_MAX 8u
+
+static void
+out_get(struct exp_compressor *c, struct chunk *j)
+{
+	pthread_mutex_lock(&c->mu);
+	unsigned char *p = c->outpool;
+	if (p) {
+		memcpy(&c->outpool, p, sizeof(p));
+		c->noutpool--;
+	}
+	pthread_mutex_unlock(&c->mu);
+	j->out = p ? p : kiln_xmalloc(OUT_CAP);
+	j->out_pooled = true;
+}
+
+/* Back to the pool, with c->mu held. */
+static void
+out_put_locked(struct exp_compressor *c, unsigned char *p)
+{
+	if (c->noutpool >= OUT_POOL_MAX) {
+		free(p);
+		return;
+	}
+	memcpy(p, &c->outpool, sizeof(p));
+	c->outpool = p;
+	c->noutpool++;
+}
+
 /* Stored blocks, written here: zlib's level 0 costs a pass more, and a sync flush's
  * empty block is not needed, stored blocks end on a byte boundary. */
 static void
-stored_blocks(struct chunk *j)
+stored_blocks(struct exp_compressor *c, struct chunk *j)
 {
-	j->out = kiln_xmalloc(j->in_len + (j->in_len / 65535 + 1) * 5);
+	if (j->in_len + (j->in_len / 65535 + 1) * 5 <= OUT_CAP)
+		out_get(c, j);
+	else
+		j->out = kiln_xmalloc(j->in_len + (j->in_len / 65535 + 1) * 5);
 	unsigned char *o = j->out;
 	for (size_t off = 0; off < j->in_len;) {
 		size_t n = j->in_len - off > 65535 ? 65535 : j->in_len - off;
@@ -472,8 +517,10 @@ stored_blocks(struct chunk *j)
 }
 
 static int
-gz_deflate(z_stream *zs, z_stream *trial, int want_level, const char *cache_dir, struct chunk *j)
+gz_deflate(struct exp_compressor *c, z_stream *zs, z_stream *trial, struct chunk *j)
 {
+	int want_level = c->level;
+	const char *cache_dir = c->cache_dir;
 	int level, strategy;
 	uint32_t hist[256] = {0};
 	chunk_params(trial, j->in, j->in_len, want_level, hist, &level, &strategy);
@@ -482,7 +529,7 @@ gz_deflate(z_stream *zs, z_stream *trial, int want_level, const char *cache_dir,
 		return Z_OK;
 	}
 	if (level == 0) {
-		stored_blocks(j);
+		stored_blocks(c, j);
 		return Z_OK;
 	}
 	char key[65];
@@ -504,7 +551,12 @@ gz_deflate(z_stream *zs, z_stream *trial, int want_level, const char *cache_dir,
 	if (r != Z_OK)
 		return r;
 	size_t cap = deflateBound(zs, (uLong)j->in_len) + 64;
-	j->out = kiln_xmalloc(cap);
+	if (cap <= OUT_CAP) {
+		out_get(c, j);
+		cap = OUT_CAP;
+	} else {
+		j->out = kiln_xmalloc(cap);
+	}
 	zs->next_in = j->in;
 	zs->avail_in = (uInt)j->in_len;
 	zs->next_out = j->out;
@@ -519,6 +571,7 @@ gz_deflate(z_stream *zs, z_stream *trial, int want_level, const char *cache_dir,
 		size_t used = cap - zs->avail_out;
 		cap *= 2;
 		j->out = kiln_xrealloc(j->out, cap);
+		j->out_pooled = false;
 		zs->next_out = j->out + used;
 		zs->avail_out = (uInt)(cap - used);
 	}
@@ -565,8 +618,7 @@ gz_streams_end(struct gz_streams *g)
 static void
 gz_compress(struct exp_compressor *c, struct gz_streams *g, struct chunk *j)
 {
-	j->result = g->init == Z_OK ? gz_deflate(&g->zs, &g->trial, c->level, c->cache_dir, j)
-	                            : g->init;
+	j->result = g->init == Z_OK ? gz_deflate(c, &g->zs, &g->trial, j) : g->init;
 }
 
 /* ---- the writer ---- */
@@ -596,7 +648,10 @@ sink_main(void *arg)
 		c->q_busy = false;
 		if (r < 0 && !c->sink_failed)
 			c->sink_failed = r;
-		free(b->p);
+		if (b->pooled)
+			out_put_locked(c, b->p);
+		else
+			free(b->p);
 		free(b);
 		pthread_cond_broadcast(&c->scv);
 	}
@@ -605,9 +660,10 @@ sink_main(void *arg)
 }
 
 /* Write compressed bytes: queued for the writer when it runs (taking `p`, a malloc'd
- * buffer, when `take`), else at once. */
+ * buffer, when `take`; one of the pool's when `pooled`), else at once. */
 static int
-out_write(struct exp_compressor *c, unsigned char *p, size_t len, bool take, struct kiln_err *err)
+out_write(struct exp_compressor *c, unsigned char *p, size_t len, bool take, bool pooled,
+          struct kiln_err *err)
 {
 	if (!c->sink_running) {
 		int r = reg_ingest_write(c->in, p, len, err);
@@ -618,6 +674,7 @@ out_write(struct exp_compressor *c, unsigned char *p, size_t len, bool take, str
 	struct outbuf *b = kiln_xcalloc(1, sizeof(*b));
 	if (take) {
 		b->p = p;
+		b->pooled = pooled;
 	} else {
 		b->p = kiln_xmalloc(len ? len : 1);
 		memcpy(b->p, p, len);
@@ -680,7 +737,7 @@ zstd_run(struct exp_compressor *c, const void *p, size_t len, ZSTD_EndDirective 
 			return zstd_fail(left, err);
 		if (out.pos) {
 			/* the writer takes the buffer; the next call gets a new one */
-			int r = out_write(c, c->zout, out.pos, true, err);
+			int r = out_write(c, c->zout, out.pos, true, false, err);
 			c->zout = NULL;
 			if (r < 0)
 				return r;
@@ -711,7 +768,7 @@ chunk_get(struct exp_compressor *c)
 	j->crc = 0;
 	j->result = 0;
 	j->compressed = j->hashed = j->emitted = false;
-	j->reused = j->added = false;
+	j->reused = j->added = j->out_pooled = false;
 	return j;
 }
 
@@ -746,13 +803,13 @@ emit(struct exp_compressor *c, struct chunk *j, struct kiln_err *err)
 		c->cache_added += j->added;
 		unsigned char *out = j->out;
 		j->out = NULL;
-		return out_write(c, out, j->out_len, true, err);
+		return out_write(c, out, j->out_len, true, j->out_pooled, err);
 	case EXP_COMPRESSION_ZSTD:
 		return zstd_run(c, j->in, j->in_len, ZSTD_e_continue, err);
 	case EXP_COMPRESSION_NONE:
 		break;
 	}
-	return out_write(c, j->in, j->in_len, false, err);
+	return out_write(c, j->in, j->in_len, false, false, err);
 }
 
 static void *
@@ -1111,7 +1168,7 @@ exp_compressor_finish(struct exp_compressor *c, char diff_id[KILN_DIGEST_HEX_LEN
 		unsigned char end[10] = {0x03, 0x00};
 		put_le32(end + 2, (uint32_t)c->crc);
 		put_le32(end + 6, (uint32_t)c->total);
-		r = out_write(c, end, sizeof(end), false, err);
+		r = out_write(c, end, sizeof(end), false, false, err);
 	} else if (c->kind == EXP_COMPRESSION_ZSTD) {
 		r = zstd_run(c, NULL, 0, ZSTD_e_end, err);
 	}
@@ -1189,6 +1246,11 @@ exp_compressor_free(struct exp_compressor *c)
 	kiln_err_release(&c->perr);
 	kiln_err_release(&c->serr);
 	free(c->cache_dir);
+	while (c->outpool) {
+		unsigned char *p = c->outpool;
+		memcpy(&c->outpool, p, sizeof(p));
+		free(p);
+	}
 	pthread_cond_destroy(&c->scv);
 	ZSTD_freeCCtx(c->zc);
 	free(c->zout);
