@@ -110,6 +110,7 @@ struct exp_compressor {
 	struct chunk *pool; /* finished chunks for reuse, linked by `out` (the main thread's) */
 	/* gzip: the segment cache directory (NULL: none) and what came from it */
 	char *cache_dir;
+	bool cache_lookup;  /* false: entries are written, never read */
 	int64_t reused;     /* tar bytes (emitter's, read after finish) */
 	size_t cache_added; /* entries written */
 	/* gzip: output buffers of OUT_CAP bytes for reuse, linked through their first bytes
@@ -537,7 +538,8 @@ gz_deflate(struct exp_compressor *c, z_stream *zs, z_stream *trial, struct chunk
 	if (cache) {
 		exp_segment_key(level, j->dict, j->dict_len, j->in, j->in_len, key);
 		uint32_t crc;
-		if (exp_segment_load(cache_dir, key, j->in_len, &j->out, &j->out_len, &crc)) {
+		if (c->cache_lookup &&
+		    exp_segment_load(cache_dir, key, j->in_len, &j->out, &j->out_len, &crc)) {
 			j->crc = crc;
 			j->reused = true;
 			return Z_OK;
@@ -1207,7 +1209,8 @@ exp_compressor_cut(struct exp_compressor *c, bool fresh, struct kiln_err *err)
 }
 
 int
-exp_compressor_set_cache(struct exp_compressor *c, const char *dir, struct kiln_err *err)
+exp_compressor_set_cache(struct exp_compressor *c, const char *dir, bool lookup,
+                         struct kiln_err *err)
 {
 	if (c->kind != EXP_COMPRESSION_GZIP || c->level == 0)
 		return 0;
@@ -1216,6 +1219,7 @@ exp_compressor_set_cache(struct exp_compressor *c, const char *dir, struct kiln_
 		return r;
 	free(c->cache_dir);
 	c->cache_dir = kiln_xstrdup(dir);
+	c->cache_lookup = lookup;
 	return 0;
 }
 

@@ -106,7 +106,7 @@ struct exp_layer_opts {
 	int64_t source_date_epoch;
 	/* Clamp entry mtimes newer than source_date_epoch to it (BuildKit rewrite-timestamp). */
 	bool rewrite_timestamp;
-	/* Ignore (but refresh) the layer cache. */
+	/* Ignore (but refresh) the layer cache, and the segment cache. */
 	bool no_cache;
 	/* Root of the layer cache index; NULL: reg_store_root(rs) (the kiln root). */
 	const char *cache_root;

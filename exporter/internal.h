@@ -66,10 +66,11 @@ void exp_compressor_free(struct exp_compressor *c);
  */
 #define EXP_SEGMENT_MIN ((int64_t)4 << 20) /* files at least this big are cut out */
 int exp_compressor_cut(struct exp_compressor *c, bool fresh, struct kiln_err *err);
-/* gzip at a level above 0: keep deflated chunks in, and take them from, the segment cache
- * directory `dir` (segcache.c; created here). Call before the first write. Other
- * compressions ignore it. */
-int exp_compressor_set_cache(struct exp_compressor *c, const char *dir, struct kiln_err *err);
+/* gzip at a level above 0: keep deflated chunks in the segment cache directory `dir`
+ * (segcache.c; created here) and, with `lookup`, take them from there. Call before the
+ * first write. Other compressions ignore it. */
+int exp_compressor_set_cache(struct exp_compressor *c, const char *dir, bool lookup,
+                             struct kiln_err *err);
 /* After finish: the tar bytes whose compressed bytes came from the segment cache, and the
  * entries written to it. */
 int64_t exp_compressor_reused(const struct exp_compressor *c);
@@ -91,6 +92,8 @@ bool exp_segment_load(const char *dir, const char *key, size_t in_len, unsigned 
 /* Write an entry (temp name, rename; no fsync: see segcache.c). false when it could not be. */
 bool exp_segment_store(const char *dir, const char *key, size_t in_len, uint32_t crc,
                        const unsigned char *out, size_t out_len);
+/* After an export that added entries: prune to EXP_SEGMENTS_MAX unless done lately. */
+void exp_segments_bound(const char *root);
 /* mkdir -p, mode 0700. */
 int exp_mkdir_p(const char *path, struct kiln_err *err);
 /* Online CPUs, 1..64. */

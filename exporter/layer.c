@@ -523,11 +523,11 @@ write_entries(struct writer *w, struct snap_store *ss, const char *snapshot, str
 }
 
 /* Tar and compress the diff of `snapshot` into a new blob; `seg_root` (NULL: none) is the
- * kiln root whose segment cache to use. */
+ * kiln root whose segment cache to use, only written to with `no_cache`. */
 static int
 write_layer(struct snap_store *ss, const char *snapshot, struct reg_store *rs, int64_t clamp,
-            enum exp_compression comp, int level, const char *seg_root, struct exp_layer *ret,
-            struct kiln_err *err)
+            enum exp_compression comp, int level, const char *seg_root, bool no_cache,
+            struct exp_layer *ret, struct kiln_err *err)
 {
 	struct writer w = {.err = err, .clamp = clamp};
 	int r = reg_ingest_begin(rs, NULL, -1, &w.in, err);
@@ -540,7 +540,7 @@ write_layer(struct snap_store *ss, const char *snapshot, struct reg_store *rs, i
 		/* Without the cache the layer is the same, only slower to make. */
 		_cleanup_free_ char *dir = exp_segments_dir(seg_root, comp, level);
 		struct kiln_err scratch = KILN_ERR_INIT;
-		exp_compressor_set_cache(w.comp, dir, &scratch);
+		exp_compressor_set_cache(w.comp, dir, !no_cache, &scratch);
 		kiln_err_release(&scratch);
 	}
 	w.tar = archive_write_new();
@@ -582,12 +582,8 @@ write_layer(struct snap_store *ss, const char *snapshot, struct reg_store *rs, i
 	ret->size = reg_ingest_offset(w.in);
 	r = reg_ingest_commit(w.in, ret->digest, err);
 	w.in = NULL;
-	if (r >= 0 && seg_root && exp_compressor_cache_added(w.comp)) {
-		/* The cache grew: keep it within its bound (least recently used go first). */
-		struct kiln_err scratch = KILN_ERR_INIT;
-		exp_segments_prune(seg_root, EXP_SEGMENTS_MAX, -1, NULL, &scratch);
-		kiln_err_release(&scratch);
-	}
+	if (r >= 0 && seg_root && exp_compressor_cache_added(w.comp))
+		exp_segments_bound(seg_root); /* the cache grew */
 out:
 	/* Freeing an open tar writer flushes it through tar_out: keep that out of `err`. */
 	w.err = NULL;
@@ -765,7 +761,8 @@ exp_layer_from_snapshot(struct snap_store *ss, const char *snapshot, struct reg_
 		goto out;
 	struct exp_layer layer;
 	r = write_layer(ss, snapshot, rs, clamp, o->compression, o->compression_level,
-	                o->cache_root ? o->cache_root : reg_store_root(rs), &layer, err);
+	                o->cache_root ? o->cache_root : reg_store_root(rs), o->no_cache, &layer,
+	                err);
 	if (r < 0) {
 		kiln_err_wrap(err, "export layer of snapshot %s", snapshot);
 		goto out;

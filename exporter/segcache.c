@@ -13,14 +13,18 @@
  * Entries are written to a temp name and renamed, so a reader never sees one half written.
  *
  * An entry's mtime is its last use (set on every hit); the cache is bounded by
- * exp_segments_prune (the exporter after each export that added entries, `kiln prune`).
+ * exp_segments_prune: `kiln prune`, and exp_segments_bound after each export that added
+ * entries (at most every SEG_PRUNE_EVERY seconds: listing a big cache costs a stat per
+ * entry, so it may overshoot its bound by what that time's exports add).
  */
 #include "internal.h"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define SEG_MAGIC "kilnseg1"
 #define SEG_HDR   56 /* magic 8, crc 4, in_len 4, out_len 8, sha256 32 */
@@ -52,13 +56,17 @@ void
 exp_segment_key(int level, const void *dict, size_t dict_len, const void *in, size_t in_len,
                 char ret[65])
 {
+	/* zlib's version too: another zlib may deflate the same input to other bytes, and a
+	 * reused chunk must be what a fresh compression would make. */
 	static const char tag[] = "kiln gzip segment v1";
+	const char *zv = zlibVersion();
 	unsigned char pre[9];
 	pre[0] = (unsigned char)level;
 	put_le(pre + 1, dict_len, 4);
 	put_le(pre + 5, in_len, 4);
 	struct kiln_sha256 *h = kiln_sha256_new();
 	kiln_sha256_update(h, tag, sizeof(tag));
+	kiln_sha256_update(h, zv, strlen(zv) + 1);
 	kiln_sha256_update(h, pre, sizeof(pre));
 	kiln_sha256_update(h, dict, dict_len);
 	kiln_sha256_update(h, in, in_len);
@@ -282,4 +290,22 @@ exp_segments_prune(const char *root, uint64_t keep, int64_t older_than, uint64_t
 	if (ret_freed)
 		*ret_freed = freed;
 	return 0;
+}
+
+#define SEG_PRUNE_EVERY 300
+
+void
+exp_segments_bound(const char *root)
+{
+	_cleanup_free_ char *stamp = kiln_xasprintf("%s/exporter/segments/.pruned", root);
+	struct stat st;
+	time_t now = time(NULL);
+	if (stat(stamp, &st) == 0 && st.st_mtime > now - SEG_PRUNE_EVERY && st.st_mtime <= now)
+		return;
+	_cleanup_close_ int fd = open(stamp, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		(void)futimens(fd, NULL);
+	struct kiln_err scratch = KILN_ERR_INIT;
+	exp_segments_prune(root, EXP_SEGMENTS_MAX, -1, NULL, &scratch);
+	kiln_err_release(&scratch);
 }

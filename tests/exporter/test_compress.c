@@ -16,6 +16,7 @@ struct fixture {
 	char *dir;
 	char *cache; /* the segment cache directory */
 	struct reg_store *rs;
+	bool no_lookup; /* write entries, never read them (a --no-cache export) */
 };
 
 static int
@@ -101,7 +102,7 @@ compress_parts(struct fixture *f, const struct kiln_buf *data, const struct part
 	assert_int_equal(reg_ingest_begin(f->rs, NULL, -1, &in, &err), 0);
 	assert_int_equal(exp_compressor_new(EXP_COMPRESSION_GZIP, -1, in, &c, &err), 0);
 	if (cache)
-		assert_int_equal(exp_compressor_set_cache(c, cache, &err), 0);
+		assert_int_equal(exp_compressor_set_cache(c, cache, !f->no_lookup, &err), 0);
 	for (size_t i = 0; i < n; i++) {
 		if (parts[i].seg)
 			assert_int_equal(exp_compressor_cut(c, true, &err), 0);
@@ -298,6 +299,23 @@ test_compress__corrupt_entry_not_used(void **state)
 }
 
 static void
+test_compress__no_lookup_writes_but_never_reads(void **state)
+{
+	struct fixture *f = *state;
+	struct kiln_buf data = KILN_BUF_INIT;
+	struct part parts[4];
+	make_stream(&data, 700000, parts);
+	struct result first, again;
+	compress_parts(f, &data, parts, 4, f->cache, &first);
+	f->no_lookup = true;
+	compress_parts(f, &data, parts, 4, f->cache, &again);
+	assert_int_equal(again.reused, 0);
+	assert_int_equal(again.added, first.added);
+	assert_string_equal(again.digest, first.digest);
+	kiln_buf_release(&data);
+}
+
+static void
 test_compress__entry_for_other_length_not_used(void **state)
 {
 	struct fixture *f = *state;
@@ -362,6 +380,8 @@ main(void)
 	                teardown),
 	        cmocka_unit_test_setup_teardown(test_compress__corrupt_entry_not_used, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_compress__no_lookup_writes_but_never_reads,
+	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_compress__entry_for_other_length_not_used,
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_compress__prune_keeps_the_bound, setup,
