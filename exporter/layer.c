@@ -228,11 +228,13 @@ write_data(struct writer *w, int fd, int64_t size, const char *path)
  * writer, so they overlap with the hashing and compression of what came before (a big
  * file's data). It hands the writer finished tar entries, in the walk's order, with a
  * small file's data read already, or a big file's fd for the writer to read straight
- * into the compressor's chunks. The queue is bounded in entries, bytes and open fds.
+ * into the compressor's chunks. The queue is bounded in entries, bytes and open fds
+ * (the writer holds one batch more): a few milliseconds of system calls ahead is all it
+ * takes, and more costs peak memory (archive entries are ~2 KiB each).
  */
 #define AHEAD_SMALL   ((int64_t)64 << 10) /* data read ahead up to this size */
-#define AHEAD_ENTRIES 4096u
-#define AHEAD_BYTES   ((size_t)16 << 20)
+#define AHEAD_ENTRIES 1024u
+#define AHEAD_BYTES   ((size_t)4 << 20)
 #define AHEAD_FDS     64u
 #define AHEAD_BATCH   64u /* entries that wake a waiting writer */
 
