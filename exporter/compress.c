@@ -32,10 +32,10 @@
  * and ends, and the first chunk of the file has no dictionary, so the file's chunks, and
  * so their compressed bytes, depend only on the file's content, not on where in the tar it
  * lands. Such a deflated chunk (and any other deflated one) is kept in the segment cache
- * (exp_compressor_set_cache): a file per chunk named by the SHA-256 of the level, the
- * dictionary and the chunk's bytes, holding the compressed bytes, their crc32 and input
- * length and the SHA-256 of the compressed bytes, which is checked on every read, so a
- * torn or corrupt entry is never used (and is removed). The next export of the same bytes
+ * (exp_compressor_set_cache): a file per chunk named by the SHA-256 of zlib's version, the
+ * level, the dictionary and the chunk's bytes, holding the compressed bytes, their crc32
+ * and input length and a SHA-256 over all that, which is checked on every read, so a torn
+ * or corrupt entry is never used (and is removed; segcache.c). The next export of the same bytes
  * takes the entry instead of deflating again; the stream is byte for byte what a fresh
  * compression gives, as the entry is what the fresh path made of the same input. Stored and
  * Huffman-only chunks are not cached: making them again costs less than hashing them for a
@@ -45,9 +45,7 @@
 
 #include "registry/reg.h"
 
-#include <fcntl.h>
 #include <pthread.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
