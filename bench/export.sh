@@ -7,8 +7,8 @@
 #   buildah push IMAGE oci-archive:X.tar          (the same Dockerfile built by buildah 1.28
 #                                                  in its own temp root, base image offline)
 #   kiln, unchanged rebuild: re-exports without compressing anything again
-# Each figure is the median of RUNS runs of the whole command; kiln's layer records are
-# removed before each timed run so it compresses again. Sizes are of the archives.
+# Each figure is the median of RUNS runs of the whole command; kiln's layer records and
+# segment cache are removed before each timed run so it compresses again. Sizes are of the archives.
 # Usage: bench/export.sh [path/to/kiln]   (default: build/kiln; use a Release build)
 set -euo pipefail
 export KILN=$(realpath "${1:-build/kiln}")
@@ -51,7 +51,12 @@ timed() { # NAME CMD...
 	cpu[$name]+="$(awk -v u="$u" -v s="$s" 'BEGIN {print u + s}') "
 }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-drop_records() { find "$KILN_ROOT/exporter" -name "*.$1-*.json" -delete 2>/dev/null || true; }
+# The layer records and the segment cache (compressed chunks) both go, so every timed
+# export compresses everything again: this measures a cold export.
+drop_records() {
+	find "$KILN_ROOT/exporter" -name "*.$1-*.json" -delete 2>/dev/null || true
+	rm -rf "$KILN_ROOT/exporter/segments"
+}
 for i in $(seq "$RUNS"); do
 	rm -f "$T"/kiln-*.tar "$T"/buildah-*.tar
 	drop_records gzip

@@ -446,10 +446,16 @@ export_image(const struct cmd_output *out, const struct cmd_export_ctx *c, struc
 	if (r < 0)
 		return kiln_err_wrap(err, "export layers");
 	size_t fresh = 0;
-	for (size_t i = 0; i < n; i++)
+	int64_t reused = 0;
+	for (size_t i = 0; i < n; i++) {
 		fresh += !layers[i].cached;
-	say(c, "exporting layers (%s, %zu new of %zu) %.3fs",
-	    exp_compression_name(out->compression), fresh, n, now_s() - t0);
+		reused += layers[i].reused;
+	}
+	char note[64] = "";
+	if (reused)
+		snprintf(note, sizeof(note), ", %.1f MB reused", (double)reused / 1e6);
+	say(c, "exporting layers (%s, %zu new of %zu%s) %.3fs",
+	    exp_compression_name(out->compression), fresh, n, note, now_s() - t0);
 	bool store_names = out->type == CMD_OUTPUT_IMAGE || out->type == CMD_OUTPUT_REGISTRY;
 	struct exp_image_opts io = EXP_IMAGE_OPTS_INIT;
 	io.stage_config = c->stage_config;

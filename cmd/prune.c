@@ -11,8 +11,12 @@
  * children go, so pruning is safe while builds run. --all also removes step snapshots no
  * record names that are older than ten minutes. Base image chains are not removed (kiln
  * run shares them); snapshots are only those named by the ops for steps ("x-...").
+ * The exporter's segment cache (compressed chunks of layers) goes the same way: entries
+ * unused for 48 hours, all with --all, the least recently used beyond SIZE with
+ * --keep-storage; du shows its size.
  */
 #include "cmd.h"
+#include "exporter/exp.h"
 #include "snapshot/snap.h"
 #include "solver/sv.h"
 
@@ -78,6 +82,14 @@ cmd_du(int argc, char **argv)
 	char total[32];
 	human(d.total, total);
 	printf("Total: %s in %zu records\n", total, d.n);
+	uint64_t seg = 0;
+	size_t nseg = 0;
+	if (exp_segments_usage(cmd_root(), &seg, &nseg, &err) < 0) {
+		cmd_print_err(&err);
+		return KILN_EXIT_FAIL;
+	}
+	human(seg, total);
+	printf("Segment cache: %s in %zu entries\n", total, nseg);
 	return 0;
 }
 
@@ -285,6 +297,14 @@ cmd_prune(int argc, char **argv)
 		removed += n;
 	} while (p.progress);
 	size_t orphans = all ? prune_orphans(snaps) : 0;
+	uint64_t seg_freed = 0;
+	if (exp_segments_prune(cmd_root(),
+	                       all        ? 0
+	                       : keep_set ? keep
+	                                  : UINT64_MAX,
+	                       all || keep_set ? -1 : p.older_than, &seg_freed, &err) < 0)
+		goto out;
+	p.freed += seg_freed;
 	char freed[32];
 	human(p.freed, freed);
 	printf("Removed %zu records, %s", removed, freed);

@@ -27,6 +27,19 @@
  *
  * zstd uses libzstd's own workers (ZSTD_c_nbWorkers); its multi-threaded output depends
  * on the parameters, not on the number of workers.
+ *
+ * Cuts (exp_compressor_cut): the layer writer ends a chunk where a big file's data starts
+ * and ends, and the first chunk of the file has no dictionary, so the file's chunks, and
+ * so their compressed bytes, depend only on the file's content, not on where in the tar it
+ * lands. Such a deflated chunk (and any other deflated one) is kept in the segment cache
+ * (exp_compressor_set_cache): a file per chunk named by the SHA-256 of zlib's version, the
+ * level, the dictionary and the chunk's bytes, holding the compressed bytes, their crc32
+ * and input length and a SHA-256 over all that, which is checked on every read, so a torn
+ * or corrupt entry is never used (and is removed; segcache.c). The next export of the same bytes
+ * takes the entry instead of deflating again; the stream is byte for byte what a fresh
+ * compression gives, as the entry is what the fresh path made of the same input. Stored and
+ * Huffman-only chunks are not cached: making them again costs less than hashing them for a
+ * key and reading an entry back.
  */
 #include "internal.h"
 
@@ -50,11 +63,15 @@ struct chunk {
 	uLong crc;
 	int result; /* gzip: Z_OK, or a zlib error */
 	bool compressed, hashed, emitted;
+	bool reused;     /* gzip: the bytes came from the segment cache */
+	bool added;      /* gzip: and made an entry in it */
+	bool out_pooled; /* `out` is an OUT_CAP buffer from the compressor's pool */
 };
 
 struct outbuf {
 	unsigned char *p;
 	size_t len;
+	bool pooled; /* goes back to the pool, not to free() */
 	struct outbuf *next;
 };
 
@@ -89,6 +106,15 @@ struct exp_compressor {
 	int sink_failed;
 	struct kiln_err serr;
 	struct chunk *pool; /* finished chunks for reuse, linked by `out` (the main thread's) */
+	/* gzip: the segment cache directory (NULL: none) and what came from it */
+	char *cache_dir;
+	bool cache_lookup;  /* false: entries are written, never read */
+	int64_t reused;     /* tar bytes (emitter's, read after finish) */
+	size_t cache_added; /* entries written */
+	/* gzip: output buffers of OUT_CAP bytes for reuse, linked through their first bytes
+	 * (under mu) */
+	unsigned char *outpool;
+	size_t noutpool;
 	/* zstd */
 	ZSTD_CCtx *zc;
 	unsigned char *zout;
@@ -184,7 +210,11 @@ approx_log2(uint32_t x)
 	return e + m * (4.0 / 3.0 - m / 3.0);
 }
 
-#define GZ_TRIAL 16384u
+#define GZ_TRIAL  16384u
+#define GZ_SAMPLE 1024u /* bytes a slice */
+#define GZ_SLICES 64u
+/* Chunks smaller than this are not worth a segment cache entry. */
+#define GZ_CACHE_MIN (64u << 10)
 
 /* The level and strategy for one chunk (see the top of the file). */
 static void
@@ -195,6 +225,29 @@ chunk_params(z_stream *trial, const unsigned char *p, size_t n, int level, uint3
 	*ret_strategy = Z_DEFAULT_STRATEGY;
 	if (level == 0 || n < GZ_TRIAL * 2)
 		return;
+	/* Random-looking data is the common big case (compressed files) and is stored:
+	 * a sample of 64 slices of 1 KiB says so at a sixteenth of the cost of the whole
+	 * histogram. Only a sample that looks random decides; an estimate from a sample
+	 * errs low, so that is rare for data the whole histogram would compress. The
+	 * stride is no multiple of a power of two, so data that alternates in aligned
+	 * blocks (tar's are 512 bytes) is not sampled in one phase only. */
+	if (n >= GZ_SAMPLE * GZ_SLICES * 4) {
+		uint32_t sc[256] = {0};
+		size_t stride = (n - GZ_SAMPLE) / (GZ_SLICES - 1);
+		stride -= !(stride & 1); /* odd, and the last slice still ends within p */
+		for (size_t s = 0; s < GZ_SLICES; s++)
+			for (const unsigned char *q = p + s * stride, *e = q + GZ_SAMPLE; q < e;
+			     q++)
+				sc[*q]++;
+		double sbits = 0, sln = approx_log2(GZ_SAMPLE * GZ_SLICES);
+		for (int c = 0; c < 256; c++)
+			if (sc[c])
+				sbits += sc[c] * (sln - approx_log2(sc[c]));
+		if (sbits >= 7.9 * (GZ_SAMPLE * GZ_SLICES)) {
+			*ret_level = 0;
+			return;
+		}
+	}
 	/* four tables: runs of one byte value do not stall on one counter */
 	uint32_t part[3][256] = {{0}};
 	size_t i = 0;
@@ -398,18 +451,97 @@ huff_block(const uint32_t hist[256], struct chunk *j)
 	memcpy(w.p, sync, 4);
 	w.p += 4;
 	j->out_len = (size_t)(w.p - j->out);
-	j->crc = crc32(0L, j->in, (uInt)j->in_len);
+	j->crc = exp_crc32(0, j->in, j->in_len);
+}
+
+/*
+ * Output buffers are reused: a fresh 1 MiB malloc per chunk is a fresh mapping (or
+ * memory the allocator just gave back) whose pages all fault on first write, which cost
+ * more than a chunk's stored copy. The pool is small: the ring and the writer's queue
+ * hold the rest.
+ */
+#define OUT_CAP      (GZ_CHUNK + GZ_CHUNK / 64 + 4096) /* stored blocks, deflateBound */
+#define OUT_POOL_MAX 8u
+
+static void
+out_get(struct exp_compressor *c, struct chunk *j)
+{
+	pthread_mutex_lock(&c->mu);
+	unsigned char *p = c->outpool;
+	if (p) {
+		memcpy(&c->outpool, p, sizeof(p));
+		c->noutpool--;
+	}
+	pthread_mutex_unlock(&c->mu);
+	j->out = p ? p : kiln_xmalloc(OUT_CAP);
+	j->out_pooled = true;
+}
+
+/* Back to the pool, with c->mu held. */
+static void
+out_put_locked(struct exp_compressor *c, unsigned char *p)
+{
+	if (c->noutpool >= OUT_POOL_MAX) {
+		free(p);
+		return;
+	}
+	memcpy(p, &c->outpool, sizeof(p));
+	c->outpool = p;
+	c->noutpool++;
+}
+
+/* Stored blocks, written here: zlib's level 0 costs a pass more, and a sync flush's
+ * empty block is not needed, stored blocks end on a byte boundary. */
+static void
+stored_blocks(struct exp_compressor *c, struct chunk *j)
+{
+	if (j->in_len + (j->in_len / 65535 + 1) * 5 <= OUT_CAP)
+		out_get(c, j);
+	else
+		j->out = kiln_xmalloc(j->in_len + (j->in_len / 65535 + 1) * 5);
+	unsigned char *o = j->out;
+	for (size_t off = 0; off < j->in_len;) {
+		size_t n = j->in_len - off > 65535 ? 65535 : j->in_len - off;
+		o[0] = 0; /* not final, stored; the rest of the byte is padding */
+		o[1] = (unsigned char)n;
+		o[2] = (unsigned char)(n >> 8);
+		o[3] = (unsigned char)~n;
+		o[4] = (unsigned char)(~n >> 8);
+		memcpy(o + 5, j->in + off, n);
+		o += 5 + n;
+		off += n;
+	}
+	j->out_len = (size_t)(o - j->out);
+	j->crc = exp_crc32(0, j->in, j->in_len);
 }
 
 static int
-gz_deflate(z_stream *zs, z_stream *trial, int want_level, struct chunk *j)
+gz_deflate(struct exp_compressor *c, z_stream *zs, z_stream *trial, struct chunk *j)
 {
+	int want_level = c->level;
+	const char *cache_dir = c->cache_dir;
 	int level, strategy;
 	uint32_t hist[256] = {0};
 	chunk_params(trial, j->in, j->in_len, want_level, hist, &level, &strategy);
 	if (strategy == Z_HUFFMAN_ONLY) {
 		huff_block(hist, j);
 		return Z_OK;
+	}
+	if (level == 0) {
+		stored_blocks(c, j);
+		return Z_OK;
+	}
+	char key[65];
+	bool cache = cache_dir && j->in_len >= GZ_CACHE_MIN;
+	if (cache) {
+		exp_segment_key(level, j->dict, j->dict_len, j->in, j->in_len, key);
+		uint32_t crc;
+		if (c->cache_lookup &&
+		    exp_segment_load(cache_dir, key, j->in_len, &j->out, &j->out_len, &crc)) {
+			j->crc = crc;
+			j->reused = true;
+			return Z_OK;
+		}
 	}
 	int r = deflateReset(zs);
 	if (r == Z_OK)
@@ -419,7 +551,12 @@ gz_deflate(z_stream *zs, z_stream *trial, int want_level, struct chunk *j)
 	if (r != Z_OK)
 		return r;
 	size_t cap = deflateBound(zs, (uLong)j->in_len) + 64;
-	j->out = kiln_xmalloc(cap);
+	if (cap <= OUT_CAP) {
+		out_get(c, j);
+		cap = OUT_CAP;
+	} else {
+		j->out = kiln_xmalloc(cap);
+	}
 	zs->next_in = j->in;
 	zs->avail_in = (uInt)j->in_len;
 	zs->next_out = j->out;
@@ -434,11 +571,15 @@ gz_deflate(z_stream *zs, z_stream *trial, int want_level, struct chunk *j)
 		size_t used = cap - zs->avail_out;
 		cap *= 2;
 		j->out = kiln_xrealloc(j->out, cap);
+		j->out_pooled = false;
 		zs->next_out = j->out + used;
 		zs->avail_out = (uInt)(cap - used);
 	}
 	j->out_len = (size_t)(zs->next_out - j->out);
-	j->crc = crc32(0L, j->in, (uInt)j->in_len);
+	j->crc = exp_crc32(0, j->in, j->in_len);
+	if (cache)
+		j->added = exp_segment_store(cache_dir, key, j->in_len, (uint32_t)j->crc, j->out,
+		                             j->out_len);
 	return Z_OK;
 }
 
@@ -477,7 +618,7 @@ gz_streams_end(struct gz_streams *g)
 static void
 gz_compress(struct exp_compressor *c, struct gz_streams *g, struct chunk *j)
 {
-	j->result = g->init == Z_OK ? gz_deflate(&g->zs, &g->trial, c->level, j) : g->init;
+	j->result = g->init == Z_OK ? gz_deflate(c, &g->zs, &g->trial, j) : g->init;
 }
 
 /* ---- the writer ---- */
@@ -507,7 +648,10 @@ sink_main(void *arg)
 		c->q_busy = false;
 		if (r < 0 && !c->sink_failed)
 			c->sink_failed = r;
-		free(b->p);
+		if (b->pooled)
+			out_put_locked(c, b->p);
+		else
+			free(b->p);
 		free(b);
 		pthread_cond_broadcast(&c->scv);
 	}
@@ -516,9 +660,10 @@ sink_main(void *arg)
 }
 
 /* Write compressed bytes: queued for the writer when it runs (taking `p`, a malloc'd
- * buffer, when `take`), else at once. */
+ * buffer, when `take`; one of the pool's when `pooled`), else at once. */
 static int
-out_write(struct exp_compressor *c, unsigned char *p, size_t len, bool take, struct kiln_err *err)
+out_write(struct exp_compressor *c, unsigned char *p, size_t len, bool take, bool pooled,
+          struct kiln_err *err)
 {
 	if (!c->sink_running) {
 		int r = reg_ingest_write(c->in, p, len, err);
@@ -529,6 +674,7 @@ out_write(struct exp_compressor *c, unsigned char *p, size_t len, bool take, str
 	struct outbuf *b = kiln_xcalloc(1, sizeof(*b));
 	if (take) {
 		b->p = p;
+		b->pooled = pooled;
 	} else {
 		b->p = kiln_xmalloc(len ? len : 1);
 		memcpy(b->p, p, len);
@@ -591,7 +737,7 @@ zstd_run(struct exp_compressor *c, const void *p, size_t len, ZSTD_EndDirective 
 			return zstd_fail(left, err);
 		if (out.pos) {
 			/* the writer takes the buffer; the next call gets a new one */
-			int r = out_write(c, c->zout, out.pos, true, err);
+			int r = out_write(c, c->zout, out.pos, true, false, err);
 			c->zout = NULL;
 			if (r < 0)
 				return r;
@@ -622,6 +768,7 @@ chunk_get(struct exp_compressor *c)
 	j->crc = 0;
 	j->result = 0;
 	j->compressed = j->hashed = j->emitted = false;
+	j->reused = j->added = j->out_pooled = false;
 	return j;
 }
 
@@ -651,15 +798,18 @@ emit(struct exp_compressor *c, struct chunk *j, struct kiln_err *err)
 			return kiln_err_set(err, j->result == Z_MEM_ERROR ? ENOMEM : EIO,
 			                    "gzip: deflate failed (%d)", j->result);
 		c->crc = crc32_combine(c->crc, j->crc, (z_off_t)j->in_len);
+		if (j->reused)
+			c->reused += (int64_t)j->in_len;
+		c->cache_added += j->added;
 		unsigned char *out = j->out;
 		j->out = NULL;
-		return out_write(c, out, j->out_len, true, err);
+		return out_write(c, out, j->out_len, true, j->out_pooled, err);
 	case EXP_COMPRESSION_ZSTD:
 		return zstd_run(c, j->in, j->in_len, ZSTD_e_continue, err);
 	case EXP_COMPRESSION_NONE:
 		break;
 	}
-	return out_write(c, j->in, j->in_len, false, err);
+	return out_write(c, j->in, j->in_len, false, false, err);
 }
 
 static void *
@@ -1018,7 +1168,7 @@ exp_compressor_finish(struct exp_compressor *c, char diff_id[KILN_DIGEST_HEX_LEN
 		unsigned char end[10] = {0x03, 0x00};
 		put_le32(end + 2, (uint32_t)c->crc);
 		put_le32(end + 6, (uint32_t)c->total);
-		r = out_write(c, end, sizeof(end), false, err);
+		r = out_write(c, end, sizeof(end), false, false, err);
 	} else if (c->kind == EXP_COMPRESSION_ZSTD) {
 		r = zstd_run(c, NULL, 0, ZSTD_e_end, err);
 	}
@@ -1039,6 +1189,50 @@ exp_compressor_tar_size(const struct exp_compressor *c)
 	return c->total;
 }
 
+int
+exp_compressor_cut(struct exp_compressor *c, bool fresh, struct kiln_err *err)
+{
+	if (c->kind != EXP_COMPRESSION_GZIP)
+		return 0;
+	if (c->failed)
+		return failed_err(c, c->failed, err);
+	if (c->cur && c->cur->in_len) {
+		int r = submit(c, err);
+		if (r < 0)
+			return c->failed ? failed_err(c, r, err) : r;
+	}
+	if (fresh)
+		c->tail_len = 0; /* the next chunk's dictionary */
+	return 0;
+}
+
+int
+exp_compressor_set_cache(struct exp_compressor *c, const char *dir, bool lookup,
+                         struct kiln_err *err)
+{
+	if (c->kind != EXP_COMPRESSION_GZIP || c->level == 0)
+		return 0;
+	int r = exp_mkdir_p(dir, err);
+	if (r < 0)
+		return r;
+	free(c->cache_dir);
+	c->cache_dir = kiln_xstrdup(dir);
+	c->cache_lookup = lookup;
+	return 0;
+}
+
+int64_t
+exp_compressor_reused(const struct exp_compressor *c)
+{
+	return c->reused;
+}
+
+size_t
+exp_compressor_cache_added(const struct exp_compressor *c)
+{
+	return c->cache_added;
+}
+
 void
 exp_compressor_free(struct exp_compressor *c)
 {
@@ -1053,6 +1247,12 @@ exp_compressor_free(struct exp_compressor *c)
 	}
 	kiln_err_release(&c->perr);
 	kiln_err_release(&c->serr);
+	free(c->cache_dir);
+	while (c->outpool) {
+		unsigned char *p = c->outpool;
+		memcpy(&c->outpool, p, sizeof(p));
+		free(p);
+	}
 	pthread_cond_destroy(&c->scv);
 	ZSTD_freeCCtx(c->zc);
 	free(c->zout);

@@ -44,6 +44,12 @@
  * tar and the level, never on the number of threads. An empty diff in gzip gives
  * BuildKit's 32-byte empty layer (sha256:4f4fb700...), which is kept so layers and
  * history stay aligned. exp_chain_layers exports the layers of a chain at once.
+ * The data of a file of 4 MiB or more is cut out into chunks of its own (the first without
+ * a dictionary), so its compressed bytes do not depend on where it lands in the tar; every
+ * deflated chunk is kept in the segment cache (`<kiln_root>/exporter/segments/`, see
+ * exp_segments_usage), keyed by the SHA-256 of its level, dictionary and bytes, and a
+ * later export of the same bytes takes it from there (exp_layer.reused): a big file that
+ * did not change is not compressed again, and the result is byte for byte a fresh one.
  *
  * Layer cache: `<kiln_root>/exporter/layers/<driver>/<snapshot>[@<clamp>].<compression>-
  * <level>.json` maps a snapshot to its diff_id, digest and size (written by temp file,
@@ -100,7 +106,7 @@ struct exp_layer_opts {
 	int64_t source_date_epoch;
 	/* Clamp entry mtimes newer than source_date_epoch to it (BuildKit rewrite-timestamp). */
 	bool rewrite_timestamp;
-	/* Ignore (but refresh) the layer cache. */
+	/* Ignore (but refresh) the layer cache, and the segment cache. */
 	bool no_cache;
 	/* Root of the layer cache index; NULL: reg_store_root(rs) (the kiln root). */
 	const char *cache_root;
@@ -123,6 +129,7 @@ struct exp_layer {
 	const char *media_type;                /* static: exp_compression_media_type() */
 	bool empty;                            /* the diff had no entries */
 	bool cached;                           /* taken from the layer cache, not re-tarred */
+	int64_t reused; /* tar bytes whose compressed bytes came from the segment cache */
 };
 
 /*
@@ -197,6 +204,18 @@ int exp_image_commit(struct reg_store *rs, const struct exp_image_opts *opts, st
  * owns the result.
  */
 json_t *exp_config_merge(const json_t *base_config, const json_t *stage_config);
+
+/*
+ * The segment cache under kiln root `root` (exporter/segcache.c): compressed chunks of
+ * layers, reused by later exports of the same bytes. Usage: its bytes on disk and entries.
+ * Prune: remove the least recently used entries until at most `keep` bytes remain, and any
+ * not used since `older_than` (unix time; -1: none by age); *ret_freed (may be NULL) gets
+ * the bytes removed. Safe while exports run (a removed entry is a miss).
+ */
+#define EXP_SEGMENTS_MAX ((uint64_t)1 << 30) /* what an export leaves at most */
+int exp_segments_usage(const char *root, uint64_t *ret_bytes, size_t *ret_n, struct kiln_err *err);
+int exp_segments_prune(const char *root, uint64_t keep, int64_t older_than, uint64_t *ret_freed,
+                       struct kiln_err *err);
 
 /* ---- all of it ---- */
 

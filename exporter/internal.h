@@ -58,6 +58,42 @@ int exp_compressor_finish(struct exp_compressor *c, char diff_id[KILN_DIGEST_HEX
                           struct kiln_err *err);
 int64_t exp_compressor_tar_size(const struct exp_compressor *c);
 void exp_compressor_free(struct exp_compressor *c);
+/*
+ * gzip: end the current chunk here (nothing to do for the other compressions). With
+ * `fresh` the next chunk starts without a dictionary, so the compressed bytes from here to
+ * the next cut depend only on the bytes in between: the layer writer cuts where a big
+ * file's data starts (fresh) and ends. The output depends on the cuts and the tar only.
+ */
+#define EXP_SEGMENT_MIN ((int64_t)4 << 20) /* files at least this big are cut out */
+int exp_compressor_cut(struct exp_compressor *c, bool fresh, struct kiln_err *err);
+/* gzip at a level above 0: keep deflated chunks in the segment cache directory `dir`
+ * (segcache.c; created here) and, with `lookup`, take them from there. Call before the
+ * first write. Other compressions ignore it. */
+int exp_compressor_set_cache(struct exp_compressor *c, const char *dir, bool lookup,
+                             struct kiln_err *err);
+/* After finish: the tar bytes whose compressed bytes came from the segment cache, and the
+ * entries written to it. */
+int64_t exp_compressor_reused(const struct exp_compressor *c);
+size_t exp_compressor_cache_added(const struct exp_compressor *c);
+
+/* crc32 as zlib's crc32(crc, data, len), faster where the CPU allows (crc32.c). */
+uint32_t exp_crc32(uint32_t crc, const void *data, size_t len);
+
+/* ---- the segment cache (segcache.c) ---- */
+/* <root>/exporter/segments/<compression>-<level> (caller frees). */
+char *exp_segments_dir(const char *root, enum exp_compression c, int level);
+/* The entry name of a chunk: hex SHA-256 of the level, dictionary and bytes. */
+void exp_segment_key(int level, const void *dict, size_t dict_len, const void *in, size_t in_len,
+                     char ret[65]);
+/* A checked entry: true and the output (caller frees), its length and the input's crc32;
+ * false for a missing entry, or a torn or corrupt one (which is removed). */
+bool exp_segment_load(const char *dir, const char *key, size_t in_len, unsigned char **ret_out,
+                      size_t *ret_out_len, uint32_t *ret_crc);
+/* Write an entry (temp name, rename; no fsync: see segcache.c). false when it could not be. */
+bool exp_segment_store(const char *dir, const char *key, size_t in_len, uint32_t crc,
+                       const unsigned char *out, size_t out_len);
+/* After an export that added entries: prune to EXP_SEGMENTS_MAX unless done lately. */
+void exp_segments_bound(const char *root);
 /* mkdir -p, mode 0700. */
 int exp_mkdir_p(const char *path, struct kiln_err *err);
 /* Online CPUs, 1..64. */

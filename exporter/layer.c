@@ -143,14 +143,28 @@ xattr_kept(const char *name)
 	return kiln_str_has_prefix(name, "user.") && !kiln_str_has_prefix(name, "user.overlay.");
 }
 
+/* An open file's xattrs are read through its fd (`fd` >= 0): no path walk through
+ * /proc for each of a tree's many small files. */
+static ssize_t
+list_xattrs(int fd, const char *p, char *list, size_t size)
+{
+	return fd >= 0 ? flistxattr(fd, list, size) : llistxattr(p, list, size);
+}
+
+static ssize_t
+get_xattr(int fd, const char *p, const char *name, void *v, size_t size)
+{
+	return fd >= 0 ? fgetxattr(fd, name, v, size) : lgetxattr(p, name, v, size);
+}
+
 static int
-add_xattrs(struct archive_entry *e, int dirfd, const char *name, const char *path,
+add_xattrs(struct archive_entry *e, int dirfd, const char *name, int fd, const char *path,
            struct kiln_err *err)
 {
 	char p[64 + NAME_MAX];
 	if (snprintf(p, sizeof(p), "/proc/self/fd/%d/%s", dirfd, name) >= (int)sizeof(p))
 		return kiln_err_set(err, ENAMETOOLONG, "xattrs of `%s`", path);
-	ssize_t n = llistxattr(p, NULL, 0);
+	ssize_t n = list_xattrs(fd, p, NULL, 0);
 	if (n < 0 && (errno == ENOTSUP || errno == EOPNOTSUPP))
 		return 0;
 	if (n < 0)
@@ -158,7 +172,7 @@ add_xattrs(struct archive_entry *e, int dirfd, const char *name, const char *pat
 	if (n == 0)
 		return 0;
 	_cleanup_free_ char *list = kiln_xmalloc((size_t)n);
-	n = llistxattr(p, list, (size_t)n);
+	n = list_xattrs(fd, p, list, (size_t)n);
 	if (n < 0)
 		return kiln_err_set(err, errno, "list xattrs of `%s`", path);
 	_cleanup_strv_ struct kiln_strv names = KILN_STRV_INIT;
@@ -168,11 +182,11 @@ add_xattrs(struct archive_entry *e, int dirfd, const char *name, const char *pat
 	if (names.n > 1)
 		qsort(names.v, names.n, sizeof(char *), name_cmp);
 	for (size_t i = 0; i < names.n; i++) {
-		ssize_t vn = lgetxattr(p, names.v[i], NULL, 0);
+		ssize_t vn = get_xattr(fd, p, names.v[i], NULL, 0);
 		if (vn < 0)
 			return kiln_err_set(err, errno, "read xattr %s of `%s`", names.v[i], path);
 		_cleanup_free_ char *v = kiln_xmalloc((size_t)vn + 1);
-		vn = lgetxattr(p, names.v[i], v, (size_t)vn);
+		vn = get_xattr(fd, p, names.v[i], v, (size_t)vn);
 		if (vn < 0)
 			return kiln_err_set(err, errno, "read xattr %s of `%s`", names.v[i], path);
 		archive_entry_xattr_add_entry(e, names.v[i], v, (size_t)vn);
@@ -208,35 +222,169 @@ write_data(struct writer *w, int fd, int64_t size, const char *path)
 	return 0;
 }
 
+/*
+ * Read-ahead: the walk and the per-file system calls (open, xattrs, read, close: most of
+ * the cost of a tree of small files) run on a thread of their own, ahead of the tar
+ * writer, so they overlap with the hashing and compression of what came before (a big
+ * file's data). It hands the writer finished tar entries, in the walk's order, with a
+ * small file's data read already, or a big file's fd for the writer to read straight
+ * into the compressor's chunks. The queue is bounded in entries, bytes and open fds
+ * (the writer holds one batch more): a few milliseconds of system calls ahead is all it
+ * takes, and more costs peak memory (archive entries are ~2 KiB each).
+ */
+#define AHEAD_SMALL   ((int64_t)64 << 10) /* data read ahead up to this size */
+#define AHEAD_ENTRIES 1024u
+#define AHEAD_BYTES   ((size_t)4 << 20)
+#define AHEAD_FDS     64u
+#define AHEAD_BATCH   64u /* entries that wake a waiting writer */
+
+struct item {
+	struct item *next;
+	struct archive_entry *e;
+	char *path;          /* for errors */
+	int fd;              /* a big regular file, read by the writer */
+	int64_t size;        /* its size (as stat said) */
+	unsigned char *data; /* or a small file's data, read ahead */
+	size_t data_len;
+};
+
+struct ahead {
+	struct snap_store *ss;
+	const char *snapshot;
+	struct writer *w; /* clamp and the hard link table: the reader's alone */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct item *head, *tail;
+	size_t n, bytes, fds;
+	bool done, stop;
+	bool push_waits, pop_waits; /* someone waits in ahead_push / ahead_pop */
+	int result;                 /* the walk's, its text in err */
+	struct kiln_err err;
+};
+
+static void
+item_free(struct item *it)
+{
+	if (!it)
+		return;
+	if (it->e)
+		archive_entry_free(it->e);
+	if (it->fd >= 0)
+		close(it->fd);
+	free(it->data);
+	free(it->path);
+	free(it);
+}
+
+/* Queue an entry (taking it), waiting for room; -ECANCELED once the writer stopped. The
+ * writer is woken only when it waits and there is a batch for it (or a big file, whose
+ * data it reads itself): a wakeup per small file would cost more than the file. */
+static int
+ahead_push(struct ahead *q, struct item *it, struct kiln_err *err)
+{
+	pthread_mutex_lock(&q->mu);
+	while (!q->stop && q->n > 0 &&
+	       (q->n >= AHEAD_ENTRIES || q->bytes + it->data_len > AHEAD_BYTES ||
+	        (it->fd >= 0 && q->fds >= AHEAD_FDS))) {
+		q->push_waits = true;
+		pthread_cond_broadcast(&q->cv); /* the writer may be waiting for a batch */
+		pthread_cond_wait(&q->cv, &q->mu);
+	}
+	bool stop = q->stop;
+	if (!stop) {
+		if (q->tail)
+			q->tail->next = it;
+		else
+			q->head = it;
+		q->tail = it;
+		q->n++;
+		q->bytes += it->data_len;
+		q->fds += it->fd >= 0;
+		if (q->pop_waits && (q->n >= AHEAD_BATCH || it->fd >= 0)) {
+			q->pop_waits = false;
+			pthread_cond_broadcast(&q->cv);
+		}
+	}
+	pthread_mutex_unlock(&q->mu);
+	if (stop) {
+		item_free(it);
+		return kiln_err_set(err, ECANCELED, "layer writer stopped");
+	}
+	return 0;
+}
+
+/* All queued entries, in order, or NULL at the end of the walk (q->result says how it
+ * ended). */
+static struct item *
+ahead_pop(struct ahead *q)
+{
+	pthread_mutex_lock(&q->mu);
+	while (!q->head && !q->done) {
+		q->pop_waits = true;
+		pthread_cond_wait(&q->cv, &q->mu);
+	}
+	struct item *it = q->head;
+	q->head = q->tail = NULL;
+	q->n = q->bytes = q->fds = 0;
+	if (q->push_waits) {
+		q->push_waits = false;
+		pthread_cond_broadcast(&q->cv);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return it;
+}
+
 /* A whiteout or opaque marker: an empty file with no owner, mode or time, as the OCI
  * image spec writes them. */
-static int
-add_marker(struct writer *w, const char *oci_name)
+static struct archive_entry *
+marker_entry(const char *oci_name)
 {
-	_cleanup_entry_ struct archive_entry *e = archive_entry_new();
+	struct archive_entry *e = archive_entry_new();
 	archive_entry_set_pathname(e, oci_name);
 	archive_entry_set_filetype(e, AE_IFREG);
 	archive_entry_set_perm(e, 0);
 	archive_entry_set_size(e, 0);
 	archive_entry_set_mtime(e, 0, 0);
-	if (archive_write_header(w->tar, e) != ARCHIVE_OK)
-		return archive_fail(w, w->tar, oci_name);
+	return e;
+}
+
+/* A small file's whole data (fewer bytes if it shrank since the stat). */
+static int
+read_small(struct item *it, int fd, int64_t size, struct kiln_err *err)
+{
+	it->data = kiln_xmalloc(size ? (size_t)size : 1);
+	size_t got = 0;
+	while (got < (size_t)size) {
+		ssize_t n = read(fd, it->data + got, (size_t)size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return kiln_err_set(err, errno, "read `%s`", it->path);
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	it->data_len = got;
 	return 0;
 }
 
+/* One change of the walk as a tar entry, on the read-ahead thread. */
 static int
-on_change(const struct snap_change *c, void *data, struct kiln_err *err)
+gather(const struct snap_change *c, void *data, struct kiln_err *err)
 {
-	struct writer *w = data;
+	struct ahead *q = data;
+	struct writer *w = q->w;
 	const struct stat *st = c->st;
-	if (c->kind != SNAP_CHANGE_ADD) {
-		w->entries++;
-		return add_marker(w, c->oci_name);
-	}
-	if (S_ISSOCK(st->st_mode))
+	if (c->kind == SNAP_CHANGE_ADD && S_ISSOCK(st->st_mode))
 		return 0; /* sockets do not survive a tar, as in docker */
-	w->entries++;
-	_cleanup_entry_ struct archive_entry *e = archive_entry_new();
+	struct item *it = kiln_xcalloc(1, sizeof(*it));
+	it->fd = -1;
+	it->path = kiln_xstrdup(c->path);
+	if (c->kind != SNAP_CHANGE_ADD) {
+		it->e = marker_entry(c->oci_name);
+		return ahead_push(q, it, err);
+	}
+	struct archive_entry *e = it->e = archive_entry_new();
 	archive_entry_set_pathname(e, c->path);
 	archive_entry_set_mode(e, st->st_mode);
 	archive_entry_set_uid(e, st->st_uid);
@@ -245,44 +393,143 @@ on_change(const struct snap_change *c, void *data, struct kiln_err *err)
 	if (w->clamp >= 0 && mt > w->clamp)
 		mt = w->clamp;
 	archive_entry_set_mtime(e, (time_t)mt, 0);
-	_cleanup_close_ int fd = -1;
+	int r = 0;
 	if (S_ISREG(st->st_mode)) {
 		const char *first =
 		        st->st_nlink > 1 ? link_seen(w, st->st_dev, st->st_ino, c->path) : NULL;
 		if (first) {
 			archive_entry_set_hardlink(e, first);
 			archive_entry_set_size(e, 0);
-			goto header;
+			goto xattrs;
 		}
-		fd = openat(c->dirfd, c->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			return kiln_err_set(err, errno, "open `%s`", c->path);
+		it->fd = openat(c->dirfd, c->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (it->fd < 0) {
+			r = kiln_err_set(err, errno, "open `%s`", c->path);
+			goto fail;
+		}
+		it->size = st->st_size;
 		archive_entry_set_size(e, st->st_size);
 	} else if (S_ISLNK(st->st_mode)) {
 		char target[PATH_MAX + 1];
 		ssize_t n = readlinkat(c->dirfd, c->name, target, sizeof(target) - 1);
-		if (n < 0)
-			return kiln_err_set(err, errno, "readlink `%s`", c->path);
+		if (n < 0) {
+			r = kiln_err_set(err, errno, "readlink `%s`", c->path);
+			goto fail;
+		}
 		target[n] = '\0';
 		archive_entry_set_symlink(e, target);
 	} else if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode)) {
 		archive_entry_set_rdev(e, st->st_rdev);
 	}
-header:;
-	int r = add_xattrs(e, c->dirfd, c->name, c->path, err);
-	if (r < 0)
+xattrs:
+	if ((r = add_xattrs(e, c->dirfd, c->name, it->fd, c->path, err)) < 0)
+		goto fail;
+	if (it->fd >= 0 && it->size <= AHEAD_SMALL) {
+		r = read_small(it, it->fd, it->size, err);
+		close(it->fd);
+		it->fd = -1;
+		if (r < 0)
+			goto fail;
+	}
+	return ahead_push(q, it, err);
+fail:
+	item_free(it);
+	return r;
+}
+
+static void *
+ahead_main(void *arg)
+{
+	struct ahead *q = arg;
+	int r = snap_diff_walk(q->ss, q->snapshot, gather, q, &q->err);
+	pthread_mutex_lock(&q->mu);
+	q->done = true;
+	q->result = r < 0 ? r : 0;
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	return NULL;
+}
+
+/* Write one entry into the tar, on the writer's thread. */
+static int
+put_item(struct writer *w, struct item *it)
+{
+	if (archive_write_header(w->tar, it->e) != ARCHIVE_OK)
+		return archive_fail(w, w->tar, it->path);
+	if (it->data_len) {
+		if (archive_write_data(w->tar, it->data, it->data_len) < 0)
+			return archive_fail(w, w->tar, "write layer");
+		return 0;
+	}
+	if (it->fd < 0)
+		return 0;
+	/* A big file's data is a run of chunks of its own (see exp_compressor_cut), so its
+	 * compressed bytes are the same wherever it lands in a tar, and the segment cache
+	 * has them from the last export that had this file. */
+	bool segment = it->size >= EXP_SEGMENT_MIN;
+	int r;
+	if (segment && (r = exp_compressor_cut(w->comp, true, w->err)) < 0)
 		return r;
-	if (archive_write_header(w->tar, e) != ARCHIVE_OK)
-		return archive_fail(w, w->tar, c->path);
-	if (fd >= 0)
-		return write_data(w, fd, st->st_size, c->path);
+	if ((r = write_data(w, it->fd, it->size, it->path)) < 0)
+		return r;
+	if (segment && (r = exp_compressor_cut(w->comp, false, w->err)) < 0)
+		return r;
 	return 0;
 }
 
-/* Tar and compress the diff of `snapshot` into a new blob. */
+/* The walk on the read-ahead thread, its entries into the tar here. */
+static int
+write_entries(struct writer *w, struct snap_store *ss, const char *snapshot, struct kiln_err *err)
+{
+	struct ahead q = {.ss = ss, .snapshot = snapshot, .w = w, .err = KILN_ERR_INIT};
+	pthread_mutex_init(&q.mu, NULL);
+	pthread_cond_init(&q.cv, NULL);
+	pthread_t t;
+	if (pthread_create(&t, NULL, ahead_main, &q) != 0) {
+		pthread_mutex_destroy(&q.mu);
+		pthread_cond_destroy(&q.cv);
+		return kiln_err_set(err, EAGAIN, "layer read-ahead thread");
+	}
+	int r = 0;
+	struct item *batch;
+	while (r >= 0 && (batch = ahead_pop(&q))) {
+		while (batch) {
+			struct item *it = batch;
+			batch = it->next;
+			if (r >= 0) {
+				w->entries++;
+				r = put_item(w, it);
+			}
+			item_free(it);
+		}
+	}
+	pthread_mutex_lock(&q.mu);
+	q.stop = true;
+	pthread_cond_broadcast(&q.cv);
+	pthread_mutex_unlock(&q.mu);
+	pthread_join(t, NULL);
+	for (struct item *it = q.head, *next; it; it = next) { /* left by a failed writer */
+		next = it->next;
+		item_free(it);
+	}
+	if (r >= 0 && q.result < 0) {
+		kiln_err_release(err);
+		*err = q.err;
+		q.err = (struct kiln_err)KILN_ERR_INIT;
+		r = q.result;
+	}
+	kiln_err_release(&q.err);
+	pthread_mutex_destroy(&q.mu);
+	pthread_cond_destroy(&q.cv);
+	return r;
+}
+
+/* Tar and compress the diff of `snapshot` into a new blob; `seg_root` (NULL: none) is the
+ * kiln root whose segment cache to use, only written to with `no_cache`. */
 static int
 write_layer(struct snap_store *ss, const char *snapshot, struct reg_store *rs, int64_t clamp,
-            enum exp_compression comp, int level, struct exp_layer *ret, struct kiln_err *err)
+            enum exp_compression comp, int level, const char *seg_root, bool no_cache,
+            struct exp_layer *ret, struct kiln_err *err)
 {
 	struct writer w = {.err = err, .clamp = clamp};
 	int r = reg_ingest_begin(rs, NULL, -1, &w.in, err);
@@ -291,6 +538,13 @@ write_layer(struct snap_store *ss, const char *snapshot, struct reg_store *rs, i
 	r = exp_compressor_new(comp, level, w.in, &w.comp, err);
 	if (r < 0)
 		goto out;
+	if (seg_root) {
+		/* Without the cache the layer is the same, only slower to make. */
+		_cleanup_free_ char *dir = exp_segments_dir(seg_root, comp, level);
+		struct kiln_err scratch = KILN_ERR_INIT;
+		exp_compressor_set_cache(w.comp, dir, !no_cache, &scratch);
+		kiln_err_release(&scratch);
+	}
 	w.tar = archive_write_new();
 	archive_write_set_format_pax_restricted(w.tar);
 	/* xattrs once, as SCHILY.xattr.* (what Go's archive/tar and containerd read), not
@@ -304,7 +558,7 @@ write_layer(struct snap_store *ss, const char *snapshot, struct reg_store *rs, i
 		r = archive_fail(&w, w.tar, "start layer");
 		goto out;
 	}
-	r = snap_diff_walk(ss, snapshot, on_change, &w, err);
+	r = write_entries(&w, ss, snapshot, err);
 	if (r < 0)
 		goto out;
 	if (archive_write_close(w.tar) != ARCHIVE_OK) {
@@ -325,10 +579,13 @@ write_layer(struct snap_store *ss, const char *snapshot, struct reg_store *rs, i
 		goto out;
 	}
 	ret->empty = w.entries == 0;
+	ret->reused = exp_compressor_reused(w.comp);
 	snprintf(ret->diff_id, sizeof(ret->diff_id), "%s", diff_id);
 	ret->size = reg_ingest_offset(w.in);
 	r = reg_ingest_commit(w.in, ret->digest, err);
 	w.in = NULL;
+	if (r >= 0 && seg_root && exp_compressor_cache_added(w.comp))
+		exp_segments_bound(seg_root); /* the cache grew */
 out:
 	/* Freeing an open tar writer flushes it through tar_out: keep that out of `err`. */
 	w.err = NULL;
@@ -505,7 +762,9 @@ exp_layer_from_snapshot(struct snap_store *ss, const char *snapshot, struct reg_
 	if (!o->no_cache && cache_lookup(&loc, ss, snapshot, rs, o->compression, ret) > 0)
 		goto out;
 	struct exp_layer layer;
-	r = write_layer(ss, snapshot, rs, clamp, o->compression, o->compression_level, &layer, err);
+	r = write_layer(ss, snapshot, rs, clamp, o->compression, o->compression_level,
+	                o->cache_root ? o->cache_root : reg_store_root(rs), o->no_cache, &layer,
+	                err);
 	if (r < 0) {
 		kiln_err_wrap(err, "export layer of snapshot %s", snapshot);
 		goto out;

@@ -29,9 +29,14 @@ struct reg_ingest {
 	char *tmp_name;
 	struct kiln_sha256 *sha;
 	int64_t offset;
+	int64_t flushed; /* writeback started up to here */
 	int64_t want_size;
 	char want[KILN_DIGEST_HEX_LEN + 1];
 };
+
+/* Writeback is started every this many bytes, so the fsync at commit finds most of a big
+ * blob on its way to disk already instead of writing all of it while the caller waits. */
+#define INGEST_FLUSH_STEP ((int64_t)8 << 20)
 
 static int
 mkdir_open(int dirfd, const char *name, struct kiln_err *err)
@@ -264,6 +269,12 @@ reg_ingest_write(struct reg_ingest *in, const void *data, size_t len, struct kil
 	}
 	kiln_sha256_update(in->sha, data, len);
 	in->offset += (int64_t)len;
+	if (in->offset - in->flushed >= INGEST_FLUSH_STEP) {
+		/* Only a start: errors, if any, come back from the fsync at commit. */
+		(void)sync_file_range(in->fd, in->flushed, in->offset - in->flushed,
+		                      SYNC_FILE_RANGE_WRITE);
+		in->flushed = in->offset;
+	}
 	return 0;
 }
 
