@@ -45,6 +45,7 @@
 
 #include "registry/reg.h"
 
+#include <libdeflate.h>
 #include <pthread.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -451,7 +452,7 @@ huff_block(const uint32_t hist[256], struct chunk *j)
 	memcpy(w.p, sync, 4);
 	w.p += 4;
 	j->out_len = (size_t)(w.p - j->out);
-	j->crc = exp_crc32(0, j->in, j->in_len);
+	j->crc = libdeflate_crc32(0, j->in, j->in_len);
 }
 
 /*
@@ -512,7 +513,7 @@ stored_blocks(struct exp_compressor *c, struct chunk *j)
 		off += n;
 	}
 	j->out_len = (size_t)(o - j->out);
-	j->crc = exp_crc32(0, j->in, j->in_len);
+	j->crc = libdeflate_crc32(0, j->in, j->in_len);
 }
 
 static int
@@ -576,7 +577,7 @@ gz_deflate(struct exp_compressor *c, z_stream *zs, z_stream *trial, struct chunk
 		zs->avail_out = (uInt)(cap - used);
 	}
 	j->out_len = (size_t)(zs->next_out - j->out);
-	j->crc = exp_crc32(0, j->in, j->in_len);
+	j->crc = libdeflate_crc32(0, j->in, j->in_len);
 	if (cache)
 		j->added = exp_segment_store(cache_dir, key, j->in_len, (uint32_t)j->crc, j->out,
 		                             j->out_len);

@@ -76,9 +76,6 @@ int exp_compressor_set_cache(struct exp_compressor *c, const char *dir, bool loo
 int64_t exp_compressor_reused(const struct exp_compressor *c);
 size_t exp_compressor_cache_added(const struct exp_compressor *c);
 
-/* crc32 as zlib's crc32(crc, data, len), faster where the CPU allows (crc32.c). */
-uint32_t exp_crc32(uint32_t crc, const void *data, size_t len);
-
 /* ---- the segment cache (segcache.c) ---- */
 /* <root>/exporter/segments/<compression>-<level> (caller frees). */
 char *exp_segments_dir(const char *root, enum exp_compression c, int level);

@@ -11,7 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
 	build-essential cmake pkg-config clang libclang-rt-14-dev \
-	libssl-dev libcurl4-openssl-dev libjansson-dev libarchive-dev libzstd-dev zlib1g-dev libcmocka-dev \
+	libssl-dev libcurl4-openssl-dev libjansson-dev libarchive-dev libzstd-dev zlib1g-dev libdeflate-dev libcmocka-dev \
 	busybox-static docker-registry skopeo umoci runc podman zstd openssl apache2-utils ca-certificates \
 	python3 python3-jsonschema curl openssh-client >/dev/null
 
