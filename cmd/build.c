@@ -797,6 +797,7 @@ build(struct build_args *a, struct build *b, struct kiln_err *err)
 	                            .progress = b->prog};
 	progress_export_begin(b->prog, "exporting to image");
 	ec.source_date_epoch = source_date_epoch(a);
+	ec.created = ec.source_date_epoch >= 0 ? ec.source_date_epoch : (int64_t)time(NULL);
 	struct cmd_export_result xr = {0};
 	r = cmd_outputs_export(&a->outputs, &ec, &xr, err);
 	progress_export_done(b->prog, r >= 0);

@@ -463,7 +463,7 @@ export_image(const struct cmd_output *out, const struct cmd_export_ctx *c, struc
 	io.nlayers = n;
 	io.names = store_names ? (const char *const *)out->names.v : NULL;
 	io.nnames = store_names ? out->names.n : 0;
-	io.source_date_epoch = c->source_date_epoch;
+	io.source_date_epoch = c->created;
 	io.oci_mediatypes = out->oci_mediatypes;
 	io.force_compression = out->force_compression;
 	io.compression = out->compression;

@@ -75,6 +75,9 @@ struct cmd_export_ctx {
 	const char *top, *stop;     /* the target's snapshot and its stage's root */
 	const json_t *stage_config; /* borrowed */
 	int64_t source_date_epoch;  /* -1: unset */
+	/* The image's creation time: SOURCE_DATE_EPOCH, else the export's start, taken once so
+	 * every output of one build names the same config. */
+	int64_t created;
 	struct progress *progress;  /* the exporting step's lines go here; NULL: none */
 };
 

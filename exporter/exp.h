@@ -164,7 +164,7 @@ struct exp_image_opts {
 	size_t nlayers;
 	const char *const *names; /* references to point at the image, may be none */
 	size_t nnames;
-	int64_t source_date_epoch; /* -1: created = now */
+	int64_t source_date_epoch; /* the config's "created"; -1: now */
 	/* false: Docker media types (manifest v2 schema 2, rootfs.diff.tar.gzip), as
 	 * BuildKit's oci-mediatypes=false; zstd layers keep OCI types (Docker has none). */
 	bool oci_mediatypes;
