@@ -78,7 +78,7 @@ struct cmd_export_ctx {
 	/* The image's creation time: SOURCE_DATE_EPOCH, else the export's start, taken once so
 	 * every output of one build names the same config. */
 	int64_t created;
-	struct progress *progress;  /* the exporting step's lines go here; NULL: none */
+	struct progress *progress; /* the exporting step's lines go here; NULL: none */
 };
 
 struct cmd_export_result {
