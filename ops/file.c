@@ -322,7 +322,47 @@ struct fop {
 	 * destination (e.g. a context on ext4 into an overlay: EXDEV): not tried per file. */
 	struct ops_copy_state copy;
 	unsigned checks; /* cancelled() polls every 64th call */
+	/* the incremental copy (ops_file_env) */
+	struct ops_copy_manifest *record;
+	const struct ops_copy_manifest *prev;
+	bool *seen; /* prev's entries met again */
+	size_t nseen, changed;
 };
+
+/* The incremental copy's verdict on one source entry that prev recorded at destpath
+ * (NULL when it did not): 1 to keep what the clone has, 0 to copy as usual, -ESTALE with
+ * f->err set when the clone cannot follow. */
+static int
+incremental_check(struct fop *f, const struct stat *st, bool dest_exists, const char *srcpath,
+                  const char *destpath, const struct ops_copy_entry **ret_prev)
+{
+	*ret_prev = NULL;
+	if (!f->prev)
+		return 0;
+	ssize_t i = ops_copy_manifest_find(f->prev, destpath);
+	if (i < 0) {
+		f->changed++;
+		return 0;
+	}
+	const struct ops_copy_entry *pe = ops_copy_manifest_at(f->prev, (size_t)i);
+	*ret_prev = pe;
+	if (!f->seen[i]) {
+		f->seen[i] = true;
+		f->nseen++;
+	}
+	if ((pe->mode & S_IFMT) != (st->st_mode & S_IFMT))
+		return kiln_err_set(f->err, ESTALE, "\"%s\" changed type", srcpath);
+	if (S_ISDIR(st->st_mode))
+		return 0; /* walked again: its children decide */
+	if (dest_exists && ops_copy_entry_same(pe, st))
+		return 1;
+	/* Its links in the destination were made from the first copy, which the clone's
+	 * other names of the old inode would not follow. */
+	if (st->st_nlink > 1)
+		return kiln_err_set(f->err, ESTALE, "\"%s\" changed and has hard links", srcpath);
+	f->changed++;
+	return 0;
+}
 
 static bool
 cancelled(struct fop *f)
@@ -626,6 +666,14 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 	int r;
 	struct stat dst;
 	bool exists = fstatat(dirfd, name, &dst, AT_SYMLINK_NOFOLLOW) == 0;
+	const struct ops_copy_entry *pe;
+	if ((r = incremental_check(f, st, exists, srcpath, destpath, &pe)) < 0)
+		return r;
+	if (r > 0) {
+		if (f->record)
+			ops_copy_manifest_add(f->record, destpath, st, 0);
+		return 0;
+	}
 
 	if (S_ISDIR(st->st_mode)) {
 		bool created = false;
@@ -648,6 +696,13 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 			return kiln_err_set(f->err, -in, "open \"%s\"", srcpath);
 		if ((r = copy_children(f, in, rel, srcpath, out, destpath)) < 0)
 			return r;
+		/* In the clone, a directory the first copy created exists, but its metadata
+		 * is set again as then: children written since moved its mtime. */
+		if (pe && (pe->flags & OPS_COPY_CREATED))
+			created = true;
+		if (f->record)
+			ops_copy_manifest_add(f->record, destpath, st,
+			                      created ? OPS_COPY_CREATED : 0);
 		if (created || !contents_only) {
 			ops_copy_xattrs(in, out);
 			if ((r = set_meta(f, dirfd, name, st)) < 0)
@@ -677,8 +732,11 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 			_cleanup_close_ int lfd = kiln_path_openat_in_root(
 			        f->dest_rootfd, ldir, O_PATH | O_DIRECTORY, 0, &e);
 			kiln_err_release(&e);
-			if (lfd >= 0 && linkat(lfd, lbase, dirfd, name, 0) == 0)
+			if (lfd >= 0 && linkat(lfd, lbase, dirfd, name, 0) == 0) {
+				if (f->record)
+					ops_copy_manifest_add(f->record, destpath, st, 0);
 				return 0;
+			}
 			break; /* the first copy is gone: copy again */
 		}
 	}
@@ -707,6 +765,8 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 	}
 	if ((r = set_meta(f, dirfd, name, st)) < 0)
 		return kiln_err_set(f->err, -r, "set metadata of `%s`", destpath);
+	if (f->record)
+		ops_copy_manifest_add(f->record, destpath, st, 0);
 	if (st->st_nlink > 1) {
 		KILN_GROW(f->links, f->alinks, f->nlinks + 1);
 		f->links[f->nlinks++] = (struct hardlink){
@@ -1149,7 +1209,12 @@ ops_file_run(const json_t *def, int dest_rootfd, const int *src_rootfds, size_t 
 	                .srcs = src_rootfds,
 	                .nsrc = nsrc,
 	                .cancel_fd = env ? env->cancel_fd : -1,
-	                .err = err};
+	                .err = err,
+	                .record = env ? env->record : NULL,
+	                .prev = env ? env->prev : NULL};
+	_cleanup_free_ bool *seen = NULL;
+	if (f.prev)
+		f.seen = seen = kiln_xcalloc(ops_copy_manifest_count(f.prev) + 1, sizeof(bool));
 	size_t i;
 	json_t *a;
 	json_array_foreach(actions, i, a)
@@ -1169,6 +1234,12 @@ ops_file_run(const json_t *def, int dest_rootfd, const int *src_rootfds, size_t 
 		if (r < 0)
 			return r;
 	}
+	/* What the first copy wrote and nothing wrote now is from a deleted source. */
+	if (f.prev && f.nseen != ops_copy_manifest_count(f.prev))
+		return kiln_err_set(err, ESTALE, "%zu source entries are gone",
+		                    ops_copy_manifest_count(f.prev) - f.nseen);
+	if (env && env->ret_changed)
+		*env->ret_changed = f.changed;
 	return 0;
 }
 
