@@ -17,8 +17,8 @@
 struct ops_copy_manifest {
 	struct ops_copy_entry *v;
 	size_t n, alloc;
-	int64_t racy_after; /* ctimes from this second on are racy */
-	char *data;         /* a loaded file: the paths point into it */
+	struct timespec racy_after; /* ctimes from this on are racy */
+	char *data;                 /* a loaded file: the paths point into it */
 	bool sorted;
 };
 
@@ -37,7 +37,8 @@ ops_copy_manifest_new(void)
 	struct ops_copy_manifest *m = kiln_xcalloc(1, sizeof(*m));
 	/* A write in the same tick as our stat could keep the ctime we saw; ticks are far
 	 * below a second, and a coarse clock may lag the wall clock a little. */
-	m->racy_after = (int64_t)time(NULL) - 1;
+	clock_gettime(CLOCK_REALTIME, &m->racy_after);
+	m->racy_after.tv_sec -= 1;
 	return m;
 }
 
@@ -59,7 +60,9 @@ ops_copy_manifest_add(struct ops_copy_manifest *m, const char *path, const struc
                       uint32_t flags)
 {
 	KILN_GROW(m->v, m->alloc, m->n + 1);
-	if ((int64_t)st->st_ctim.tv_sec >= m->racy_after)
+	if (st->st_ctim.tv_sec > m->racy_after.tv_sec ||
+	    (st->st_ctim.tv_sec == m->racy_after.tv_sec &&
+	     st->st_ctim.tv_nsec >= m->racy_after.tv_nsec))
 		flags |= OPS_COPY_RACY;
 	m->v[m->n++] = (struct ops_copy_entry){
 	        .dev = st->st_dev,
