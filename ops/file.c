@@ -376,11 +376,51 @@ cancelled(struct fop *f)
 static void
 links_clear(struct fop *f)
 {
-	for (size_t i = 0; i < f->nlinks; i++)
+	for (size_t i = 0; i < f->alinks; i++)
 		free(f->links[i].dest);
 	free(f->links);
 	f->links = NULL;
 	f->nlinks = f->alinks = 0;
+}
+
+/*
+ * The slot of (dev, ino) in the open-addressing table of first copies (alinks a power
+ * of 2): its entry, or the empty slot it would go to. A hash table, not a list: files
+ * of a snapshot made by an incremental copy all have a second link (in the snapshot it
+ * was cloned from), so a COPY --from or -o type=local of 20k of them meets 20k
+ * "hard-linked" sources.
+ */
+static struct hardlink *
+link_slot(struct fop *f, dev_t dev, ino_t ino)
+{
+	size_t mask = f->alinks - 1;
+	size_t i = (size_t)((ino * 0x9E3779B97F4A7C15ull) ^ dev) & mask;
+	while (f->links[i].dest && (f->links[i].dev != dev || f->links[i].ino != ino))
+		i = (i + 1) & mask;
+	return &f->links[i];
+}
+
+static void
+link_add(struct fop *f, dev_t dev, ino_t ino, const char *dest)
+{
+	if ((f->nlinks + 1) * 2 > f->alinks) {
+		struct hardlink *old = f->links;
+		size_t n = f->alinks;
+		f->alinks = n ? n * 2 : 64;
+		f->links = kiln_xcalloc(f->alinks, sizeof(*f->links));
+		for (size_t i = 0; i < n; i++)
+			if (old[i].dest)
+				*link_slot(f, old[i].dev, old[i].ino) = old[i];
+		free(old);
+	}
+	struct hardlink *l = link_slot(f, dev, ino);
+	if (l->dest) {
+		free(l->dest); /* the copy it named was gone */
+		l->dest = kiln_xstrdup(dest);
+		return;
+	}
+	*l = (struct hardlink){.dev = dev, .ino = ino, .dest = kiln_xstrdup(dest)};
+	f->nlinks++;
 }
 
 /* ---- source selection (shared by copy and the content digest) ---- */
@@ -721,11 +761,9 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 			return kiln_err_set(f->err, -r, "replace `%s`", destpath);
 	}
 
-	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
-		for (size_t i = 0; i < f->nlinks; i++) {
-			struct hardlink *l = &f->links[i];
-			if (l->dev != st->st_dev || l->ino != st->st_ino)
-				continue;
+	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1 && f->alinks) {
+		struct hardlink *l = link_slot(f, st->st_dev, st->st_ino);
+		if (l->dest) {
 			_cleanup_free_ char *ldir = NULL, *lbase = NULL;
 			split_path(l->dest, &ldir, &lbase);
 			struct kiln_err e = KILN_ERR_INIT;
@@ -737,7 +775,7 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 					ops_copy_manifest_add(f->record, destpath, st, 0);
 				return 0;
 			}
-			break; /* the first copy is gone: copy again */
+			/* the first copy is gone: copy again, and link to that from now */
 		}
 	}
 
@@ -767,11 +805,8 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 		return kiln_err_set(f->err, -r, "set metadata of `%s`", destpath);
 	if (f->record)
 		ops_copy_manifest_add(f->record, destpath, st, 0);
-	if (st->st_nlink > 1) {
-		KILN_GROW(f->links, f->alinks, f->nlinks + 1);
-		f->links[f->nlinks++] = (struct hardlink){
-		        .dev = st->st_dev, .ino = st->st_ino, .dest = kiln_xstrdup(destpath)};
-	}
+	if (st->st_nlink > 1)
+		link_add(f, st->st_dev, st->st_ino, destpath);
 	return 0;
 }
 
