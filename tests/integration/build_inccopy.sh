@@ -60,8 +60,8 @@ fresh_copy_layer() {
 	diff_ids fresh | tail -n 1
 	export KILN_ROOT=$saved
 }
-# copy_snapshot: the snapshot of the COPY's latest result (the one with a manifest).
-copy_snapshot() { ls "$KILN_ROOT/cache/copies"; }
+# copy_snapshot: the snapshot of the latest copy that kept a manifest.
+copy_snapshot() { ls -t "$KILN_ROOT/cache/copies" | head -n 1; }
 # upper SNAPSHOT: its diff directory.
 upper() { echo "$S/diffs/$(sed -n 's/^diff //p' "$S/meta/$1")/fs"; }
 # tree_sum DIR: content, names, types, modes, owners and times of a tree.
@@ -76,7 +76,7 @@ run_kiln build --progress plain -t v1 "$CTX"
 expect_eq "first build: $err" "$rc" 0
 expect_eq "the first build is a full copy" "$(printf '%s\n' "$err" | grep -c 'incremental copy' || true)" 0
 snap1=$(copy_snapshot)
-expect_eq "one manifest, for the COPY's snapshot" "$(printf '%s\n' "$snap1" | wc -l)" 1
+expect_eq "one manifest, for the COPY's snapshot" "$(ls "$KILN_ROOT/cache/copies" | wc -l)" 1
 sum1=$(tree_sum "$(upper "$snap1")")
 layer1=$(diff_ids v1 | tail -n 1)
 expect_eq "the layer is a clean build's" "$layer1" "$(fresh_copy_layer)"
@@ -88,7 +88,7 @@ expect_eq "rebuild after one change: $err" "$rc" 0
 expect_contains "the COPY ran incrementally, writing one file" "$err" \
 	"incremental copy: 1 of "
 snap2=$(copy_snapshot)
-expect_eq "the manifest moved to the new snapshot" "$(printf '%s\n' "$snap2" | wc -l)" 1
+expect_eq "the manifest moved to the new snapshot" "$(ls "$KILN_ROOT/cache/copies" | wc -l)" 1
 [ "$snap2" != "$snap1" ] || fail "no new snapshot"
 expect_eq "the old snapshot is byte for byte unchanged" "$(tree_sum "$(upper "$snap1")")" "$sum1"
 u1=$(upper "$snap1")
@@ -172,6 +172,35 @@ echo nc >>"$CTX/d1/f1.txt"
 run_kiln build --progress plain --no-cache -t v9 "$CTX"
 expect_eq "--no-cache: $err" "$rc" 0
 expect_eq "--no-cache: a full copy" "$(printf '%s\n' "$err" | grep -c 'incremental copy' || true)" 0
+
+# ---- readers of a cloned snapshot: COPY --from, -o type=local; COPY --link copies in full ----
+cat >"$T/Dockerfile.readers" <<'DF'
+FROM busybox AS s
+COPY . /src
+FROM busybox
+COPY --from=s /src/d1 /from
+COPY --link d2 /linked
+DF
+sleep 1.1
+run_kiln build -f "$T/Dockerfile.readers" -t r1 "$CTX"
+expect_eq "readers: $err" "$rc" 0
+sleep 1.1
+echo r2 >>"$CTX/d1/f4.txt"
+echo r2 >>"$CTX/d2/f4.txt"
+run_kiln build --progress plain -f "$T/Dockerfile.readers" -t r2 -o "type=local,dest=$T/out" "$CTX"
+expect_eq "readers, one change each: $err" "$rc" 0
+expect_eq "readers: only the plain COPY is incremental" \
+	"$(printf '%s\n' "$err" | grep -c 'incremental copy: ' || true)" 1
+snapr=$(copy_snapshot)
+sumr=$(tree_sum "$(upper "$snapr")")
+run_kiln build -f "$T/Dockerfile.readers" -t r2 "$CTX"
+run_kiln run r2 sh -c 'tail -n 1 /from/f4.txt; tail -n 1 /linked/f4.txt; cat /from/f1.txt'
+expect_eq "readers: COPY --from and --link see the change" "$out" \
+	"$(printf 'r2\nr2\nfile 1/1\nagain\nnc')"
+expect_eq "readers: -o type=local has the change" "$(tail -n 1 "$T/out/from/f4.txt")" r2
+echo scribble >>"$T/out/from/f2.txt"
+expect_eq "readers: writing the local export leaves the snapshot alone" \
+	"$(tree_sum "$(upper "$snapr")")" "$sumr"
 
 # ---- kill -9 during incremental copies: the next build is right ----
 for d in 1 2 3 4 5 6; do
