@@ -1,7 +1,7 @@
 /* Unit tests for snapshot/clone.c: the hard-link clone shares every regular file's inode,
  * recreates everything else as it was (overlay whiteouts and opaque markers included), and
  * replacing a cloned file leaves the source untouched. */
-#include "testlib.h"
+#include "layer_tar.h"
 
 #include "snapshot/snap_int.h"
 
@@ -42,6 +42,7 @@ teardown(void **state)
 	struct fixture *f = *state;
 	close(f->src);
 	close(f->dst);
+	umount_below(f->dir);
 	test_tmpdir_remove(f->dir);
 	free(f);
 	return 0;
@@ -195,6 +196,66 @@ test_clone__names_the_entry_that_failed(void **state)
 	assert_int_equal(st.st_mode & 07777, 0700);
 }
 
+/* A snapshot on `parent` with `file` written through its mount, committed as `name`. */
+static void
+commit_with(struct snap_store *s, const char *parent, const char *name, const char *file,
+            const char *content)
+{
+	struct kiln_err err = KILN_ERR_INIT;
+	struct snap_mount *m = NULL;
+	assert_int_equal(snap_prepare(s, parent, &m, &err), 0);
+	test_write_file(snap_mount_path(m), file, content);
+	assert_int_equal(snap_commit(m, name, &err), 0);
+	snap_mount_release(m);
+}
+
+static void
+test_clone__prepare_clone_starts_from_the_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *root = kiln_xasprintf("%s/root", f->dir);
+	struct snap_store_opts o = {.driver = SNAP_DRIVER_OVERLAY};
+	struct snap_store *s = NULL;
+	struct kiln_err err = KILN_ERR_INIT;
+	if (snap_store_open(root, &o, &s, &err) < 0)
+		fail_msg("open store: %s", kiln_err_format(&err));
+	commit_with(s, NULL, "base", "etc/base", "b");
+	commit_with(s, "base", "step-1", "src/a", "one");
+
+	struct snap_mount *m = NULL;
+	assert_int_equal(snap_prepare_clone(s, "base", "step-1", &m, &err), 0);
+	/* the merged tree is step-1's; the upper shares step-1's file */
+	_cleanup_free_ char *a = kiln_xasprintf("%s/src/a", snap_mount_path(m));
+	_cleanup_free_ char *base = kiln_xasprintf("%s/etc/base", snap_mount_path(m));
+	assert_int_equal(access(a, F_OK), 0);
+	assert_int_equal(access(base, F_OK), 0);
+	_cleanup_free_ char *ua = kiln_xasprintf("%s/src/a", snap_mount_upper(m));
+	struct stat st;
+	assert_int_equal(stat(ua, &st), 0);
+	assert_int_equal(st.st_nlink, 2);
+	/* replaced through the mount, as the incremental copy does */
+	assert_int_equal(unlink(a), 0);
+	test_write_file(snap_mount_path(m), "src/a", "two");
+	assert_int_equal(snap_commit(m, "step-2", &err), 0);
+	snap_mount_release(m);
+	struct snap_mount *v = NULL;
+	assert_int_equal(snap_view(s, "step-1", &v, &err), 0);
+	_cleanup_free_ char *old = kiln_xasprintf("%s/src/a", snap_mount_path(v));
+	_cleanup_buf_ struct kiln_buf b = KILN_BUF_INIT;
+	assert_int_equal(kiln_buf_read_file(&b, old, &err), 0);
+	assert_string_equal(b.buf, "one");
+	snap_mount_release(v);
+
+	/* only onto the parent the clone was made on */
+	assert_int_equal(snap_prepare_clone(s, NULL, "step-1", &m, &err), -EINVAL);
+	assert_err_contains(&err, "not on the same parent");
+	kiln_err_release(&err);
+	assert_true(snap_prepare_clone(s, "base", "missing", &m, &err) < 0);
+	kiln_err_release(&err);
+	snap_store_free(s);
+	assert_int_equal(mounts_below(f->dir), 0);
+}
+
 int
 main(void)
 {
@@ -207,6 +268,8 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_clone__names_the_entry_that_failed, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_clone__prepare_clone_starts_from_the_snapshot,
+	                                        setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
