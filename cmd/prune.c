@@ -13,6 +13,7 @@
  * run shares them); snapshots are only those named by the ops for steps ("x-...").
  */
 #include "cmd.h"
+#include "ops/ops.h"
 #include "snapshot/snap.h"
 #include "solver/sv.h"
 
@@ -142,6 +143,7 @@ prune_one(void *data, const struct sv_cache_entry *e)
 		/* Another snapshot is built on it: keep the record until its children go. */
 		if (r < 0 && r != -ENOENT)
 			return false;
+		ops_result_forget(cmd_root(), e->result);
 	}
 	p->progress = true;
 	p->freed += e->size;

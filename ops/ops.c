@@ -341,7 +341,14 @@ result_exists(void *data, const char *result)
 	return snap_name_valid(result) && snap_exists(o->opts.snaps, result);
 }
 
-static char *manifest_path(struct ops *o, const char *snapshot);
+void
+ops_result_forget(const char *root, const char *result)
+{
+	if (!root || !snap_name_valid(result))
+		return;
+	_cleanup_free_ char *mp = kiln_xasprintf("%s/cache/copies/%s", root, result);
+	unlink(mp);
+}
 
 static void
 discard(void *data, const char *result)
@@ -353,10 +360,7 @@ discard(void *data, const char *result)
 	struct kiln_err err = KILN_ERR_INIT;
 	snap_remove(o->opts.snaps, result, &err);
 	kiln_err_release(&err);
-	if (o->opts.root) {
-		_cleanup_free_ char *mp = manifest_path(o, result);
-		unlink(mp);
-	}
+	ops_result_forget(o->opts.root, result);
 }
 
 /* "The same step" across builds for --explain: the stage and the instruction without its
@@ -572,6 +576,7 @@ ops_interrupted(struct ops *o)
 static char *
 manifest_path(struct ops *o, const char *snapshot)
 {
+	/* ops_result_forget removes it. */
 	return kiln_xasprintf("%s/cache/copies/%s", o->opts.root, snapshot);
 }
 

@@ -101,6 +101,10 @@ struct ops_plan_images {
 };
 json_t *ops_plan_image_config(void *plan_images, const char *ref, const char *platform);
 
+/* What the ops keep beside result `result` of kiln root `root` (a copy's manifest, for
+ * incremental reruns) goes; call once the result is removed. */
+void ops_result_forget(const char *root, const char *result);
+
 /* Copy the files of committed snapshot `snapshot` into directory `dest` (created when
  * missing), as `-o type=local,dest=DIR` does. On failure DIR is partly written. */
 int ops_export_local(struct ops *ops, const char *snapshot, const char *dest, struct kiln_err *err);
