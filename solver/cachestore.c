@@ -530,6 +530,34 @@ prune_one(struct sv_cache *c, const char *name, int fd, void *data)
 	return 0;
 }
 
+/* Lineage entries whose record is gone name nothing; a build racing this rewrites its
+ * entry after its record, so at worst it loses one incremental run. */
+static void
+lineage_sweep(struct sv_cache *c)
+{
+	int fd = openat(c->linfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		_cleanup_free_ char *lineage = kiln_xasprintf("sha256:%s", de->d_name);
+		char key[KILN_DIGEST_HEX_LEN + 1];
+		struct kiln_err e = KILN_ERR_INIT;
+		int r = sv_cache_lineage_get(c, lineage, key, &e);
+		kiln_err_release(&e);
+		struct stat st;
+		if (r == 0 && (!key[0] || fstatat(c->recfd, key + 7, &st, 0) < 0))
+			unlinkat(c->linfd, de->d_name, 0);
+	}
+	closedir(d);
+}
+
 int
 sv_cache_prune(struct sv_cache *c, bool (*fn)(void *data, const struct sv_cache_entry *e),
                void *data, size_t *ret_removed, struct kiln_err *err)
@@ -538,6 +566,8 @@ sv_cache_prune(struct sv_cache *c, bool (*fn)(void *data, const struct sv_cache_
 	int r = records_walk(c, LOCK_EX | LOCK_NB, prune_one, &p, err);
 	if (ret_removed)
 		*ret_removed = p.removed;
+	if (r >= 0 && p.removed)
+		lineage_sweep(c);
 	return r;
 }
 

@@ -227,4 +227,10 @@ expect_eq "after the kills: the layer is a clean build's" "$(diff_ids survived |
 	"$(fresh_copy_layer)"
 expect_eq "no snapshot left half-made" "$(find "$S/active" "$S/tmp" -mindepth 1 -maxdepth 1 | wc -l)" 0
 
+# ---- prune takes the manifests with the snapshots ----
+run_kiln prune --all
+expect_eq "prune --all: $err" "$rc" 0
+expect_eq "no manifest outlives its snapshot" "$(ls "$KILN_ROOT/cache/copies" | wc -l)" 0
+expect_eq "no lineage outlives its record" "$(ls "$KILN_ROOT/cache/lineage" | wc -l)" 0
+
 finish
