@@ -644,6 +644,20 @@ ops_copy_xattrs(int in, int out)
 	}
 }
 
+/* The xattrs of a cloned directory, before its source's are copied again: one removed
+ * from the source since must go as it would from a fresh copy. */
+static void
+xattrs_clear(int fd)
+{
+	char names[65536];
+	ssize_t n = flistxattr(fd, names, sizeof(names));
+	for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(names + i) + 1) {
+		if (!kiln_str_has_prefix(names + i, "trusted.overlay.") &&
+		    !kiln_str_has_prefix(names + i, "user.overlay."))
+			fremovexattr(fd, names + i);
+	}
+}
+
 /* Remove whatever non-directory is at dirfd/name (never following it). */
 static int
 remove_nondir(int dirfd, const char *name)
@@ -761,8 +775,10 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 			return r;
 		/* In the clone, a directory the first copy created exists, but its metadata
 		 * is set again as then: children written since moved its mtime. */
-		if (pe && (pe->flags & OPS_COPY_CREATED))
+		if (pe && (pe->flags & OPS_COPY_CREATED)) {
 			created = true;
+			xattrs_clear(out);
+		}
 		if (f->record)
 			ops_copy_manifest_add(f->record, destpath, st,
 			                      created ? OPS_COPY_CREATED : 0);

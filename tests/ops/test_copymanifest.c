@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -174,6 +175,8 @@ test_copymanifest__incremental_copy_writes_only_what_changed(void **state)
 	test_write_file(fx->tmp, "src/a/y", "y1");
 	test_write_file(fx->tmp, "src/b", "b1");
 	assert_int_equal(symlinkat("a/x", s, "l"), 0);
+	_cleanup_free_ char *srca = kiln_xasprintf("%s/src/a", fx->tmp);
+	assert_int_equal(setxattr(srca, "user.k", "v", 1, 0), 0);
 	usleep(1100 * 1000); /* older than a second: not racy */
 
 	_cleanup_close_ int d1 = dir_in(fx, "d1");
@@ -187,6 +190,7 @@ test_copymanifest__incremental_copy_writes_only_what_changed(void **state)
 	_cleanup_close_ int fd = openat(s, "a/x", O_WRONLY | O_APPEND | O_CLOEXEC);
 	assert_int_equal(write(fd, "+", 1), 1);
 	test_write_file(fx->tmp, "src/c", "c1");
+	assert_int_equal(removexattr(srca, "user.k"), 0);
 	_cleanup_close_ int d2 = dir_in(fx, "d2");
 	assert_int_equal(snap_clone_tree_at(d1, d2, &err), 0);
 	size_t changed = 99;
@@ -202,6 +206,12 @@ test_copymanifest__incremental_copy_writes_only_what_changed(void **state)
 	assert_true(ino_at(d2, "out/a/x") != ino_at(d1, "out/a/x"));
 	assert_true(ino_at(d2, "out/a/y") == ino_at(d1, "out/a/y"));
 	assert_int_equal(ops_copy_manifest_count(r2), 7);
+	/* a directory's xattr removed from the source goes from the copy too */
+	char v[8];
+	_cleanup_free_ char *a1 = kiln_xasprintf("%s/d1/out/a", fx->tmp);
+	_cleanup_free_ char *a2 = kiln_xasprintf("%s/d2/out/a", fx->tmp);
+	assert_int_equal(getxattr(a1, "user.k", v, sizeof(v)), 1);
+	assert_int_equal(getxattr(a2, "user.k", v, sizeof(v)), -1);
 
 	/* a deleted source: the clone would keep it */
 	_cleanup_(ops_copy_manifest_freep) struct ops_copy_manifest *m2 = round_trip(fx, r2, "m2");
