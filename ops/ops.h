@@ -26,7 +26,10 @@
  *   source scratch: an empty committed snapshot.
  *   exec:   a fresh snapshot on input 0, the def's mounts, env merged onto the base
  *           image's Env (convert.c's rules), ex_run, committed on exit code 0.
- *   file:   a fresh snapshot on input 0, ops_file_run (ops/file.h), committed.
+ *   file:   a fresh snapshot on input 0, ops_file_run (ops/file.h), committed. One copy
+ *           from a local directory keeps a manifest (<root>/cache/copies/<snapshot>) and,
+ *           when its step last ran over other content, runs on a hard-link clone of that
+ *           result writing only what changed (the incremental copy; ops_file_env).
  *   merge:  (a file def with one "merge" action, COPY --link) a fresh snapshot on input 0
  *           with input 1's files applied as its layer would be, labelled
  *           SNAP_LABEL_LAYER = input 1 so the exporter writes input 1's own layer.
