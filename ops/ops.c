@@ -255,7 +255,10 @@ add_size(const struct snap_change *c, void *data, struct kiln_err *err)
 void
 ops_record_size(struct ops *o, struct sv_op_ctx *ctx, const char *snapshot)
 {
-	/* For prune and du: the bytes a step added. A walk that fails only leaves it 0. */
+	/* For prune and du: the bytes a step added. A walk that fails only leaves it 0.
+	 * Files an incremental copy shares (hard links) with the result it was cloned from
+	 * count in both records: du adds shared bytes once per snapshot holding them, and
+	 * prune --keep-storage errs towards freeing more. */
 	uint64_t size = 0;
 	struct kiln_err err = KILN_ERR_INIT;
 	if (snap_diff_walk(o->opts.snaps, snapshot, add_size, &size, &err) < 0)
