@@ -87,6 +87,16 @@ ops_copy_manifest_count(const struct ops_copy_manifest *m)
 	return m->n;
 }
 
+uint64_t
+ops_copy_manifest_bytes(const struct ops_copy_manifest *m)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < m->n; i++)
+		if (S_ISREG(m->v[i].mode))
+			n += m->v[i].size;
+	return n;
+}
+
 const struct ops_copy_entry *
 ops_copy_manifest_at(const struct ops_copy_manifest *m, size_t i)
 {

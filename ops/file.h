@@ -118,6 +118,8 @@ void ops_copy_manifest_free(struct ops_copy_manifest *m);
 void ops_copy_manifest_add(struct ops_copy_manifest *m, const char *path, const struct stat *st,
                            uint32_t flags);
 size_t ops_copy_manifest_count(const struct ops_copy_manifest *m);
+/* The bytes of the regular files in it (a copy's diff holds those and no others). */
+uint64_t ops_copy_manifest_bytes(const struct ops_copy_manifest *m);
 /* The index of `path` in a loaded (sorted) manifest, -1 if absent. */
 ssize_t ops_copy_manifest_find(const struct ops_copy_manifest *m, const char *path);
 const struct ops_copy_entry *ops_copy_manifest_at(const struct ops_copy_manifest *m, size_t i);
