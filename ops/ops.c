@@ -4,6 +4,7 @@
 #include "registry/reg.h"
 #include "snapshot/snap.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -609,12 +610,44 @@ incremental_ok(struct ops *o, const json_t *def, const char *const *inputs, size
 	 * out for now rather than reasoned about. */
 	if (json_is_true(json_object_get(a, "unpack")) || json_is_true(json_object_get(a, "link")))
 		return false;
+	/* Where a directory lands is read from the destination, which a clone already fills
+	 * with the previous copy: without contents-only (every Dockerfile COPY has it) a
+	 * directory would go inside its own earlier copy. */
+	if (!json_is_true(json_object_get(a, "dir_contents_only")))
+		return false;
 	size_t i;
 	json_t *p;
 	json_array_foreach(json_object_get(a, "exclude"), i, p)
 	{
 		const char *pat = json_string_value(p);
 		if (pat && pat[0] == '!')
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Owner names are looked up in the destination's /etc/passwd and /etc/group, which in a
+ * clone are the previous copy's if it wrote them: then (or when a file of either name was
+ * copied anywhere, a symlinked /etc being possible) the clone cannot be trusted to resolve
+ * them as the parent does.
+ */
+static bool
+owner_names_safe(const json_t *def, const struct ops_copy_manifest *prev)
+{
+	json_t *chown =
+	        json_object_get(json_array_get(json_object_get(def, "actions"), 0), "chown");
+	const char *ids[] = {json_string_value(json_object_get(chown, "user")),
+	                     json_string_value(json_object_get(chown, "group"))};
+	bool names = false;
+	for (size_t k = 0; k < 2; k++)
+		names |= ids[k] && ids[k][strspn(ids[k], "0123456789")] != '\0';
+	if (!names)
+		return true;
+	for (size_t i = 0; i < ops_copy_manifest_count(prev); i++) {
+		const char *base = strrchr(ops_copy_manifest_at(prev, i)->path, '/');
+		base = base ? base + 1 : ops_copy_manifest_at(prev, i)->path;
+		if (kiln_str_eq(base, "passwd") || kiln_str_eq(base, "group"))
 			return false;
 	}
 	return true;
@@ -705,9 +738,16 @@ ops_file_vertex_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex
 		struct kiln_err e = KILN_ERR_INIT;
 		if (sv_op_ctx_lineage_previous(ctx, &like, &e) > 0) {
 			_cleanup_free_ char *mp = manifest_path(o, like);
-			if (ops_copy_manifest_load(mp, &prev, &e) < 0)
+			if (ops_copy_manifest_load(mp, &prev, &e) < 0) {
 				sv_op_ctx_logf(ctx, 1, "incremental copy: no manifest for %s\n",
 				               like);
+			} else if (!owner_names_safe(def, prev)) {
+				sv_op_ctx_logf(ctx, 1,
+				               "incremental copy not possible (owner names and a "
+				               "copied passwd or group file): copying in full\n");
+				ops_copy_manifest_free(prev);
+				prev = NULL;
+			}
 		}
 		kiln_err_release(&e);
 	}
