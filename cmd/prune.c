@@ -287,6 +287,7 @@ cmd_prune(int argc, char **argv)
 		removed += n;
 	} while (p.progress);
 	size_t orphans = all ? prune_orphans(snaps) : 0;
+	ops_results_sweep(cmd_root(), snaps);
 	char freed[32];
 	human(p.freed, freed);
 	printf("Removed %zu records, %s", removed, freed);

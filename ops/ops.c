@@ -354,6 +354,21 @@ ops_result_forget(const char *root, const char *result)
 	unlink(mp);
 }
 
+void
+ops_results_sweep(const char *root, struct snap_store *snaps)
+{
+	_cleanup_free_ char *dir = kiln_xasprintf("%s/cache/copies", root);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	/* A manifest is written after its snapshot's commit, so one without it is stale. */
+	while ((de = readdir(d)))
+		if (snap_name_valid(de->d_name) && !snap_exists(snaps, de->d_name))
+			ops_result_forget(root, de->d_name);
+	closedir(d);
+}
+
 static void
 discard(void *data, const char *result)
 {

@@ -107,6 +107,9 @@ json_t *ops_plan_image_config(void *plan_images, const char *ref, const char *pl
 /* What the ops keep beside result `result` of kiln root `root` (a copy's manifest, for
  * incremental reruns) goes; call once the result is removed. */
 void ops_result_forget(const char *root, const char *result);
+/* The same for every result no longer in `snaps` (e.g. a build killed between its commit
+ * and its cache record left it, and prune removed that snapshot). */
+void ops_results_sweep(const char *root, struct snap_store *snaps);
 
 /* Copy the files of committed snapshot `snapshot` into directory `dest` (created when
  * missing), as `-o type=local,dest=DIR` does. On failure DIR is partly written. */
