@@ -166,6 +166,33 @@ expect_eq "--chmod/--chown: kept on the rewritten file" "$out" "$(printf '640 10
 expect_eq "--chmod/--chown: the layer is a clean build's" "$(diff_ids v8 | tail -n 1)" \
 	"$(fresh_copy_layer)"
 
+# ---- owner names: looked up in the parent, even when the copy brings a passwd ----
+C2="$T/ctx2"
+mkdir -p "$C2/etc"
+printf 'root:x:0:0:root:/root:/bin/sh\napp:x:2000:2000:app:/home/app:/bin/sh\n' >"$C2/etc/passwd"
+echo one >"$C2/a.txt"
+printf 'FROM busybox\nCOPY --chown=app . /\n' >"$C2/Dockerfile"
+sleep 1.1
+run_kiln build -t p1 "$C2"
+expect_eq "named owner, copied passwd: $err" "$rc" 0
+sleep 1.1
+echo two >>"$C2/a.txt"
+run_kiln build --progress plain -t p2 "$C2"
+expect_eq "named owner, copied passwd, rebuild: $err" "$rc" 0
+expect_contains "a copied passwd: copied in full" "$err" "owner names and a copied passwd"
+run_kiln run p2 stat -c %u /a.txt
+expect_eq "the owner is the parent's app" "$out" 1000
+printf 'FROM busybox\nCOPY --chown=app:app . /src\n' >"$C2/Dockerfile"
+rm "$C2/etc/passwd"
+sleep 1.1
+run_kiln build -t p3 "$C2"
+sleep 1.1
+echo three >>"$C2/a.txt"
+run_kiln build --progress plain -t p4 "$C2"
+expect_contains "named owner, no passwd copied: incremental" "$err" "incremental copy: 1 of "
+run_kiln run p4 sh -c 'stat -c %u:%g /src/a.txt; tail -n 1 /src/a.txt'
+expect_eq "named owner applied to the rewritten file" "$out" "$(printf '1000:1000\nthree')"
+
 # ---- --no-cache never clones ----
 sleep 1.1
 echo nc >>"$CTX/d1/f1.txt"
@@ -230,7 +257,11 @@ expect_eq "no snapshot left half-made" "$(find "$S/active" "$S/tmp" -mindepth 1 
 # ---- prune takes the manifests with the snapshots ----
 run_kiln prune --all
 expect_eq "prune --all: $err" "$rc" 0
-expect_eq "no manifest outlives its snapshot" "$(ls "$KILN_ROOT/cache/copies" | wc -l)" 0
+# (A killed build may leave a snapshot no record names, which prune keeps for ten
+# minutes in case a build is still recording it: its manifest stays with it.)
+stale=""
+for m in $(ls "$KILN_ROOT/cache/copies"); do [ -e "$S/meta/$m" ] || stale="$stale $m"; done
+expect_eq "no manifest outlives its snapshot" "$stale" ""
 expect_eq "no lineage outlives its record" "$(ls "$KILN_ROOT/cache/lineage" | wc -l)" 0
 
 finish
