@@ -603,8 +603,8 @@ manifest_path(struct ops *o, const char *snapshot)
  * Whether a file def may run as an incremental copy: one copy from a local directory (the
  * content key then covers what it reads), into an overlay upper a clone can start. Left
  * out, so copied in full every time: ADD's unpacking (a changed archive's old entries
- * would stay), COPY --link, and excludes with "!" exceptions (whether a walked directory stays
- * depends on what else was kept).
+ * would stay), COPY --link, and excludes with "!" exceptions (whether a walked directory
+ * stays depends on what else was kept).
  */
 static bool
 incremental_ok(struct ops *o, const json_t *def, const char *const *inputs, size_t ninputs)

@@ -269,11 +269,11 @@ void sv_recipe_explain(const json_t *before, const json_t *now, const char *desc
  * key, result, created, size, identity, description, recipe; last use is the file's
  * mtime), <root>/cache/steps/<sha256(identity)> the latest recipe of each step for
  * explaining misses, <root>/cache/lineage/<lineage key> the latest record of a step's
- * lineage for sv_op_ctx_lineage_previous. Records appear by write-temp + fsync + rename, only after the op's
- * commit. Two processes building one key both run it; the first rename wins and the
- * other takes the winner's result (discarding its own). A record in use by a solver is
- * locked shared (flock), so prune skips it. Unreadable records count as misses and are
- * removed.
+ * lineage for sv_op_ctx_lineage_previous (prune drops those whose record went). Records
+ * appear by write-temp + fsync + rename, only after the op's commit. Two processes
+ * building one key both run it; the first rename wins and the other takes the winner's
+ * result (discarding its own). A record in use by a solver is locked shared (flock), so
+ * prune skips it. Unreadable records count as misses and are removed.
  */
 struct sv_cache_entry {
 	const char *key;

@@ -69,12 +69,12 @@ tree_sum() {
 	(cd "$1" && find . -printf '%p %y %m %U:%G %T@ %l\n' | sort &&
 		find . -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum
 }
-copy_log() { printf '%s\n' "$err" | grep -A1 -E '^#[0-9]+ (incremental copy|\[stage-0 2/2\] COPY)' || true; }
 
 # ---- the first build copies in full and keeps a manifest ----
 run_kiln build --progress plain -t v1 "$CTX"
 expect_eq "first build: $err" "$rc" 0
-expect_eq "the first build is a full copy" "$(printf '%s\n' "$err" | grep -c 'incremental copy' || true)" 0
+expect_eq "the first build is a full copy" \
+	"$(printf '%s\n' "$err" | grep -c 'incremental copy' || true)" 0
 snap1=$(copy_snapshot)
 expect_eq "one manifest, for the COPY's snapshot" "$(ls "$KILN_ROOT/cache/copies" | wc -l)" 1
 sum1=$(tree_sum "$(upper "$snap1")")
@@ -252,7 +252,8 @@ run_kiln run survived sh -c 'tail -n 1 /src/d6/many7; tail -n 1 /src/d2/many9'
 expect_eq "after the kills: the latest content" "$out" "$(printf 'k 0.4\nlast')"
 expect_eq "after the kills: the layer is a clean build's" "$(diff_ids survived | tail -n 1)" \
 	"$(fresh_copy_layer)"
-expect_eq "no snapshot left half-made" "$(find "$S/active" "$S/tmp" -mindepth 1 -maxdepth 1 | wc -l)" 0
+expect_eq "no snapshot left half-made" \
+	"$(find "$S/active" "$S/tmp" -mindepth 1 -maxdepth 1 | wc -l)" 0
 
 # ---- prune takes the manifests with the snapshots ----
 run_kiln prune --all
