@@ -17,6 +17,7 @@
  */
 #include "cmd.h"
 #include "exporter/exp.h"
+#include "ops/ops.h"
 #include "snapshot/snap.h"
 #include "solver/sv.h"
 
@@ -154,6 +155,7 @@ prune_one(void *data, const struct sv_cache_entry *e)
 		/* Another snapshot is built on it: keep the record until its children go. */
 		if (r < 0 && r != -ENOENT)
 			return false;
+		ops_result_forget(cmd_root(), e->result);
 	}
 	p->progress = true;
 	p->freed += e->size;
@@ -297,6 +299,7 @@ cmd_prune(int argc, char **argv)
 		removed += n;
 	} while (p.progress);
 	size_t orphans = all ? prune_orphans(snaps) : 0;
+	ops_results_sweep(cmd_root(), snaps);
 	uint64_t seg_freed = 0;
 	if (exp_segments_prune(cmd_root(),
 	                       all        ? 0

@@ -322,7 +322,64 @@ struct fop {
 	 * destination (e.g. a context on ext4 into an overlay: EXDEV): not tried per file. */
 	struct ops_copy_state copy;
 	unsigned checks; /* cancelled() polls every 64th call */
+	/* the incremental copy (ops_file_env) */
+	struct ops_copy_manifest *record;
+	const struct ops_copy_manifest *prev;
+	bool *seen; /* prev's entries met again */
+	size_t nseen, changed;
 };
+
+/* Whether a non-directory whose source stat is `st` is unchanged since prev recorded
+ * it at destpath; then it is kept as the clone has it (and counted as met, recorded). */
+static bool
+incremental_keep(struct fop *f, const struct stat *st, const char *destpath)
+{
+	ssize_t i = ops_copy_manifest_find(f->prev, destpath);
+	if (i < 0 || !ops_copy_entry_same(ops_copy_manifest_at(f->prev, (size_t)i), st))
+		return false;
+	if (!f->seen[i]) {
+		f->seen[i] = true;
+		f->nseen++;
+	}
+	if (f->record)
+		ops_copy_manifest_add(f->record, destpath, st, 0);
+	return true;
+}
+
+/* The incremental copy's verdict on one source entry that prev recorded at destpath
+ * (NULL when it did not): 1 to keep what the clone has, 0 to copy as usual, -ESTALE with
+ * f->err set when the clone cannot follow. */
+static int
+incremental_check(struct fop *f, const struct stat *st, bool dest_exists, const char *srcpath,
+                  const char *destpath, const struct ops_copy_entry **ret_prev)
+{
+	*ret_prev = NULL;
+	if (!f->prev)
+		return 0;
+	ssize_t i = ops_copy_manifest_find(f->prev, destpath);
+	if (i < 0) {
+		f->changed++;
+		return 0;
+	}
+	const struct ops_copy_entry *pe = ops_copy_manifest_at(f->prev, (size_t)i);
+	*ret_prev = pe;
+	if (!f->seen[i]) {
+		f->seen[i] = true;
+		f->nseen++;
+	}
+	if ((pe->mode & S_IFMT) != (st->st_mode & S_IFMT))
+		return kiln_err_set(f->err, ESTALE, "\"%s\" changed type", srcpath);
+	if (S_ISDIR(st->st_mode))
+		return 0; /* walked again: its children decide */
+	if (dest_exists && ops_copy_entry_same(pe, st))
+		return 1;
+	/* Its links in the destination were made from the first copy, which the clone's
+	 * other names of the old inode would not follow. */
+	if (st->st_nlink > 1)
+		return kiln_err_set(f->err, ESTALE, "\"%s\" changed and has hard links", srcpath);
+	f->changed++;
+	return 0;
+}
 
 static bool
 cancelled(struct fop *f)
@@ -336,11 +393,51 @@ cancelled(struct fop *f)
 static void
 links_clear(struct fop *f)
 {
-	for (size_t i = 0; i < f->nlinks; i++)
+	for (size_t i = 0; i < f->alinks; i++)
 		free(f->links[i].dest);
 	free(f->links);
 	f->links = NULL;
 	f->nlinks = f->alinks = 0;
+}
+
+/*
+ * The slot of (dev, ino) in the open-addressing table of first copies (alinks a power
+ * of 2): its entry, or the empty slot it would go to. A hash table, not a list: files
+ * of a snapshot made by an incremental copy all have a second link (in the snapshot it
+ * was cloned from), so a COPY --from or -o type=local of 20k of them meets 20k
+ * "hard-linked" sources.
+ */
+static struct hardlink *
+link_slot(struct fop *f, dev_t dev, ino_t ino)
+{
+	size_t mask = f->alinks - 1;
+	size_t i = (size_t)((ino * 0x9E3779B97F4A7C15ull) ^ dev) & mask;
+	while (f->links[i].dest && (f->links[i].dev != dev || f->links[i].ino != ino))
+		i = (i + 1) & mask;
+	return &f->links[i];
+}
+
+static void
+link_add(struct fop *f, dev_t dev, ino_t ino, const char *dest)
+{
+	if ((f->nlinks + 1) * 2 > f->alinks) {
+		struct hardlink *old = f->links;
+		size_t n = f->alinks;
+		f->alinks = n ? n * 2 : 64;
+		f->links = kiln_xcalloc(f->alinks, sizeof(*f->links));
+		for (size_t i = 0; i < n; i++)
+			if (old[i].dest)
+				*link_slot(f, old[i].dev, old[i].ino) = old[i];
+		free(old);
+	}
+	struct hardlink *l = link_slot(f, dev, ino);
+	if (l->dest) {
+		free(l->dest); /* the copy it named was gone */
+		l->dest = kiln_xstrdup(dest);
+		return;
+	}
+	*l = (struct hardlink){.dev = dev, .ino = ino, .dest = kiln_xstrdup(dest)};
+	f->nlinks++;
 }
 
 /* ---- source selection (shared by copy and the content digest) ---- */
@@ -547,6 +644,20 @@ ops_copy_xattrs(int in, int out)
 	}
 }
 
+/* The xattrs of a cloned directory, before its source's are copied again: one removed
+ * from the source since must go as it would from a fresh copy. */
+static void
+xattrs_clear(int fd)
+{
+	char names[65536];
+	ssize_t n = flistxattr(fd, names, sizeof(names));
+	for (ssize_t i = 0; n > 0 && i < n; i += (ssize_t)strlen(names + i) + 1) {
+		if (!kiln_str_has_prefix(names + i, "trusted.overlay.") &&
+		    !kiln_str_has_prefix(names + i, "user.overlay."))
+			fremovexattr(fd, names + i);
+	}
+}
+
 /* Remove whatever non-directory is at dirfd/name (never following it). */
 static int
 remove_nondir(int dirfd, const char *name)
@@ -593,8 +704,14 @@ copy_children(struct fop *f, int srcdir, const char *rel, const char *srcpath, i
 		        *rel ? kiln_xasprintf("%s/%s", rel, n) : kiln_xstrdup(n);
 		_cleanup_free_ char *cpath = kiln_path_join(srcpath, n);
 		_cleanup_free_ char *cdest = kiln_path_join(destpath, n);
-		_cleanup_close_ int cfd = openat(srcdir, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		struct stat cst;
+		/* The incremental copy's common case, an unchanged file the clone holds, costs
+		 * one stat: no open, no look at the destination (through an overlay). */
+		if (f->prev && fstatat(srcdir, n, &cst, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    !S_ISDIR(cst.st_mode) && !excluded(f->exclude, crel) &&
+		    incremental_keep(f, &cst, cdest))
+			continue;
+		_cleanup_close_ int cfd = openat(srcdir, n, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (cfd < 0 || fstat(cfd, &cst) < 0)
 			return kiln_err_set(f->err, errno, "stat \"%s\"", cpath);
 		bool ex = excluded(f->exclude, crel);
@@ -626,6 +743,14 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 	int r;
 	struct stat dst;
 	bool exists = fstatat(dirfd, name, &dst, AT_SYMLINK_NOFOLLOW) == 0;
+	const struct ops_copy_entry *pe;
+	if ((r = incremental_check(f, st, exists, srcpath, destpath, &pe)) < 0)
+		return r;
+	if (r > 0) {
+		if (f->record)
+			ops_copy_manifest_add(f->record, destpath, st, 0);
+		return 0;
+	}
 
 	if (S_ISDIR(st->st_mode)) {
 		bool created = false;
@@ -648,6 +773,15 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 			return kiln_err_set(f->err, -in, "open \"%s\"", srcpath);
 		if ((r = copy_children(f, in, rel, srcpath, out, destpath)) < 0)
 			return r;
+		/* In the clone, a directory the first copy created exists, but its metadata
+		 * is set again as then: children written since moved its mtime. */
+		if (pe && (pe->flags & OPS_COPY_CREATED)) {
+			created = true;
+			xattrs_clear(out);
+		}
+		if (f->record)
+			ops_copy_manifest_add(f->record, destpath, st,
+			                      created ? OPS_COPY_CREATED : 0);
 		if (created || !contents_only) {
 			ops_copy_xattrs(in, out);
 			if ((r = set_meta(f, dirfd, name, st)) < 0)
@@ -666,20 +800,21 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 			return kiln_err_set(f->err, -r, "replace `%s`", destpath);
 	}
 
-	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1) {
-		for (size_t i = 0; i < f->nlinks; i++) {
-			struct hardlink *l = &f->links[i];
-			if (l->dev != st->st_dev || l->ino != st->st_ino)
-				continue;
+	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1 && f->alinks) {
+		struct hardlink *l = link_slot(f, st->st_dev, st->st_ino);
+		if (l->dest) {
 			_cleanup_free_ char *ldir = NULL, *lbase = NULL;
 			split_path(l->dest, &ldir, &lbase);
 			struct kiln_err e = KILN_ERR_INIT;
 			_cleanup_close_ int lfd = kiln_path_openat_in_root(
 			        f->dest_rootfd, ldir, O_PATH | O_DIRECTORY, 0, &e);
 			kiln_err_release(&e);
-			if (lfd >= 0 && linkat(lfd, lbase, dirfd, name, 0) == 0)
+			if (lfd >= 0 && linkat(lfd, lbase, dirfd, name, 0) == 0) {
+				if (f->record)
+					ops_copy_manifest_add(f->record, destpath, st, 0);
 				return 0;
-			break; /* the first copy is gone: copy again */
+			}
+			/* the first copy is gone: copy again, and link to that from now */
 		}
 	}
 
@@ -707,11 +842,10 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 	}
 	if ((r = set_meta(f, dirfd, name, st)) < 0)
 		return kiln_err_set(f->err, -r, "set metadata of `%s`", destpath);
-	if (st->st_nlink > 1) {
-		KILN_GROW(f->links, f->alinks, f->nlinks + 1);
-		f->links[f->nlinks++] = (struct hardlink){
-		        .dev = st->st_dev, .ino = st->st_ino, .dest = kiln_xstrdup(destpath)};
-	}
+	if (f->record)
+		ops_copy_manifest_add(f->record, destpath, st, 0);
+	if (st->st_nlink > 1)
+		link_add(f, st->st_dev, st->st_ino, destpath);
 	return 0;
 }
 
@@ -1149,7 +1283,12 @@ ops_file_run(const json_t *def, int dest_rootfd, const int *src_rootfds, size_t 
 	                .srcs = src_rootfds,
 	                .nsrc = nsrc,
 	                .cancel_fd = env ? env->cancel_fd : -1,
-	                .err = err};
+	                .err = err,
+	                .record = env ? env->record : NULL,
+	                .prev = env ? env->prev : NULL};
+	_cleanup_free_ bool *seen = NULL;
+	if (f.prev)
+		f.seen = seen = kiln_xcalloc(ops_copy_manifest_count(f.prev) + 1, sizeof(bool));
 	size_t i;
 	json_t *a;
 	json_array_foreach(actions, i, a)
@@ -1169,6 +1308,12 @@ ops_file_run(const json_t *def, int dest_rootfd, const int *src_rootfds, size_t 
 		if (r < 0)
 			return r;
 	}
+	/* What the first copy wrote and nothing wrote now is from a deleted source. */
+	if (f.prev && f.nseen != ops_copy_manifest_count(f.prev))
+		return kiln_err_set(err, ESTALE, "%zu source entries are gone",
+		                    ops_copy_manifest_count(f.prev) - f.nseen);
+	if (env && env->ret_changed)
+		*env->ret_changed = f.changed;
 	return 0;
 }
 

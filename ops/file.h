@@ -55,10 +55,26 @@
 
 #include <sys/stat.h>
 
+struct ops_copy_manifest;
+
 struct ops_file_env {
 	/* Readable once the build is cancelled: the op stops between files with -ECANCELED.
 	 * -1: never. */
 	int cancel_fd;
+	/* Optional: every entry the copies write (or keep, below) is added here, by its
+	 * destination path, with its source's stat. */
+	struct ops_copy_manifest *record;
+	/*
+	 * Optional, the incremental copy: the destination is a hard-link clone of what these
+	 * very actions made on the same parent, and `prev` is what that run recorded. An
+	 * entry whose source is unchanged since (ops_copy_entry_same) is kept as it is; one
+	 * that changed is unlinked and written anew (its old inode belongs to the committed
+	 * snapshot), as the full copy would. What a clone cannot follow fails with -ESTALE
+	 * (err says why) so the caller copies in full: a source that changed type or is
+	 * gone, a changed file with several hard links.
+	 */
+	const struct ops_copy_manifest *prev;
+	size_t *ret_changed; /* optional, with prev: the entries written rather than kept */
 };
 #define OPS_FILE_ENV_INIT                                                                          \
 	{                                                                                          \
@@ -75,6 +91,49 @@ struct ops_file_env {
  */
 int ops_file_run(const json_t *def, int dest_rootfd, const int *src_rootfds, size_t nsrc,
                  const struct ops_file_env *env, struct kiln_err *err);
+
+/* ---- copy manifests: what a copy read, for an incremental rerun ---- */
+
+/*
+ * Per destination path, the stat of the source entry a copy wrote there. An entry is
+ * "the same" as a source stat when type, mode, owner, size, mtime, ctime, device and
+ * inode all match, as the stat index trusts a digest; ctime cannot be set back, so a
+ * changed file always differs. Entries whose ctime was within a second of the start of
+ * the copy are stored as racy (a later write in the same timestamp tick could go unseen)
+ * and never match. Saved compactly (a fixed 72-byte record and the path per entry, a
+ * SHA-256 trailer), sorted by path for lookups.
+ */
+#define OPS_COPY_CREATED 1u /* a directory the copy created (its metadata was set) */
+#define OPS_COPY_RACY    2u
+struct ops_copy_entry {
+	uint64_t dev, ino, size;
+	int64_t mtime_sec, ctime_sec;
+	uint32_t mtime_nsec, ctime_nsec;
+	uint32_t mode, uid, gid, flags;
+	const char *path; /* absolute in the destination root */
+};
+
+struct ops_copy_manifest *ops_copy_manifest_new(void);
+void ops_copy_manifest_free(struct ops_copy_manifest *m);
+void ops_copy_manifest_add(struct ops_copy_manifest *m, const char *path, const struct stat *st,
+                           uint32_t flags);
+size_t ops_copy_manifest_count(const struct ops_copy_manifest *m);
+/* The bytes of the regular files in it (a copy's diff holds those and no others). */
+uint64_t ops_copy_manifest_bytes(const struct ops_copy_manifest *m);
+/* The index of `path` in a loaded (sorted) manifest, -1 if absent. */
+ssize_t ops_copy_manifest_find(const struct ops_copy_manifest *m, const char *path);
+const struct ops_copy_entry *ops_copy_manifest_at(const struct ops_copy_manifest *m, size_t i);
+bool ops_copy_entry_same(const struct ops_copy_entry *e, const struct stat *st);
+/* Sort and write atomically (temp, rename). -EEXIST (err set) when two entries share a
+ * path: such a copy cannot be rerun incrementally. */
+int ops_copy_manifest_save(struct ops_copy_manifest *m, const char *path, struct kiln_err *err);
+/* -ENOENT when missing, -EUCLEAN when damaged (err set either way). */
+int ops_copy_manifest_load(const char *path, struct ops_copy_manifest **ret, struct kiln_err *err);
+static inline void
+ops_copy_manifest_freep(struct ops_copy_manifest **m)
+{
+	ops_copy_manifest_free(*m);
+}
 
 /* ---- content digests for cache keys ---- */
 

@@ -4,6 +4,7 @@
 #include "registry/reg.h"
 #include "snapshot/snap.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -255,7 +256,10 @@ add_size(const struct snap_change *c, void *data, struct kiln_err *err)
 void
 ops_record_size(struct ops *o, struct sv_op_ctx *ctx, const char *snapshot)
 {
-	/* For prune and du: the bytes a step added. A walk that fails only leaves it 0. */
+	/* For prune and du: the bytes a step added. A walk that fails only leaves it 0.
+	 * Files an incremental copy shares (hard links) with the result it was cloned from
+	 * count in both records: du adds shared bytes once per snapshot holding them, and
+	 * prune --keep-storage errs towards freeing more. */
 	uint64_t size = 0;
 	struct kiln_err err = KILN_ERR_INIT;
 	if (snap_diff_walk(o->opts.snaps, snapshot, add_size, &size, &err) < 0)
@@ -341,6 +345,30 @@ result_exists(void *data, const char *result)
 	return snap_name_valid(result) && snap_exists(o->opts.snaps, result);
 }
 
+void
+ops_result_forget(const char *root, const char *result)
+{
+	if (!root || !snap_name_valid(result))
+		return;
+	_cleanup_free_ char *mp = kiln_xasprintf("%s/cache/copies/%s", root, result);
+	unlink(mp);
+}
+
+void
+ops_results_sweep(const char *root, struct snap_store *snaps)
+{
+	_cleanup_free_ char *dir = kiln_xasprintf("%s/cache/copies", root);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	/* A manifest is written after its snapshot's commit, so one without it is stale. */
+	while ((de = readdir(d)))
+		if (snap_name_valid(de->d_name) && !snap_exists(snaps, de->d_name))
+			ops_result_forget(root, de->d_name);
+	closedir(d);
+}
+
 static void
 discard(void *data, const char *result)
 {
@@ -351,6 +379,7 @@ discard(void *data, const char *result)
 	struct kiln_err err = KILN_ERR_INIT;
 	snap_remove(o->opts.snaps, result, &err);
 	kiln_err_release(&err);
+	ops_result_forget(o->opts.root, result);
 }
 
 /* "The same step" across builds for --explain: the stage and the instruction without its
@@ -562,6 +591,144 @@ ops_interrupted(struct ops *o)
 	return r;
 }
 
+/* Where the copy manifest of a file vertex's result lives (ops ids are snapshot names). */
+static char *
+manifest_path(struct ops *o, const char *snapshot)
+{
+	/* ops_result_forget removes it. */
+	return kiln_xasprintf("%s/cache/copies/%s", o->opts.root, snapshot);
+}
+
+/*
+ * Whether a file def may run as an incremental copy: one copy from a local directory (the
+ * content key then covers what it reads), into an overlay upper a clone can start. Left
+ * out, so copied in full every time: ADD's unpacking (a changed archive's old entries
+ * would stay), COPY --link, and excludes with "!" exceptions (whether a walked directory
+ * stays depends on what else was kept).
+ */
+static bool
+incremental_ok(struct ops *o, const json_t *def, const char *const *inputs, size_t ninputs)
+{
+	if (!o->opts.root || snap_store_driver(o->opts.snaps) != SNAP_DRIVER_OVERLAY)
+		return false;
+	json_t *actions = json_object_get(def, "actions");
+	if (json_array_size(actions) != 1)
+		return false;
+	json_t *a = json_array_get(actions, 0);
+	const char *kind = json_string_value(json_object_get(a, "action"));
+	json_t *in = json_object_get(a, "input");
+	json_int_t ix = json_integer_value(in);
+	if (!kind || !kiln_str_eq(kind, "copy") || !json_is_integer(in) || ix < 1 ||
+	    (size_t)ix >= ninputs || !ops_local_dir(o, inputs[ix]))
+		return false;
+	/* COPY --link: its snapshot is a layer of its own, merged onto the stage; kept
+	 * out for now rather than reasoned about. */
+	if (json_is_true(json_object_get(a, "unpack")) || json_is_true(json_object_get(a, "link")))
+		return false;
+	/* Where a directory lands is read from the destination, which a clone already fills
+	 * with the previous copy: without contents-only (every Dockerfile COPY has it) a
+	 * directory would go inside its own earlier copy. */
+	if (!json_is_true(json_object_get(a, "dir_contents_only")))
+		return false;
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(a, "exclude"), i, p)
+	{
+		const char *pat = json_string_value(p);
+		if (pat && pat[0] == '!')
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Owner names are looked up in the destination's /etc/passwd and /etc/group, which in a
+ * clone are the previous copy's if it wrote them: then (or when a file of either name was
+ * copied anywhere, a symlinked /etc being possible) the clone cannot be trusted to resolve
+ * them as the parent does.
+ */
+static bool
+owner_names_safe(const json_t *def, const struct ops_copy_manifest *prev)
+{
+	json_t *chown =
+	        json_object_get(json_array_get(json_object_get(def, "actions"), 0), "chown");
+	const char *ids[] = {json_string_value(json_object_get(chown, "user")),
+	                     json_string_value(json_object_get(chown, "group"))};
+	bool names = false;
+	for (size_t k = 0; k < 2; k++)
+		names |= ids[k] && ids[k][strspn(ids[k], "0123456789")] != '\0';
+	if (!names)
+		return true;
+	for (size_t i = 0; i < ops_copy_manifest_count(prev); i++) {
+		const char *base = strrchr(ops_copy_manifest_at(prev, i)->path, '/');
+		base = base ? base + 1 : ops_copy_manifest_at(prev, i)->path;
+		if (kiln_str_eq(base, "passwd") || kiln_str_eq(base, "group"))
+			return false;
+	}
+	return true;
+}
+
+/* One run of a file def into a fresh snapshot on input 0, or with `like`/`prev` into a
+ * hard-link clone of `like` (see ops_file_env). */
+static int
+file_attempt(struct ops *o, struct sv_op_ctx *ctx, const char *const *inputs,
+             const struct ops_inputs *in, const json_t *def, const char *like,
+             const struct ops_copy_manifest *prev, struct ops_copy_manifest *record,
+             size_t *ret_changed, char **ret_result, struct kiln_err *err)
+{
+	_cleanup_snap_mount_ struct snap_mount *m = NULL;
+	int r = like ? snap_prepare_clone(o->opts.snaps, inputs[0], like, &m, err)
+	             : snap_prepare(o->opts.snaps, inputs[0], &m, err);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int dest = open(snap_mount_path(m), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dest < 0)
+		return kiln_err_set(err, errno, "open `%s`", snap_mount_path(m));
+	int cfd = -1;
+	if (ops_cancel_fd_new(o, ctx, &cfd) < 0)
+		return kiln_err_set(err, errno, "eventfd");
+	struct ops_file_env env = OPS_FILE_ENV_INIT;
+	env.cancel_fd = cfd;
+	env.record = record;
+	env.prev = prev;
+	env.ret_changed = ret_changed;
+	r = ops_file_run(def, dest, in->fds, in->n, &env, err);
+	ops_cancel_fd_close(o, ctx, cfd);
+	if (r < 0)
+		return r;
+	_cleanup_free_ char *name = ops_new_snapshot_name();
+	if (snap_commit(m, name, err) < 0)
+		return -1;
+	/* A copy's diff holds the files it wrote: the manifest knows their sizes without a
+	 * walk of 20k entries. */
+	if (record)
+		sv_op_ctx_set_size(ctx, ops_copy_manifest_bytes(record));
+	else
+		ops_record_size(o, ctx, name);
+	*ret_result = TAKE_PTR(name);
+	return 0;
+}
+
+/* Keep what the copy read for the step's next run; only the lineage's latest result is
+ * ever cloned, so the manifest of the one it replaces goes. Failures only cost that run
+ * its incremental copy. */
+static void
+manifest_save(struct ops *o, struct ops_copy_manifest *record, const char *result,
+              const char *replaced)
+{
+	_cleanup_free_ char *dir = kiln_xasprintf("%s/cache/copies", o->opts.root);
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return;
+	_cleanup_free_ char *path = manifest_path(o, result);
+	struct kiln_err e = KILN_ERR_INIT;
+	if (ops_copy_manifest_save(record, path, &e) < 0)
+		kiln_err_release(&e);
+	if (replaced) {
+		_cleanup_free_ char *old = manifest_path(o, replaced);
+		unlink(old);
+	}
+}
+
 int
 ops_file_vertex_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex *v,
                     const char *const *inputs, char **ret_result, struct kiln_err *err)
@@ -571,27 +738,62 @@ ops_file_vertex_run(struct ops *o, struct sv_op_ctx *ctx, const struct sv_vertex
 	_cleanup_(ops_inputs_release) struct ops_inputs in = {0};
 	if (ops_inputs_open(o, inputs, v->ninputs, &in, err) < 0)
 		return -1;
-	_cleanup_snap_mount_ struct snap_mount *m = NULL;
-	if (snap_prepare(o->opts.snaps, inputs[0], &m, err) < 0)
-		return -1;
-	_cleanup_close_ int dest = open(snap_mount_path(m), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dest < 0)
-		return kiln_err_set(err, errno, "open `%s`", snap_mount_path(m));
-	int cfd = -1;
-	if (ops_cancel_fd_new(o, ctx, &cfd) < 0)
-		return kiln_err_set(err, errno, "eventfd");
-	struct ops_file_env env = OPS_FILE_ENV_INIT;
-	env.cancel_fd = cfd;
 	_cleanup_json_ json_t *def = context_def(o, v, inputs);
-	int r = ops_file_run(def, dest, in.fds, in.n, &env, err);
-	ops_cancel_fd_close(o, ctx, cfd);
+
+	/*
+	 * The incremental copy (BuildKit has none: its local source syncs the context
+	 * incrementally, but each COPY copies in full): the step's previous result, same
+	 * def and inputs over other file contents, is cloned by hard links and only what
+	 * changed since is written. Anything unclear falls back to the full copy.
+	 */
+	_cleanup_(ops_copy_manifest_freep) struct ops_copy_manifest *record = NULL, *prev = NULL;
+	_cleanup_free_ char *like = NULL;
+	if (incremental_ok(o, def, inputs, v->ninputs)) {
+		record = ops_copy_manifest_new();
+		struct kiln_err e = KILN_ERR_INIT;
+		if (sv_op_ctx_lineage_previous(ctx, &like, &e) > 0) {
+			_cleanup_free_ char *mp = manifest_path(o, like);
+			if (ops_copy_manifest_load(mp, &prev, &e) < 0) {
+				sv_op_ctx_logf(ctx, 1, "incremental copy: no manifest for %s\n",
+				               like);
+			} else if (!owner_names_safe(def, prev)) {
+				sv_op_ctx_logf(ctx, 1,
+				               "incremental copy not possible (owner names and a "
+				               "copied passwd or group file): copying in full\n");
+				ops_copy_manifest_free(prev);
+				prev = NULL;
+			}
+		}
+		kiln_err_release(&e);
+	}
+	if (prev) {
+		size_t changed = 0;
+		struct kiln_err e = KILN_ERR_INIT;
+		int r = file_attempt(o, ctx, inputs, &in, def, like, prev, record, &changed,
+		                     ret_result, &e);
+		if (r == 0) {
+			sv_op_ctx_logf(ctx, 1,
+			               "incremental copy: %zu of %zu entries written, the rest "
+			               "hard-linked from %s\n",
+			               changed, ops_copy_manifest_count(record), like);
+			manifest_save(o, record, *ret_result, like);
+			return 0;
+		}
+		if (r == -ECANCELED || sv_op_ctx_cancelled(ctx) || ops_interrupted(o)) {
+			*err = e;
+			return r;
+		}
+		sv_op_ctx_logf(ctx, 1, "incremental copy not possible (%s): copying in full\n",
+		               e.msg ? e.msg : "error");
+		kiln_err_release(&e);
+		ops_copy_manifest_free(record);
+		record = ops_copy_manifest_new();
+	}
+	int r = file_attempt(o, ctx, inputs, &in, def, NULL, NULL, record, NULL, ret_result, err);
 	if (r < 0)
 		return r;
-	_cleanup_free_ char *name = ops_new_snapshot_name();
-	if (snap_commit(m, name, err) < 0)
-		return -1;
-	ops_record_size(o, ctx, name);
-	*ret_result = TAKE_PTR(name);
+	if (record)
+		manifest_save(o, record, *ret_result, like);
 	return 0;
 }
 

@@ -26,7 +26,10 @@
  *   source scratch: an empty committed snapshot.
  *   exec:   a fresh snapshot on input 0, the def's mounts, env merged onto the base
  *           image's Env (convert.c's rules), ex_run, committed on exit code 0.
- *   file:   a fresh snapshot on input 0, ops_file_run (ops/file.h), committed.
+ *   file:   a fresh snapshot on input 0, ops_file_run (ops/file.h), committed. One copy
+ *           from a local directory keeps a manifest (<root>/cache/copies/<snapshot>) and,
+ *           when its step last ran over other content, runs on a hard-link clone of that
+ *           result writing only what changed (the incremental copy; ops_file_env).
  *   merge:  (a file def with one "merge" action, COPY --link) a fresh snapshot on input 0
  *           with input 1's files applied as its layer would be, labelled
  *           SNAP_LABEL_LAYER = input 1 so the exporter writes input 1's own layer.
@@ -101,6 +104,13 @@ struct ops_plan_images {
 	bool store_only; /* kiln plan without --pull: never ask a registry */
 };
 json_t *ops_plan_image_config(void *plan_images, const char *ref, const char *platform);
+
+/* What the ops keep beside result `result` of kiln root `root` (a copy's manifest, for
+ * incremental reruns) goes; call once the result is removed. */
+void ops_result_forget(const char *root, const char *result);
+/* The same for every result no longer in `snaps` (e.g. a build killed between its commit
+ * and its cache record left it, and prune removed that snapshot). */
+void ops_results_sweep(const char *root, struct snap_store *snaps);
 
 /* Copy the files of committed snapshot `snapshot` into directory `dest` (created when
  * missing), as `-o type=local,dest=DIR` does. On failure DIR is partly written. */

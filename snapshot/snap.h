@@ -126,6 +126,15 @@ struct snap_mount;
  */
 int snap_prepare(struct snap_store *s, const char *parent, struct snap_mount **ret,
                  struct kiln_err *err);
+/*
+ * snap_prepare whose upper dir starts as a hard-link clone of committed snapshot `like`
+ * (which must have the same parent): the tree looks as `like` does, at the cost of one
+ * link per file. The cloned files' inodes are shared with `like`, which must never
+ * change: replace such a file (unlink, create) rather than write into it. Overlay only
+ * (-EOPNOTSUPP on native). On failure nothing is left in the store.
+ */
+int snap_prepare_clone(struct snap_store *s, const char *parent, const char *like,
+                       struct snap_mount **ret, struct kiln_err *err);
 /* A read-only view of committed snapshot `name` (overlay: a read-only mount; native: the
  * committed tree itself, which the caller must not modify). */
 int snap_view(struct snap_store *s, const char *name, struct snap_mount **ret,
@@ -192,6 +201,15 @@ struct snap_apply_opts {
  */
 int snap_tar_apply_at(int rootfd, int tar_fd, const struct snap_apply_opts *opts,
                       struct kiln_err *err);
+
+/*
+ * The hard-link clone of the tree in directory `srcfd` into the empty directory `dstfd`
+ * (one filesystem): directories made anew with owner, mode, xattrs (overlay's opaque
+ * markers included) and times; regular files hard-linked, so they share the source's
+ * inodes; symlinks, devices, fifos and whiteouts recreated as they are; the root's own
+ * metadata copied last. On failure dstfd is partly filled.
+ */
+int snap_clone_tree_at(int srcfd, int dstfd, struct kiln_err *err);
 
 /* ---- the diff of a committed snapshot ---- */
 

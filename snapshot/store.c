@@ -1101,12 +1101,41 @@ active_begin(struct snap_store *s, const char *parent, struct kiln_strv *diffs,
 	return 0;
 }
 
-int
-snap_prepare(struct snap_store *s, const char *parent, struct snap_mount **ret,
-             struct kiln_err *err)
+/* An overlay upper dir that starts as the hard-link clone of committed snapshot `like`'s
+ * diff, before the mount (overlayfs must not see its upper change under it). */
+static int
+upper_clone(struct snap_store *s, const char *id, const char *parent, const char *like,
+            struct kiln_err *err)
+{
+	struct meta lm = {0};
+	int r = meta_read(s, like, &lm, err);
+	if (r < 0)
+		return r;
+	if (!kiln_str_eq(lm.parent ? lm.parent : "", parent ? parent : "")) {
+		meta_release(&lm);
+		return kiln_err_invalid(err, "clone `%s`: not on the same parent", like);
+	}
+	_cleanup_free_ char *lrel = kiln_xasprintf("diffs/%s/fs", lm.diff);
+	_cleanup_free_ char *urel = kiln_xasprintf("active/%s/upper", id);
+	meta_release(&lm);
+	_cleanup_close_ int lfd = open_dir_at(s, lrel, err);
+	if (lfd < 0)
+		return lfd;
+	_cleanup_close_ int ufd = open_dir_at(s, urel, err);
+	if (ufd < 0)
+		return ufd;
+	r = snap_clone_tree_at(lfd, ufd, err);
+	return r < 0 ? kiln_err_wrap(err, "clone `%s`", like) : 0;
+}
+
+static int
+prepare(struct snap_store *s, const char *parent, const char *like, struct snap_mount **ret,
+        struct kiln_err *err)
 {
 	_cleanup_strv_ struct kiln_strv diffs = KILN_STRV_INIT;
 	_cleanup_snap_mount_ struct snap_mount *m = NULL;
+	if (like && s->driver == SNAP_DRIVER_NATIVE)
+		return kiln_err_set(err, EOPNOTSUPP, "clone: the native driver has no upper dirs");
 	int r = active_begin(s, parent, &diffs, &m, err);
 	if (r < 0)
 		return kiln_err_wrap(err, "prepare snapshot");
@@ -1135,6 +1164,8 @@ snap_prepare(struct snap_store *s, const char *parent, struct snap_mount **ret,
 	r = mkdirs_in(s, m->id, sub, KILN_ARRAY_SIZE(sub), err);
 	if (r < 0)
 		return r;
+	if (like && (r = upper_clone(s, m->id, parent, like, err)) < 0)
+		return r;
 	r = mount_overlay(s, &diffs, m->id, false, err);
 	if (r < 0)
 		return r;
@@ -1143,6 +1174,22 @@ snap_prepare(struct snap_store *s, const char *parent, struct snap_mount **ret,
 	m->upper = kiln_xasprintf("%s/active/%s/upper", s->path, m->id);
 	*ret = TAKE_PTR(m);
 	return 0;
+}
+
+int
+snap_prepare(struct snap_store *s, const char *parent, struct snap_mount **ret,
+             struct kiln_err *err)
+{
+	return prepare(s, parent, NULL, ret, err);
+}
+
+int
+snap_prepare_clone(struct snap_store *s, const char *parent, const char *like,
+                   struct snap_mount **ret, struct kiln_err *err)
+{
+	if (!like)
+		return kiln_err_invalid(err, "clone: no snapshot to clone");
+	return prepare(s, parent, like, ret, err);
 }
 
 int

@@ -24,7 +24,7 @@
 
 struct sv_cache {
 	char *path;
-	int recfd, stepfd, tmpfd;
+	int recfd, stepfd, tmpfd, linfd;
 	atomic_uint seq;
 };
 
@@ -78,12 +78,13 @@ sv_cache_open(const char *kiln_root, struct sv_cache **ret, struct kiln_err *err
 	if (dfd < 0)
 		return dfd;
 	struct sv_cache *c = kiln_xcalloc(1, sizeof(*c));
-	c->recfd = c->stepfd = c->tmpfd = -1;
+	c->recfd = c->stepfd = c->tmpfd = c->linfd = -1;
 	c->path = TAKE_PTR(path);
 	int r;
 	if ((r = c->recfd = mkdir_open(dfd, "records", c->path, err)) < 0 ||
 	    (r = c->stepfd = mkdir_open(dfd, "steps", c->path, err)) < 0 ||
-	    (r = c->tmpfd = mkdir_open(dfd, "tmp", c->path, err)) < 0) {
+	    (r = c->tmpfd = mkdir_open(dfd, "tmp", c->path, err)) < 0 ||
+	    (r = c->linfd = mkdir_open(dfd, "lineage", c->path, err)) < 0) {
 		sv_cache_free(c);
 		return r;
 	}
@@ -100,6 +101,7 @@ sv_cache_free(struct sv_cache *c)
 	kiln_closep(&c->recfd);
 	kiln_closep(&c->stepfd);
 	kiln_closep(&c->tmpfd);
+	kiln_closep(&c->linfd);
 	free(c->path);
 	free(c);
 }
@@ -399,6 +401,53 @@ sv_cache_step_set(struct sv_cache *c, const char *identity, const json_t *recipe
 	return 0;
 }
 
+int
+sv_cache_lineage_get(struct sv_cache *c, const char *lineage, char key[KILN_DIGEST_HEX_LEN + 1],
+                     struct kiln_err *err)
+{
+	key[0] = '\0';
+	const char *name = key_hex(lineage);
+	if (!name)
+		return kiln_err_invalid(err, "invalid lineage key");
+	_cleanup_close_ int fd = openat(c->linfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return kiln_err_set(err, errno, "open %s/lineage/%s", c->path, name);
+	}
+	json_t *doc = read_json_fd(fd);
+	const char *k = json_string_value(json_object_get(doc, "key"));
+	/* An unreadable entry only loses an incremental run; the next run rewrites it. */
+	if (k && kiln_digest_valid(k) && strlen(k) == KILN_DIGEST_HEX_LEN)
+		memcpy(key, k, KILN_DIGEST_HEX_LEN + 1);
+	json_decref(doc);
+	return 0;
+}
+
+int
+sv_cache_lineage_set(struct sv_cache *c, const char *lineage, const char *key, struct kiln_err *err)
+{
+	const char *name = key_hex(lineage);
+	if (!name || !key_hex(key))
+		return kiln_err_invalid(err, "invalid lineage or cache key");
+	json_t *doc = json_pack("{s:s, s:s}", "lineage", lineage, "key", key);
+	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(doc);
+	if (!text)
+		abort();
+	_cleanup_free_ char *tmp = NULL;
+	_cleanup_close_ int fd = write_temp(c, text, &tmp, err);
+	free(text);
+	if (fd < 0)
+		return fd;
+	if (renameat(c->tmpfd, tmp, c->linfd, name) < 0) {
+		int e = errno;
+		unlinkat(c->tmpfd, tmp, 0);
+		return kiln_err_set(err, e, "publish %s/lineage/%s", c->path, name);
+	}
+	return 0;
+}
+
 /* Visit every record file: fn gets it open and locked with `lock_op`, still linked. */
 static int
 records_walk(struct sv_cache *c, int lock_op,
@@ -481,6 +530,34 @@ prune_one(struct sv_cache *c, const char *name, int fd, void *data)
 	return 0;
 }
 
+/* Lineage entries whose record is gone name nothing; a build racing this rewrites its
+ * entry after its record, so at worst it loses one incremental run. */
+static void
+lineage_sweep(struct sv_cache *c)
+{
+	int fd = openat(c->linfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		_cleanup_free_ char *lineage = kiln_xasprintf("sha256:%s", de->d_name);
+		char key[KILN_DIGEST_HEX_LEN + 1];
+		struct kiln_err e = KILN_ERR_INIT;
+		int r = sv_cache_lineage_get(c, lineage, key, &e);
+		kiln_err_release(&e);
+		struct stat st;
+		if (r == 0 && (!key[0] || fstatat(c->recfd, key + 7, &st, 0) < 0))
+			unlinkat(c->linfd, de->d_name, 0);
+	}
+	closedir(d);
+}
+
 int
 sv_cache_prune(struct sv_cache *c, bool (*fn)(void *data, const struct sv_cache_entry *e),
                void *data, size_t *ret_removed, struct kiln_err *err)
@@ -489,6 +566,8 @@ sv_cache_prune(struct sv_cache *c, bool (*fn)(void *data, const struct sv_cache_
 	int r = records_walk(c, LOCK_EX | LOCK_NB, prune_one, &p, err);
 	if (ret_removed)
 		*ret_removed = p.removed;
+	if (r >= 0 && p.removed)
+		lineage_sweep(c);
 	return r;
 }
 

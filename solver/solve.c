@@ -24,6 +24,12 @@ struct sv_op_ctx {
 	void *cancel_data;
 	json_t *components;
 	uint64_t size;
+	/* The key of the recipe without content (sv_cache_lineage_get), whether the op
+	 * asked for its previous result (then the record is noted as the lineage's latest),
+	 * and whether the cache may be read for the vertex. */
+	char lineage[KILN_DIGEST_HEX_LEN + 1];
+	bool lineage_wanted;
+	bool use_cache;
 };
 
 struct vstate {
@@ -157,6 +163,32 @@ void
 sv_op_ctx_set_size(struct sv_op_ctx *ctx, uint64_t size)
 {
 	ctx->size = size;
+}
+
+static void hold_fd(struct sv_solver *s, int fd);
+
+int
+sv_op_ctx_lineage_previous(struct sv_op_ctx *ctx, char **ret, struct kiln_err *err)
+{
+	struct sv_solver *s = ctx->s;
+	*ret = NULL;
+	ctx->lineage_wanted = true;
+	if (!s->cache || !ctx->use_cache || !ctx->lineage[0])
+		return 0;
+	char key[KILN_DIGEST_HEX_LEN + 1];
+	if (sv_cache_lineage_get(s->cache, ctx->lineage, key, err) < 0)
+		return -1;
+	if (!key[0] || kiln_str_eq(key, ctx->vs->key))
+		return 0;
+	int fd = -1;
+	bool gone = false;
+	int r = sv_cache_lookup(s->cache, key, s->ops.result_exists, s->ops_data, ret, &fd, &gone,
+	                        err);
+	if (r <= 0)
+		return r;
+	/* Locked shared like the records this solve uses, so prune keeps the result. */
+	hold_fd(s, fd);
+	return 1;
 }
 
 /* ---- solver ---- */
@@ -412,6 +444,8 @@ vertex_process(struct sv_solver *s, struct vstate *vs, struct kiln_err *err)
 	}
 	_cleanup_json_ json_t *recipe = sv_recipe_new(v, in_keys, content, ctx->components);
 	sv_recipe_key(recipe, vs->key);
+	_cleanup_json_ json_t *lineage = sv_recipe_new(v, in_keys, NULL, NULL);
+	sv_recipe_key(lineage, ctx->lineage);
 	_cleanup_free_ char *identity = vertex_identity(s, v);
 
 	int r = claim_key(s, vs, &vs->result);
@@ -424,6 +458,7 @@ vertex_process(struct sv_solver *s, struct vstate *vs, struct kiln_err *err)
 	}
 
 	bool use_cache = cache_enabled(s, v), gone = false;
+	ctx->use_cache = use_cache;
 	if (use_cache) {
 		int fd = -1;
 		r = sv_cache_lookup(s->cache, vs->key, s->ops.result_exists, s->ops_data,
@@ -497,6 +532,12 @@ vertex_process(struct sv_solver *s, struct vstate *vs, struct kiln_err *err)
 			result = TAKE_PTR(winner);
 		}
 		note_step(s, identity, recipe, vs->key);
+		if (ctx->lineage_wanted) {
+			/* Losing it only loses the next incremental run. */
+			struct kiln_err e = KILN_ERR_INIT;
+			sv_cache_lineage_set(s->cache, ctx->lineage, vs->key, &e);
+			kiln_err_release(&e);
+		}
 	}
 	vs->result = TAKE_PTR(result);
 	emit(s, &(struct sv_event){.type = SV_EVENT_FINISHED,

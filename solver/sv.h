@@ -179,6 +179,17 @@ void sv_op_ctx_logf(struct sv_op_ctx *ctx, int stream, const char *fmt, ...) KIL
 /* From content_key: a named part of the key, e.g. ("file src/a.c", digest) or
  * ("build-arg FOO", digest); it enters the key and lets --explain name what changed. */
 void sv_op_ctx_add_component(struct sv_op_ctx *ctx, const char *name, const char *digest);
+/*
+ * From run: the result of the latest run of this step's lineage, i.e. the same op, def
+ * and input keys whatever the content key said (the same COPY over other file contents),
+ * so an op may build its result from it incrementally. Returns 1 with *ret (caller frees)
+ * when a record still holds such a result and result_exists() confirms it; the record is
+ * then locked shared until sv_solver_free, so prune keeps the result meanwhile. Returns 0
+ * when there is none, when the cache is off for the vertex (--no-cache) or the latest
+ * run had this very key; -errno on an I/O error. Calling it also makes the vertex's
+ * record, once written, the lineage's latest.
+ */
+int sv_op_ctx_lineage_previous(struct sv_op_ctx *ctx, char **ret, struct kiln_err *err);
 /* From run: the size in bytes of the result, kept in its cache record for prune. */
 void sv_op_ctx_set_size(struct sv_op_ctx *ctx, uint64_t size);
 
@@ -260,11 +271,12 @@ void sv_recipe_explain(const json_t *before, const json_t *now, const char *desc
  * The persistent cache: <kiln_root>/cache/records/<key hex> holds one record (JSON:
  * key, result, created, size, identity, description, recipe; last use is the file's
  * mtime), <root>/cache/steps/<sha256(identity)> the latest recipe of each step for
- * explaining misses. Records appear by write-temp + fsync + rename, only after the op's
- * commit. Two processes building one key both run it; the first rename wins and the
- * other takes the winner's result (discarding its own). A record in use by a solver is
- * locked shared (flock), so prune skips it. Unreadable records count as misses and are
- * removed.
+ * explaining misses, <root>/cache/lineage/<lineage key> the latest record of a step's
+ * lineage for sv_op_ctx_lineage_previous (prune drops those whose record went). Records
+ * appear by write-temp + fsync + rename, only after the op's commit. Two processes
+ * building one key both run it; the first rename wins and the other takes the winner's
+ * result (discarding its own). A record in use by a solver is locked shared (flock), so
+ * prune skips it. Unreadable records count as misses and are removed.
  */
 struct sv_cache_entry {
 	const char *key;

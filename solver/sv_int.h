@@ -41,4 +41,15 @@ int sv_cache_step_get(struct sv_cache *c, const char *identity, json_t **ret, st
 int sv_cache_step_set(struct sv_cache *c, const char *identity, const json_t *recipe,
                       struct kiln_err *err);
 
+/*
+ * The lineage of a step: its recipe without the content key and components (the same op,
+ * def and inputs over other file contents). <cache>/lineage/<lineage hex> names the key
+ * of the latest record made by running it. get: the key into `key` ("" if none or
+ * unreadable); set: replace it atomically.
+ */
+int sv_cache_lineage_get(struct sv_cache *c, const char *lineage, char key[KILN_DIGEST_HEX_LEN + 1],
+                         struct kiln_err *err);
+int sv_cache_lineage_set(struct sv_cache *c, const char *lineage, const char *key,
+                         struct kiln_err *err);
+
 #endif

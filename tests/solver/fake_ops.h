@@ -2,7 +2,8 @@
  * read files under <dir>/ctx, and each vertex's def says how it behaves:
  *   {"name":N, "heavy":bool, "fail":bool, "block":bool, "barrier":bool,
  *    "wait_for":M, "reads":FILE, "args":{K:V}, "commit_fail":bool, "log":TEXT,
- *    "finish_anyway":bool (with block: succeed once cancelled)}
+ *    "finish_anyway":bool (with block: succeed once cancelled),
+ *    "lineage":bool (log "prev=ID" or "prev=none": sv_op_ctx_lineage_previous)}
  * Header-only (static) so each test binary stays one source file. */
 #ifndef KILN_TEST_FAKE_OPS_H
 #define KILN_TEST_FAKE_OPS_H
@@ -200,6 +201,13 @@ fake_run(void *data, struct sv_op_ctx *ctx, const struct sv_vertex *v, const cha
 	const char *log = json_string_value(json_object_get(v->def, "log"));
 	if (log)
 		sv_op_ctx_log(ctx, 1, log, strlen(log));
+	if (fake_flag(v, "lineage")) {
+		_cleanup_free_ char *prev = NULL;
+		struct kiln_err e = KILN_ERR_INIT;
+		int pr = sv_op_ctx_lineage_previous(ctx, &prev, &e);
+		assert_true(pr >= 0);
+		sv_op_ctx_logf(ctx, 1, "prev=%s", pr > 0 ? prev : "none");
+	}
 
 	if (!r && fake_flag(v, "block")) {
 		sv_op_ctx_on_cancel(ctx, fake_on_cancel, f);

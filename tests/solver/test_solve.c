@@ -396,6 +396,61 @@ test_solve__content_change_misses_that_vertex_and_its_dependents(void **state)
 	sv_graph_free(g);
 }
 
+/* The log line of vertex `name`'s lineage lookup in the last events ("prev=..."). */
+static char *
+prev_of(struct fixture *x, const char *name)
+{
+	_cleanup_free_ char *needle = kiln_xasprintf("log %s log=prev=", name);
+	const char *p = strstr(x->events.buf, needle);
+	if (!p)
+		return NULL;
+	p += strlen(needle);
+	return kiln_xstrndup(p, strcspn(p, "\n"));
+}
+
+static void
+test_solve__lineage_previous_is_the_last_run_over_other_content(void **state)
+{
+	struct fixture *x = *state;
+	test_write_file(x->dir, "ctx/a", "one");
+	struct sv_vertex *want[2];
+	struct sv_graph *g = copy_graph(want, "{\"reads\":\"a\",\"lineage\":true}");
+	solve_ok(x, g, want, 1, NULL);
+	_cleanup_free_ char *p1 = prev_of(x, "X");
+	assert_string_equal(p1, "none");
+
+	/* Other content: the first run's result is offered. */
+	test_write_file(x->dir, "ctx/a", "two");
+	kiln_buf_reset(&x->events);
+	solve_ok(x, g, want, 1, NULL);
+	_cleanup_free_ char *p2 = prev_of(x, "X");
+	assert_true(kiln_str_has_prefix(p2, "X-"));
+	assert_int_equal(fake_runs(&x->f, "X"), 2);
+
+	/* --no-cache offers nothing, but its run becomes the latest. */
+	test_write_file(x->dir, "ctx/a", "three");
+	kiln_buf_reset(&x->events);
+	struct sv_solve_opts o = {.no_cache = true};
+	solve_ok(x, g, want, 1, &o);
+	_cleanup_free_ char *p3 = prev_of(x, "X");
+	assert_string_equal(p3, "none");
+	test_write_file(x->dir, "ctx/a", "four");
+	kiln_buf_reset(&x->events);
+	solve_ok(x, g, want, 1, NULL);
+	_cleanup_free_ char *p4 = prev_of(x, "X");
+	assert_true(kiln_str_has_prefix(p4, "X-"));
+	assert_string_not_equal(p4, p2);
+
+	/* A result that no longer exists is not offered. */
+	test_write_file(x->dir, "ctx/a", "five");
+	kiln_buf_reset(&x->events);
+	x->f.exists_false = true;
+	solve_ok(x, g, want, 1, NULL);
+	_cleanup_free_ char *p5 = prev_of(x, "X");
+	assert_string_equal(p5, "none");
+	sv_graph_free(g);
+}
+
 static void
 test_solve__explain_build_arg_change(void **state)
 {
@@ -709,6 +764,9 @@ main(void)
 	                                        setup, teardown),
 	        cmocka_unit_test_setup_teardown(
 	                test_solve__content_change_misses_that_vertex_and_its_dependents, setup,
+	                teardown),
+	        cmocka_unit_test_setup_teardown(
+	                test_solve__lineage_previous_is_the_last_run_over_other_content, setup,
 	                teardown),
 	        cmocka_unit_test_setup_teardown(test_solve__explain_build_arg_change, setup,
 	                                        teardown),
