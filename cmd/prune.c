@@ -163,8 +163,9 @@ prune_one(void *data, const struct sv_cache_entry *e)
 }
 
 struct lru {
-	int64_t *used;
+	int64_t *used; /* last use of the record, then of it and what is built on it */
 	uint64_t *size;
+	char **result; /* the record's snapshot, NULL when it names none */
 	size_t n, alloc;
 	uint64_t total;
 };
@@ -177,11 +178,74 @@ lru_one(void *data, const struct sv_cache_entry *e)
 		l->alloc = l->alloc ? l->alloc * 2 : 64;
 		l->used = kiln_xreallocarray(l->used, l->alloc, sizeof(*l->used));
 		l->size = kiln_xreallocarray(l->size, l->alloc, sizeof(*l->size));
+		l->result = kiln_xreallocarray(l->result, l->alloc, sizeof(*l->result));
 	}
 	l->used[l->n] = e->last_used;
-	l->size[l->n++] = e->size;
+	l->size[l->n] = e->size;
+	l->result[l->n++] = e->result ? kiln_xstrdup(e->result) : NULL;
 	l->total += e->size;
 	return 0;
+}
+
+static void
+lru_release(struct lru *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->result[i]);
+	free(l->result);
+	free(l->used);
+	free(l->size);
+}
+
+struct lru_index {
+	const char *result;
+	size_t i;
+};
+
+static int
+lru_index_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct lru_index *)a)->result, ((const struct lru_index *)b)->result);
+}
+
+/* A parent's snapshot can only go with every snapshot built on it, so a record counts as
+ * used as late as anything built on it: otherwise a parent used a second before its child
+ * would be chosen, refused (the child still stands) and nothing over the limit freed. */
+static void
+lru_inherit_children(struct lru *l, struct snap_store *snaps)
+{
+	struct lru_index *idx = kiln_xreallocarray(NULL, l->n ? l->n : 1, sizeof(*idx));
+	size_t *parent = kiln_xreallocarray(NULL, l->n ? l->n : 1, sizeof(*parent));
+	size_t n = 0;
+	for (size_t i = 0; i < l->n; i++)
+		if (l->result[i])
+			idx[n++] = (struct lru_index){.result = l->result[i], .i = i};
+	qsort(idx, n, sizeof(*idx), lru_index_cmp);
+	for (size_t i = 0; i < l->n; i++) {
+		parent[i] = SIZE_MAX;
+		_cleanup_free_ char *p = NULL;
+		struct kiln_err err = KILN_ERR_INIT;
+		if (l->result[i] && snap_parent(snaps, l->result[i], &p, &err) >= 0 && p) {
+			struct lru_index key = {.result = p};
+			const struct lru_index *hit =
+			        bsearch(&key, idx, n, sizeof(*idx), lru_index_cmp);
+			if (hit)
+				parent[i] = hit->i;
+		}
+		kiln_err_release(&err);
+	}
+	/* Raise parents to their children's times until nothing changes: as many passes as
+	 * the longest chain of steps. */
+	for (bool changed = true; changed;) {
+		changed = false;
+		for (size_t i = 0; i < l->n; i++)
+			if (parent[i] != SIZE_MAX && l->used[parent[i]] < l->used[i]) {
+				l->used[parent[i]] = l->used[i];
+				changed = true;
+			}
+	}
+	free(parent);
+	free(idx);
 }
 
 /* The last-use time at or before which records must go for the rest to fit in `keep`. */
@@ -282,10 +346,11 @@ cmd_prune(int argc, char **argv)
 	if (keep_set && !all) {
 		struct lru l = {0};
 		int r = sv_cache_list(c, lru_one, &l, &err);
-		if (r >= 0)
+		if (r >= 0) {
+			lru_inherit_children(&l, snaps);
 			p.lru_cutoff = lru_cutoff(&l, keep);
-		free(l.used);
-		free(l.size);
+		}
+		lru_release(&l);
 		if (r < 0)
 			goto out;
 	}

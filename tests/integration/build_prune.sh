@@ -29,6 +29,18 @@ expect_contains "the least recently used go until the rest fit" "$out" "Removed"
 run_kiln du
 expect_eq "nothing over 100k is left" "$(printf '%s\n' "$out" | grep -c 'head -c' || true)" 0
 
+# A parent step last used a few seconds before its child (a build that straddles a second):
+# it can only go with the child, so --keep-storage takes both rather than neither.
+run_kiln build -t pr "$T/ctx"
+expect_eq "rebuild: $err" "$rc" 0
+rec() { grep -l -- "$1" "$T/root/cache/records/"*; }
+touch -d '-20 seconds' "$T/root/cache/records/"*
+touch -d '-10 seconds' "$(rec 'echo small')"
+run_kiln prune --keep-storage 100k
+expect_eq "prune --keep-storage, parent older than child: $err" "$rc" 0
+run_kiln du
+expect_eq "the big parent went with its child" "$(printf '%s\n' "$out" | grep -c 'head -c' || true)" 0
+
 run_kiln prune --all
 expect_eq "prune --all: $err" "$rc" 0
 run_kiln du
