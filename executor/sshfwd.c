@@ -146,7 +146,7 @@ conn_accept(struct ex_sshfwd *f, const struct fwd_listener *l)
 
 /* Copy what fd[from] has to fd[!from]; false when the connection is to be closed. */
 static bool
-conn_pump(struct fwd_conn *c, int from)
+conn_pump(struct fwd_conn *c, int from, int stopfd)
 {
 	char buf[16384];
 	ssize_t n = read(c->fd[from], buf, sizeof(buf));
@@ -160,12 +160,21 @@ conn_pump(struct fwd_conn *c, int from)
 		shutdown(c->fd[!from], SHUT_WR);
 		return !c->done[!from];
 	}
-	/* Agent messages are small and both peers read their answers; a peer that stops
-	 * reading blocks only this run's ssh mounts, and the run's end stops the thread. */
+	/* A peer that stops reading (a RUN that writes requests and never reads the answers
+	 * fills the agent's socket, and the agent stops reading too) must not block this
+	 * thread past the run's end: wait for room or for stopfd, never in send. */
 	for (ssize_t off = 0; off < n;) {
-		ssize_t w = send(c->fd[!from], buf + off, (size_t)(n - off), MSG_NOSIGNAL);
+		ssize_t w = send(c->fd[!from], buf + off, (size_t)(n - off),
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd p[2] = {{.fd = c->fd[!from], .events = POLLOUT},
+			                      {.fd = stopfd, .events = POLLIN}};
+			if ((poll(p, 2, -1) < 0 && errno != EINTR) || p[1].revents)
+				return false;
+			continue;
+		}
 		if (w < 0)
 			return false;
 		off += w;
@@ -203,7 +212,7 @@ fwd_main(void *arg)
 			bool ok = true;
 			for (int s = 0; s < 2 && ok; s++)
 				if (pfd[first_conn + 2 * i + s].revents)
-					ok = conn_pump(&f->conns[i], s);
+					ok = conn_pump(&f->conns[i], s, f->stopfd);
 			if (!ok)
 				conn_close(f, i);
 		}
