@@ -266,11 +266,12 @@ int kiln_rm_rf_at(int dirfd, const char *name);
 int kiln_rm_children(int dirfd);
 /* Write all `len` bytes to fd, retrying short writes and EINTR. */
 int kiln_write_all(int fd, const void *data, size_t len, struct kiln_err *err);
-/* Where an output goes when it is not a regular file: 1 with *fd open for writing when
- * dirfd/path exists and (after symlinks) is a device, FIFO or socket (/dev/null,
- * /dev/stdout), which must be written in place: a temp file renamed over it would replace
- * the device node itself. 0 when it is missing, a regular file or a directory (write a temp
- * file and rename it), -errno on failure. */
+/* Where an output goes when it is not a plain file: 1 with *fd open for writing (truncated)
+ * when dirfd/path is a symlink (/dev/stdout; followed, its target created when missing) or
+ * a character device, FIFO or socket (/dev/null), which must be written in place: a temp
+ * file renamed over it would replace the link or the device node itself. 0 when it is
+ * missing, a regular file or a directory (write a temp file and rename it); -EINVAL for a
+ * block device, -errno on failure. */
 int kiln_open_in_place(int dirfd, const char *path, int *fd);
 /* Replace dirfd/path (AT_FDCWD for plain paths) with `data`: a temp file beside it, fsync,
  * rename. Readers see the old content or the new, never half of it. A device or FIFO

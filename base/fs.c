@@ -139,11 +139,20 @@ int
 kiln_open_in_place(int dirfd, const char *path, int *ret)
 {
 	struct stat st;
-	if (fstatat(dirfd, path, &st, 0) < 0)
+	if (fstatat(dirfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno;
-	if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+	/* A symlink (/dev/stdout, a user's link to elsewhere) is written through, as a shell
+	 * would: a renamed temp file would replace the link itself. */
+	bool link = S_ISLNK(st.st_mode);
+	if (link && fstatat(dirfd, path, &st, 0) < 0 && errno != ENOENT)
+		return -errno;
+	if (!link && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
 		return 0;
-	int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC);
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (S_ISBLK(st.st_mode))
+		return -EINVAL; /* never a disk, whatever the path says */
+	int fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
 	*ret = fd;

@@ -65,9 +65,13 @@ out=$(unshare -m sh -c 'mount --make-rprivate / && mount -t tmpfs tmpfs /dev && 
 	"$0" --root "$2" save devnull-img -o /dev/null && "$0" --root "$2" save devnull-img --format docker -o /dev/null &&
 	"$0" --root "$2" build --progress quiet --iidfile /dev/null --metadata-file /dev/null \
 		-o type=tar,dest=/dev/null -o type=oci,dest=/dev/null "$3" >/dev/null &&
-	stat -c "%F %a" /dev/null' "$KILN" "$R" "$T/devnull-root" "$T/devnull-ctx" 2>&1)
+	ln -s /proc/self/fd/1 /dev/stdout &&
+	"$0" --root "$2" build --progress quiet --iidfile /dev/stdout "$3" >"$4" &&
+	stat -c "%F %a" /dev/null /dev/stdout' "$KILN" "$R" "$T/devnull-root" "$T/devnull-ctx" "$T/iid.out" 2>&1)
 set -e
-expect_eq "host /dev/null after a container chmod and saves to it" "$out" "character special file 666"
+expect_eq "host /dev/null and /dev/stdout after a container chmod and outputs to them" "$out" \
+	"$(printf 'character special file 666\nsymbolic link 777')"
+expect_contains "--iidfile /dev/stdout wrote through the link" "$(cat "$T/iid.out")" "sha256:"
 run_kiln run --rootfs "$R" sh -c 'ls /dev/pts /dev/shm >/dev/null && for l in /dev/fd /dev/ptmx /dev/stdin; do readlink $l; done'
 expect_eq "pts, shm and fd links" "$out" "$(printf '/proc/self/fd\npts/ptmx\n/proc/self/fd/0')"
 
