@@ -21,9 +21,9 @@
  * it in place, so a mapping always sees one whole file.
  *
  * Racy entries (git's "racily clean" problem): a file written in the same timestamp tick
- * as the index, and again after it, keeps its stat. So entries whose mtime or ctime is
- * within a second of the save time are not trusted from disk; in memory, during one build,
- * they are.
+ * as it was hashed, and again after it, keeps its stat. So entries whose mtime or ctime is
+ * within a second of the stamp (when the saving build opened the index: before it hashed
+ * anything) are not trusted from disk; in memory, during one build, they are.
  *
  * Entries found this build live in a small hash table in memory in front of the mapping;
  * a save merges them with the mapped file and with whatever another build saved meanwhile
@@ -85,7 +85,11 @@ struct ops_stat_index {
 	size_t cap, n;
 	bool dirty;
 	size_t finger;     /* where the last lookup in the file ended: the next starts there */
-	int64_t save_time; /* tests: stamp saves with this instead of the clock (0: clock) */
+	/* The clock when the index was opened, before any file of this build was hashed: a
+	 * save is stamped with it, so "racy" is judged against the earliest moment an entry
+	 * could have been read, not against a save that may come minutes later. */
+	int64_t opened;
+	int64_t save_time; /* tests: stamp saves with this instead of `opened` (0: opened) */
 	uint64_t hits, reads;
 };
 
@@ -305,6 +309,7 @@ ops_stat_index_open(const char *path, struct ops_stat_index **ret, struct kiln_e
 {
 	struct ops_stat_index *idx = kiln_xcalloc(1, sizeof(*idx));
 	idx->path = kiln_xstrdup(path);
+	idx->opened = time(NULL);
 	pthread_mutex_init(&idx->lock, NULL);
 	int r = si_map_open(path, &idx->disk);
 	if (r < 0) {
@@ -361,14 +366,12 @@ si_write(struct ops_stat_index *idx, struct kiln_err *err)
 	_cleanup_free_ char *buf = kiln_xcalloc(1, len);
 	struct si_head *h = (struct si_head *)buf;
 	struct si_disk *ents = (struct si_disk *)(h + 1);
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
 	memcpy(h->magic, SI_MAGIC, 8);
 	h->version = SI_VERSION;
 	h->head_size = sizeof(*h);
 	h->entry_size = sizeof(struct si_disk);
 	h->n = all.n;
-	h->saved = idx->save_time ? idx->save_time : ts.tv_sec;
+	h->saved = idx->save_time ? idx->save_time : idx->opened;
 	h->check = si_check(h, SI_HEAD_WORDS);
 	size_t n = 0;
 	for (size_t i = 0; i < all.cap; i++) {

@@ -367,6 +367,26 @@ test_statindex__racy_entries_not_trusted_from_disk(void **state)
 	ops_stat_index_free(idx);
 }
 
+/* A file hashed in the tick it was written, and written again after, keeps its stat: a save
+ * seconds later must not make its entry trusted (the stamp is when the index was opened). */
+static void
+test_statindex__racy_judged_by_open_not_save_time(void **state)
+{
+	struct fx *fx = *state;
+	struct ops_stat_index *idx = open_index(fx);
+	test_write_file(fx->tmp, "f0", "content 0");
+	digest_via(fx, idx, "f0");
+	struct stat st = stat_of(fx, "f0");
+	sleep(2); /* the save comes later than the racy window around the hash */
+	struct kiln_err err = KILN_ERR_INIT;
+	assert_int_equal(ops_stat_index_save(idx, &err), 0);
+	ops_stat_index_free(idx);
+	idx = open_index(fx);
+	struct kiln_digest got;
+	assert_false(ops_stat_index_lookup(idx, &st, &got));
+	ops_stat_index_free(idx);
+}
+
 static void
 test_statindex__no_change_writes_nothing(void **state)
 {
@@ -426,6 +446,7 @@ main(void)
 	        T(test_statindex__corrupt_bytes_never_give_a_wrong_digest),
 	        T(test_statindex__changed_file_misses),
 	        T(test_statindex__racy_entries_not_trusted_from_disk),
+	        T(test_statindex__racy_judged_by_open_not_save_time),
 	        T(test_statindex__no_change_writes_nothing),
 	        T(test_statindex__concurrent_saves_merge),
 #undef T
