@@ -84,7 +84,7 @@ struct ops_stat_index {
 	struct si_entry *tab; /* entries found this build, open addressing on (dev, ino) */
 	size_t cap, n;
 	bool dirty;
-	size_t finger;     /* where the last lookup in the file ended: the next starts there */
+	size_t finger; /* where the last lookup in the file ended: the next starts there */
 	/* The clock when the index was opened, before any file of this build was hashed: a
 	 * save is stamped with it, so "racy" is judged against the earliest moment an entry
 	 * could have been read, not against a save that may come minutes later. */
