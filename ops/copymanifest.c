@@ -181,16 +181,9 @@ ops_copy_manifest_save(struct ops_copy_manifest *m, const char *path, struct kil
 		return kiln_err_set(err, errno, "create `%s`", tmp);
 	/* No fsync: the checksum catches a file torn by a crash, which only costs an
 	 * incremental run. */
-	for (size_t off = 0; off < b.len;) {
-		ssize_t w = write(fd, b.buf + off, b.len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			int e = errno;
-			unlink(tmp);
-			return kiln_err_set(err, e, "write `%s`", tmp);
-		}
-		off += (size_t)w;
+	if (kiln_write_all(fd, b.buf, b.len, err) < 0) {
+		unlink(tmp);
+		return kiln_err_wrap(err, "write `%s`", tmp);
 	}
 	if (rename(tmp, path) < 0) {
 		int e = errno;
