@@ -18,24 +18,6 @@ struct cloner {
 
 static int clone_dir(struct cloner *c, int sfd, int dfd);
 
-/* Owner, mode, xattrs (overlay's own too: opaque markers, origins) and times of a
- * recreated entry, times last so setting the others does not move them. */
-static int
-clone_meta(int sdir, const char *name, int ddir, const struct stat *st)
-{
-	if (fchownat(ddir, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	if (!S_ISLNK(st->st_mode) && fchmodat(ddir, name, st->st_mode & 07777, 0) < 0)
-		return -errno;
-	int r = snap_xattrs_copy(sdir, name, ddir, name);
-	if (r < 0)
-		return r;
-	struct timespec ts[2] = {st->st_atim, st->st_mtim};
-	if (utimensat(ddir, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	return 0;
-}
-
 static int
 clone_entry(struct cloner *c, int sdir, int ddir, const char *name, unsigned char type)
 {
@@ -81,7 +63,7 @@ clone_entry(struct cloner *c, int sdir, int ddir, const char *name, unsigned cha
 		/* devices, fifos, sockets and overlay whiteouts (char 0/0) */
 		return kiln_err_set(c->err, errno, "clone: mknod `%s`", c->path.buf);
 	}
-	if ((r = clone_meta(sdir, name, ddir, &st)) < 0)
+	if ((r = snap_meta_copy(sdir, name, ddir, &st)) < 0)
 		return kiln_err_set(c->err, -r, "clone: metadata of `%s`", c->path.buf);
 	return 0;
 }
@@ -128,7 +110,7 @@ snap_clone_tree_at(int srcfd, int dstfd, struct kiln_err *err)
 	struct stat st;
 	if (fstat(srcfd, &st) < 0)
 		return kiln_err_set(err, errno, "clone: stat the root");
-	if ((r = clone_meta(srcfd, ".", dstfd, &st)) < 0)
+	if ((r = snap_meta_copy(srcfd, ".", dstfd, &st)) < 0)
 		return kiln_err_set(err, -r, "clone: metadata of the root");
 	return 0;
 }

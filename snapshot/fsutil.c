@@ -105,8 +105,8 @@ copy_data(int sfd, int dfd)
 
 static int copy_dir(struct copier *c, int sfd, int dfd, const char *rel);
 
-static int
-copy_meta(int sdir, const char *name, int ddir, const struct stat *st)
+int
+snap_meta_copy(int sdir, const char *name, int ddir, const struct stat *st)
 {
 	if (fchownat(ddir, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
@@ -184,7 +184,7 @@ copy_entry(struct copier *c, int sdir, int ddir, const char *name, const char *r
 			return kiln_err_set(c->err, errno, "mknod `%s`", rel);
 		break;
 	}
-	r = copy_meta(sdir, name, ddir, &st);
+	r = snap_meta_copy(sdir, name, ddir, &st);
 	if (r < 0)
 		return kiln_err_set(c->err, -r, "copy attributes of `%s`", rel);
 	return 0;

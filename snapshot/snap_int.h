@@ -24,12 +24,15 @@ snap_cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-
 /* Copy the tree in srcfd into the (empty) directory dstfd, keeping hard links, owners,
  * modes, xattrs, mtimes, devices and symlinks. */
 int snap_copy_tree(int srcfd, int dstfd, struct kiln_err *err);
 /* Copy the xattrs of one entry (names by dirfd + name, not followed). */
 int snap_xattrs_copy(int sdir, const char *sname, int ddir, const char *dname);
+/* Owner, mode, xattrs (overlay's own too: opaque markers, origins) and times of sdir/name
+ * onto the recreated ddir/name, times last so setting the others does not move them;
+ * -errno on failure. */
+int snap_meta_copy(int sdir, const char *name, int ddir, const struct stat *st);
 
 /* n random characters of [a-z0-9] and a NUL into out[n + 1]. */
 void snap_random_name(char *out, size_t n);
