@@ -72,12 +72,9 @@ exp_segment_key(int level, const void *dict, size_t dict_len, const void *in, si
 	kiln_sha256_update(h, in, in_len);
 	struct kiln_digest d;
 	kiln_sha256_final(h, &d);
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < 32; i++) {
-		ret[2 * i] = hex[d.bytes[i] >> 4];
-		ret[2 * i + 1] = hex[d.bytes[i] & 15];
-	}
-	ret[64] = '\0';
+	char full[KILN_DIGEST_HEX_LEN + 1];
+	kiln_digest_format(&d, full);
+	memcpy(ret, full + strlen("sha256:"), 65); /* the hex and its NUL */
 }
 
 /* The checksum of an entry: over the header's fields and the output. */
