@@ -2,8 +2,8 @@
  * libcrypto, loaded on first use.
  *
  * Mapping and relocating libcrypto (21,000 relocations) was 0.7 ms of every start of
- * kiln, a tenth of a `kiln parse` of a long Dockerfile; `kiln parse` and `kiln plan` use
- * no cryptography but SHA-256, which base/sha256.c provides. So kiln does not link it (as
+ * kiln, a tenth of a `kiln parse` of a long Dockerfile, which needs no cryptography at
+ * all (`kiln plan` loads it at its first SHA-256). So kiln does not link it (as
  * registry/curl_lazy.c does for libcurl and registry/archive_lazy.c for libarchive):
  * these definitions of the libcrypto calls kiln makes open libcrypto.so.3 the first time
  * one is called and forward to it. That is the libcrypto libcurl's libssl uses, loaded
