@@ -955,7 +955,8 @@ snap_layer_apply_path(struct snap_store *s, const char *parent, const char *laye
 	return snap_layer_apply(s, parent, fd, media_type, diff_id, ret_name, err);
 }
 
-/* Whether any active snapshot or view in active/ was started over `name`. */
+/* Whether any active snapshot or view in active/ was started over `name` or is being
+ * cloned from it. */
 static int
 in_active_use(struct snap_store *s, const char *name, struct kiln_err *err)
 {
@@ -967,10 +968,13 @@ in_active_use(struct snap_store *s, const char *name, struct kiln_err *err)
 	if (r < 0)
 		return kiln_err_set(err, -r, "list %s/active", s->path);
 	for (size_t i = 0; i < ids.n; i++) {
-		_cleanup_free_ char *rel = kiln_xasprintf("%s/parent", ids.v[i]);
-		_cleanup_buf_ struct kiln_buf b = KILN_BUF_INIT;
-		if (read_file_at(afd, rel, &b) == 0 && kiln_str_eq(b.buf, name))
-			return 1;
+		static const char *const uses[] = {"parent", "like"};
+		for (size_t u = 0; u < KILN_ARRAY_SIZE(uses); u++) {
+			_cleanup_free_ char *rel = kiln_xasprintf("%s/%s", ids.v[i], uses[u]);
+			_cleanup_buf_ struct kiln_buf b = KILN_BUF_INIT;
+			if (read_file_at(afd, rel, &b) == 0 && kiln_str_eq(b.buf, name))
+				return 1;
+		}
 	}
 	return 0;
 }
@@ -1107,8 +1111,23 @@ static int
 upper_clone(struct snap_store *s, const char *id, const char *parent, const char *like,
             struct kiln_err *err)
 {
+	/* Named in active/<id>/like under the store lock, so snap_remove refuses `like` until
+	 * this snapshot is committed or dropped: a clone of a tree being removed would miss
+	 * files without noticing. */
+	int lock = store_lock(s, err);
+	if (lock < 0)
+		return lock;
 	struct meta lm = {0};
 	int r = meta_read(s, like, &lm, err);
+	if (r == 0) {
+		_cleanup_free_ char *like_rel = kiln_xasprintf("active/%s/like", id);
+		r = write_file_at(s->dirfd, like_rel, like, false);
+		if (r < 0)
+			kiln_err_set(err, -r, "write %s/%s", s->path, like_rel);
+		if (r < 0)
+			meta_release(&lm);
+	}
+	close(lock);
 	if (r < 0)
 		return r;
 	if (!kiln_str_eq(lm.parent ? lm.parent : "", parent ? parent : "")) {

@@ -256,6 +256,32 @@ test_clone__prepare_clone_starts_from_the_snapshot(void **state)
 	assert_int_equal(mounts_below(f->dir), 0);
 }
 
+/* The snapshot a clone is made from cannot be removed until the clone is committed or
+ * dropped: a clone of a tree being removed would miss files without noticing. */
+static void
+test_clone__source_kept_while_cloned(void **state)
+{
+	struct fixture *f = *state;
+	_cleanup_free_ char *root = kiln_xasprintf("%s/root", f->dir);
+	struct snap_store_opts o = {.driver = SNAP_DRIVER_OVERLAY};
+	struct snap_store *s = NULL;
+	struct kiln_err err = KILN_ERR_INIT;
+	if (snap_store_open(root, &o, &s, &err) < 0)
+		fail_msg("open store: %s", kiln_err_format(&err));
+	commit_with(s, NULL, "base", "etc/base", "b");
+	commit_with(s, "base", "step-1", "src/a", "one");
+	struct snap_mount *m = NULL;
+	assert_int_equal(snap_prepare_clone(s, "base", "step-1", &m, &err), 0);
+	assert_int_equal(snap_remove(s, "step-1", &err), -EBUSY);
+	assert_err_contains(&err, "in use");
+	kiln_err_release(&err);
+	assert_int_equal(snap_commit(m, "step-2", &err), 0);
+	snap_mount_release(m);
+	assert_int_equal(snap_remove(s, "step-1", &err), 0);
+	snap_store_free(s);
+	assert_int_equal(mounts_below(f->dir), 0);
+}
+
 int
 main(void)
 {
@@ -270,6 +296,8 @@ main(void)
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_clone__prepare_clone_starts_from_the_snapshot,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_clone__source_kept_while_cloned, setup,
+	                                        teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
