@@ -276,6 +276,20 @@ int kiln_open_in_place(int dirfd, const char *path, int *fd);
 /* Replace dirfd/path (AT_FDCWD for plain paths) with `data`: a temp file beside it, fsync,
  * rename. Readers see the old content or the new, never half of it. A device or FIFO
  * (kiln_open_in_place) is written in place instead. */
+/* A file a command writes for the user (an archive, -o dest=FILE): standard output for
+ * "-", a device, FIFO or symlink in place (kiln_open_in_place), else a temp file beside
+ * `path` that kiln_output_commit renames over it, so readers never see half of it. */
+struct kiln_output {
+	int fd;
+	const char *path; /* borrowed */
+	char *tmp;        /* the temp file; NULL when written in place */
+};
+#define KILN_OUTPUT_INIT {.fd = -1}
+int kiln_output_open(struct kiln_output *o, const char *path, struct kiln_err *err);
+/* The temp file (if any) fsync'ed when `durable` and renamed into place. */
+int kiln_output_commit(struct kiln_output *o, bool durable, struct kiln_err *err);
+/* Close, and remove a temp file that was not committed. Accepts a never-opened output. */
+void kiln_output_release(struct kiln_output *o);
 int kiln_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len,
                               mode_t mode, struct kiln_err *err);
 

@@ -160,6 +160,48 @@ kiln_open_in_place(int dirfd, const char *path, int *ret)
 }
 
 int
+kiln_output_open(struct kiln_output *o, const char *path, struct kiln_err *err)
+{
+	o->path = path;
+	if (kiln_str_eq(path, "-")) {
+		o->fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+		return o->fd < 0 ? kiln_err_set(err, errno, "dup standard output") : 0;
+	}
+	int d = kiln_open_in_place(AT_FDCWD, path, &o->fd);
+	if (d < 0)
+		return kiln_err_set(err, -d, "open `%s`", path);
+	if (d > 0)
+		return 0;
+	o->tmp = kiln_xasprintf("%s.tmp-%d", path, (int)getpid());
+	o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	return o->fd < 0 ? kiln_err_set(err, errno, "create `%s`", o->tmp) : 0;
+}
+
+int
+kiln_output_commit(struct kiln_output *o, bool durable, struct kiln_err *err)
+{
+	if (!o->tmp)
+		return 0;
+	if (durable && fsync(o->fd) < 0)
+		return kiln_err_set(err, errno, "fsync `%s`", o->tmp);
+	if (rename(o->tmp, o->path) < 0)
+		return kiln_err_set(err, errno, "rename to `%s`", o->path);
+	free(o->tmp);
+	o->tmp = NULL;
+	return 0;
+}
+
+void
+kiln_output_release(struct kiln_output *o)
+{
+	kiln_closep(&o->fd);
+	if (o->tmp)
+		unlink(o->tmp);
+	free(o->tmp);
+	o->tmp = NULL;
+}
+
+int
 kiln_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
                           struct kiln_err *err)
 {

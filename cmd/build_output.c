@@ -312,20 +312,9 @@ archive_entry_freep(struct archive_entry **e)
 static int
 tar_dir(const char *dir, const char *dest, struct kiln_err *err)
 {
-	bool out = kiln_str_eq(dest, "-");
-	/* A device or FIFO (/dev/null) is written in place, never renamed over. */
-	int special = -1;
-	int d = out ? 0 : kiln_open_in_place(AT_FDCWD, dest, &special);
-	if (d < 0)
-		return kiln_err_set(err, -d, "open `%s`", dest);
-	bool direct = out || d > 0;
-	_cleanup_free_ char *tmp = direct ? NULL : kiln_xasprintf("%s.tmp-%d", dest, getpid());
-	_cleanup_close_ int fd =
-	        out     ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
-	        : d > 0 ? special
-	                : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return kiln_err_set(err, errno, "create `%s`", out ? "standard output" : tmp);
+	_cleanup_(kiln_output_release) struct kiln_output o = KILN_OUTPUT_INIT;
+	if (kiln_output_open(&o, dest, err) < 0)
+		return -err->code;
 	_cleanup_(archive_write_freep) struct archive *w = archive_write_new();
 	_cleanup_(archive_read_freep) struct archive *rd = archive_read_disk_new();
 	archive_write_set_format_pax_restricted(w);
@@ -334,7 +323,7 @@ tar_dir(const char *dir, const char *dest, struct kiln_err *err)
 	int r = 0;
 	const char *what = "open";
 	struct archive *bad = w;
-	if (archive_write_open_fd(w, fd) != ARCHIVE_OK)
+	if (archive_write_open_fd(w, o.fd) != ARCHIVE_OK)
 		goto fail;
 	bad = rd;
 	if (archive_read_disk_open(rd, dir) != ARCHIVE_OK)
@@ -379,17 +368,11 @@ tar_dir(const char *dir, const char *dest, struct kiln_err *err)
 	what = "finish";
 	if (archive_write_close(w) != ARCHIVE_OK)
 		goto fail;
-	if (!direct && (fsync(fd) < 0 || rename(tmp, dest) < 0)) {
-		r = kiln_err_set(err, errno, "write `%s`", dest);
-		goto out;
-	}
-	return 0;
+	return kiln_output_commit(&o, true, err);
 fail:
 	r = kiln_err_set(err, archive_errno(bad) > 0 ? archive_errno(bad) : EIO, "%s tar: %s", what,
 	                 archive_error_string(bad) ? archive_error_string(bad) : "error");
 out:
-	if (!direct)
-		unlink(tmp);
 	return r;
 }
 

@@ -753,23 +753,12 @@ static int
 save_image(struct reg_store *st, const struct reg_image *img, enum reg_archive_format fmt,
            const char *path, bool durable, struct kiln_err *err)
 {
-	bool out = kiln_str_eq(path, "-");
-	/* A device or FIFO (/dev/null) is written in place, never renamed over. */
-	int special = -1;
-	int d = out ? 0 : kiln_open_in_place(AT_FDCWD, path, &special);
-	if (d < 0)
-		return kiln_err_set(err, -d, "open `%s`", path);
-	bool direct = out || d > 0;
-	_cleanup_free_ char *tmp = direct ? NULL : kiln_xasprintf("%s.tmp-%d", path, getpid());
-	_cleanup_close_ int fd =
-	        out     ? fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)
-	        : d > 0 ? special
-	                : open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	_cleanup_(kiln_output_release) struct kiln_output o = KILN_OUTPUT_INIT;
+	if (kiln_output_open(&o, path, err) < 0)
+		return -err->code;
 	_cleanup_archive_write_ struct archive *a = archive_write_new();
-	struct sink k = {.a = a, .err = err, .fd = fd};
+	struct sink k = {.a = a, .err = err, .fd = o.fd};
 	int r = 0;
-	if (fd < 0)
-		return kiln_err_set(err, errno, "create `%s`", out ? "standard output" : tmp);
 	archive_write_set_format_pax_restricted(a);
 	/* No blocking (the same bytes: the last block is not padded): see sink_write. */
 	archive_write_set_bytes_per_block(a, 0);
@@ -781,13 +770,9 @@ save_image(struct reg_store *st, const struct reg_image *img, enum reg_archive_f
 	r = fmt == REG_ARCHIVE_DOCKER ? save_docker(&k, st, img, err) : save_oci(&k, st, img, err);
 	if (r >= 0 && archive_write_close(a) != ARCHIVE_OK)
 		r = sink_fail(&k, "finish archive");
-	if (r >= 0 && !direct && durable && fsync(fd) < 0)
-		r = kiln_err_set(err, errno, "fsync `%s`", tmp);
-	if (r >= 0 && !direct && rename(tmp, path) < 0)
-		r = kiln_err_set(err, errno, "rename to `%s`", path);
+	if (r >= 0)
+		r = kiln_output_commit(&o, durable, err);
 out:
-	if (r < 0 && !direct)
-		unlink(tmp);
 	return r;
 }
 
