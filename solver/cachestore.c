@@ -377,13 +377,11 @@ sv_cache_step_get(struct sv_cache *c, const char *identity, json_t **ret, struct
 	return 0;
 }
 
-int
-sv_cache_step_set(struct sv_cache *c, const char *identity, const json_t *recipe,
-                  struct kiln_err *err)
+/* Write `doc` (taken) as dirfd/name through a temp file: readers see it whole or not. */
+static int
+publish_json(struct sv_cache *c, int dirfd, const char *area, const char *name, json_t *doc,
+             struct kiln_err *err)
 {
-	char hex[KILN_DIGEST_HEX_LEN + 1];
-	identity_hex(identity, hex);
-	json_t *doc = json_pack("{s:s, s:O}", "identity", identity, "recipe", recipe);
 	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(doc);
 	if (!text)
@@ -393,12 +391,22 @@ sv_cache_step_set(struct sv_cache *c, const char *identity, const json_t *recipe
 	free(text);
 	if (fd < 0)
 		return fd;
-	if (renameat(c->tmpfd, tmp, c->stepfd, hex + 7) < 0) {
+	if (renameat(c->tmpfd, tmp, dirfd, name) < 0) {
 		int e = errno;
 		unlinkat(c->tmpfd, tmp, 0);
-		return kiln_err_set(err, e, "publish %s/steps/%s", c->path, hex + 7);
+		return kiln_err_set(err, e, "publish %s/%s/%s", c->path, area, name);
 	}
 	return 0;
+}
+
+int
+sv_cache_step_set(struct sv_cache *c, const char *identity, const json_t *recipe,
+                  struct kiln_err *err)
+{
+	char hex[KILN_DIGEST_HEX_LEN + 1];
+	identity_hex(identity, hex);
+	json_t *doc = json_pack("{s:s, s:O}", "identity", identity, "recipe", recipe);
+	return publish_json(c, c->stepfd, "steps", hex + 7, doc, err);
 }
 
 int
@@ -431,21 +439,7 @@ sv_cache_lineage_set(struct sv_cache *c, const char *lineage, const char *key, s
 	if (!name || !key_hex(key))
 		return kiln_err_invalid(err, "invalid lineage or cache key");
 	json_t *doc = json_pack("{s:s, s:s}", "lineage", lineage, "key", key);
-	char *text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(doc);
-	if (!text)
-		abort();
-	_cleanup_free_ char *tmp = NULL;
-	_cleanup_close_ int fd = write_temp(c, text, &tmp, err);
-	free(text);
-	if (fd < 0)
-		return fd;
-	if (renameat(c->tmpfd, tmp, c->linfd, name) < 0) {
-		int e = errno;
-		unlinkat(c->tmpfd, tmp, 0);
-		return kiln_err_set(err, e, "publish %s/lineage/%s", c->path, name);
-	}
-	return 0;
+	return publish_json(c, c->linfd, "lineage", name, doc, err);
 }
 
 /* Visit every record file: fn gets it open and locked with `lock_op`, still linked. */
