@@ -276,6 +276,22 @@ int kiln_open_in_place(int dirfd, const char *path, int *fd);
 /* Replace dirfd/path (AT_FDCWD for plain paths) with `data`: a temp file beside it, fsync,
  * rename. Readers see the old content or the new, never half of it. A device or FIFO
  * (kiln_open_in_place) is written in place instead. */
+/* Paths by (device, inode): the first place a hard-linked file was written, so the next
+ * link to the same inode links to it (COPY, layer tars). */
+struct kiln_inode_ent {
+	dev_t dev;
+	ino_t ino;
+	char *path; /* NULL: an empty slot */
+};
+struct kiln_inode_map {
+	struct kiln_inode_ent *v; /* open addressing; cap a power of 2 or 0 */
+	size_t n, cap;
+};
+/* The path recorded for (dev, ino), or NULL; borrowed until the next set or clear. */
+const char *kiln_inode_map_get(const struct kiln_inode_map *m, dev_t dev, ino_t ino);
+/* Record `path` (copied) for (dev, ino), replacing what was there. */
+void kiln_inode_map_set(struct kiln_inode_map *m, dev_t dev, ino_t ino, const char *path);
+void kiln_inode_map_clear(struct kiln_inode_map *m);
 /* A file a command writes for the user (an archive, -o dest=FILE): standard output for
  * "-", a device, FIFO or symlink in place (kiln_open_in_place), else a temp file beside
  * `path` that kiln_output_commit renames over it, so readers never see half of it. */

@@ -36,12 +36,6 @@ exp_rfc3339(int64_t t, char buf[32])
 	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-struct hardlink {
-	dev_t dev;
-	ino_t ino;
-	char *path;
-};
-
 struct writer {
 	struct reg_ingest *in;
 	struct exp_compressor *comp;
@@ -53,49 +47,17 @@ struct writer {
 	const void *direct;
 	int64_t clamp;
 	size_t entries;
-	struct hardlink *links; /* open addressing on (dev, ino); size a power of 2 or 0 */
-	size_t n_links, size_links;
+	struct kiln_inode_map links; /* the first path written for each hard-linked inode */
 };
-
-static size_t
-link_hash(dev_t dev, ino_t ino)
-{
-	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev;
-	return (size_t)(h ^ (h >> 29));
-}
-
-/* The slot of (dev, ino): its entry, or the empty slot where it would go. */
-static struct hardlink *
-link_slot(struct writer *w, dev_t dev, ino_t ino)
-{
-	size_t mask = w->size_links - 1;
-	for (size_t i = link_hash(dev, ino) & mask;; i = (i + 1) & mask) {
-		struct hardlink *l = &w->links[i];
-		if (!l->path || (l->dev == dev && l->ino == ino))
-			return l;
-	}
-}
 
 /* The first path written for this inode, or NULL after recording `path` as that. */
 static const char *
 link_seen(struct writer *w, dev_t dev, ino_t ino, const char *path)
 {
-	if ((w->n_links + 1) * 2 > w->size_links) {
-		struct hardlink *old = w->links;
-		size_t n = w->size_links;
-		w->size_links = n ? n * 2 : 64;
-		w->links = kiln_xcalloc(w->size_links, sizeof(*w->links));
-		for (size_t i = 0; i < n; i++)
-			if (old[i].path)
-				*link_slot(w, old[i].dev, old[i].ino) = old[i];
-		free(old);
-	}
-	struct hardlink *l = link_slot(w, dev, ino);
-	if (l->path)
-		return l->path;
-	*l = (struct hardlink){dev, ino, kiln_xstrdup(path)};
-	w->n_links++;
-	return NULL;
+	const char *first = kiln_inode_map_get(&w->links, dev, ino);
+	if (!first)
+		kiln_inode_map_set(&w->links, dev, ino, path);
+	return first;
 }
 
 static int
@@ -594,9 +556,7 @@ out:
 	exp_compressor_free(w.comp);
 	if (w.in)
 		reg_ingest_abort(w.in);
-	for (size_t i = 0; i < w.size_links; i++)
-		free(w.links[i].path);
-	free(w.links);
+	kiln_inode_map_clear(&w.links);
 	return r;
 }
 

@@ -299,12 +299,6 @@ mode_for(const struct mode_spec *ms, mode_t mode)
 
 /* ---- the run context ---- */
 
-struct hardlink {
-	dev_t dev;
-	ino_t ino;
-	char *dest; /* absolute path in the destination root of the first copy */
-};
-
 struct fop {
 	int dest_rootfd;
 	const int *srcs;
@@ -316,8 +310,11 @@ struct fop {
 	struct owner owner;
 	struct mode_spec mode;
 	struct fe_ignore *exclude;
-	struct hardlink *links;
-	size_t nlinks, alinks;
+	/* Hard-linked sources: the absolute path in the destination root of each first copy.
+	 * A hash table, not a list: files of a snapshot made by an incremental copy all have
+	 * a second link (in the snapshot it was cloned from), so a COPY --from or -o
+	 * type=local of 20k of them meets 20k "hard-linked" sources. */
+	struct kiln_inode_map links;
 	/* FICLONE / copy_file_range failed for good between this action's source and the
 	 * destination (e.g. a context on ext4 into an overlay: EXDEV): not tried per file. */
 	struct ops_copy_state copy;
@@ -393,51 +390,7 @@ cancelled(struct fop *f)
 static void
 links_clear(struct fop *f)
 {
-	for (size_t i = 0; i < f->alinks; i++)
-		free(f->links[i].dest);
-	free(f->links);
-	f->links = NULL;
-	f->nlinks = f->alinks = 0;
-}
-
-/*
- * The slot of (dev, ino) in the open-addressing table of first copies (alinks a power
- * of 2): its entry, or the empty slot it would go to. A hash table, not a list: files
- * of a snapshot made by an incremental copy all have a second link (in the snapshot it
- * was cloned from), so a COPY --from or -o type=local of 20k of them meets 20k
- * "hard-linked" sources.
- */
-static struct hardlink *
-link_slot(struct fop *f, dev_t dev, ino_t ino)
-{
-	size_t mask = f->alinks - 1;
-	size_t i = (size_t)((ino * 0x9E3779B97F4A7C15ull) ^ dev) & mask;
-	while (f->links[i].dest && (f->links[i].dev != dev || f->links[i].ino != ino))
-		i = (i + 1) & mask;
-	return &f->links[i];
-}
-
-static void
-link_add(struct fop *f, dev_t dev, ino_t ino, const char *dest)
-{
-	if ((f->nlinks + 1) * 2 > f->alinks) {
-		struct hardlink *old = f->links;
-		size_t n = f->alinks;
-		f->alinks = n ? n * 2 : 64;
-		f->links = kiln_xcalloc(f->alinks, sizeof(*f->links));
-		for (size_t i = 0; i < n; i++)
-			if (old[i].dest)
-				*link_slot(f, old[i].dev, old[i].ino) = old[i];
-		free(old);
-	}
-	struct hardlink *l = link_slot(f, dev, ino);
-	if (l->dest) {
-		free(l->dest); /* the copy it named was gone */
-		l->dest = kiln_xstrdup(dest);
-		return;
-	}
-	*l = (struct hardlink){.dev = dev, .ino = ino, .dest = kiln_xstrdup(dest)};
-	f->nlinks++;
+	kiln_inode_map_clear(&f->links);
 }
 
 /* ---- source selection (shared by copy and the content digest) ---- */
@@ -800,22 +753,22 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 			return kiln_err_set(f->err, -r, "replace `%s`", destpath);
 	}
 
-	if (!S_ISDIR(st->st_mode) && st->st_nlink > 1 && f->alinks) {
-		struct hardlink *l = link_slot(f, st->st_dev, st->st_ino);
-		if (l->dest) {
-			_cleanup_free_ char *ldir = NULL, *lbase = NULL;
-			split_path(l->dest, &ldir, &lbase);
-			struct kiln_err e = KILN_ERR_INIT;
-			_cleanup_close_ int lfd = kiln_path_openat_in_root(
-			        f->dest_rootfd, ldir, O_PATH | O_DIRECTORY, 0, &e);
-			kiln_err_release(&e);
-			if (lfd >= 0 && linkat(lfd, lbase, dirfd, name, 0) == 0) {
-				if (f->record)
-					ops_copy_manifest_add(f->record, destpath, st, 0);
-				return 0;
-			}
-			/* the first copy is gone: copy again, and link to that from now */
+	const char *first = !S_ISDIR(st->st_mode) && st->st_nlink > 1
+	                            ? kiln_inode_map_get(&f->links, st->st_dev, st->st_ino)
+	                            : NULL;
+	if (first) {
+		_cleanup_free_ char *ldir = NULL, *lbase = NULL;
+		split_path(first, &ldir, &lbase);
+		struct kiln_err e = KILN_ERR_INIT;
+		_cleanup_close_ int lfd =
+		        kiln_path_openat_in_root(f->dest_rootfd, ldir, O_PATH | O_DIRECTORY, 0, &e);
+		kiln_err_release(&e);
+		if (lfd >= 0 && linkat(lfd, lbase, dirfd, name, 0) == 0) {
+			if (f->record)
+				ops_copy_manifest_add(f->record, destpath, st, 0);
+			return 0;
 		}
+		/* the first copy is gone: copy again, and link to that from now */
 	}
 
 	if (S_ISREG(st->st_mode)) {
@@ -845,7 +798,7 @@ copy_tree(struct fop *f, int srcfd, const struct stat *st, const char *rel, cons
 	if (f->record)
 		ops_copy_manifest_add(f->record, destpath, st, 0);
 	if (st->st_nlink > 1)
-		link_add(f, st->st_dev, st->st_ino, destpath);
+		kiln_inode_map_set(&f->links, st->st_dev, st->st_ino, destpath);
 	return 0;
 }
 
