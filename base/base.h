@@ -276,6 +276,32 @@ int kiln_open_in_place(int dirfd, const char *path, int *fd);
 /* Replace dirfd/path (AT_FDCWD for plain paths) with `data`: a temp file beside it, fsync,
  * rename. Readers see the old content or the new, never half of it. A device or FIFO
  * (kiln_open_in_place) is written in place instead. */
+/*
+ * Lazily loaded libraries (registry/curl_lazy.c, registry/archive_lazy.c,
+ * base/crypto_lazy.c): kiln defines the calls it makes itself and forwards them to the
+ * real library, opened the first time one is called, so a command that never needs it
+ * does not pay for loading it. A missing library or call aborts with a message naming
+ * it, as the dynamic loader would have at start.
+ *
+ * A file using the macros lists its calls as X(ret, name, params, args) and has
+ *	static struct { <KILN_LAZY_FIELD per call> } real;
+ *	static pthread_once_t load_once; static void load(void); (filling `real`)
+ */
+void *kiln_lazy_open(const char *soname, const char *what);
+void *kiln_lazy_sym(void *lib, const char *soname, const char *name);
+#define KILN_LAZY_FIELD(ret, name, params, args) ret(*name) params;
+#define KILN_LAZY_REAL(name) (pthread_once(&load_once, load), real.name)
+#define KILN_LAZY_DEFINE(ret, name, params, args)                                                  \
+	ret name params                                                                            \
+	{                                                                                          \
+		return KILN_LAZY_REAL(name) args;                                                  \
+	}
+#define KILN_LAZY_DEFINE_VOID(ret, name, params, args)                                             \
+	void name params                                                                           \
+	{                                                                                          \
+		KILN_LAZY_REAL(name) args;                                                         \
+	}
+
 /* Paths by (device, inode): the first place a hard-linked file was written, so the next
  * link to the same inode links to it (COPY, layer tars). */
 struct kiln_inode_ent {

@@ -15,7 +15,6 @@
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "base.h"
 
-#include <dlfcn.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -127,9 +126,7 @@
 	  (a0, a1, a2))
 
 static struct {
-#define FIELD(ret, name, params, args) ret(*name) params;
-	CRYPTO_CALLS(FIELD, FIELD)
-#undef FIELD
+	CRYPTO_CALLS(KILN_LAZY_FIELD, KILN_LAZY_FIELD)
 } real;
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
@@ -137,32 +134,11 @@ static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static void
 load(void)
 {
-	void *lib = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
-	if (!lib) {
-		fprintf(stderr, "kiln: cannot load libcrypto (OpenSSL 3): %s\n", dlerror());
-		abort();
-	}
+	void *lib = kiln_lazy_open("libcrypto.so.3", "OpenSSL 3");
 #define LOOKUP(ret, name, params, args)                                                            \
-	if (!(*(void **)&real.name = dlsym(lib, #name))) {                                         \
-		fprintf(stderr, "kiln: libcrypto has no %s\n", #name);                             \
-		abort();                                                                           \
-	}
+	*(void **)&real.name = kiln_lazy_sym(lib, "libcrypto.so.3", #name);
 	CRYPTO_CALLS(LOOKUP, LOOKUP)
 #undef LOOKUP
 }
 
-#define REAL(name) (pthread_once(&load_once, load), real.name)
-
-#define DEFINE(ret, name, params, args)                                                            \
-	ret name params                                                                            \
-	{                                                                                          \
-		return REAL(name) args;                                                            \
-	}
-#define DEFINE_VOID(ret, name, params, args)                                                       \
-	void name params                                                                           \
-	{                                                                                          \
-		REAL(name) args;                                                                   \
-	}
-CRYPTO_CALLS(DEFINE, DEFINE_VOID)
-#undef DEFINE
-#undef DEFINE_VOID
+CRYPTO_CALLS(KILN_LAZY_DEFINE, KILN_LAZY_DEFINE_VOID)

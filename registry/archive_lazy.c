@@ -15,7 +15,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <dlfcn.h>
 #include <pthread.h>
 
 /* R: returns a value, V: returns nothing; (type, name, parameters, arguments). */
@@ -130,9 +129,7 @@
 	R(int, archive_write_set_format_raw, (struct archive * a0), (a0))
 
 static struct {
-#define FIELD(ret, name, params, args) ret(*name) params;
-	ARCHIVE_CALLS(FIELD, FIELD)
-#undef FIELD
+	ARCHIVE_CALLS(KILN_LAZY_FIELD, KILN_LAZY_FIELD)
 	void (*archive_set_error)(struct archive *a, int err, const char *fmt, ...);
 } real;
 
@@ -141,39 +138,15 @@ static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static void
 load(void)
 {
-	void *lib = dlopen("libarchive.so.13", RTLD_NOW | RTLD_LOCAL);
-	if (!lib) {
-		fprintf(stderr,
-		        "kiln: cannot load libarchive (needed to read and write tar archives): "
-		        "%s\n",
-		        dlerror());
-		abort();
-	}
+	void *lib = kiln_lazy_open("libarchive.so.13", "needed to read and write tar archives");
 #define LOOKUP(ret, name, params, args)                                                            \
-	if (!(*(void **)&real.name = dlsym(lib, #name))) {                                         \
-		fprintf(stderr, "kiln: libarchive has no %s\n", #name);                            \
-		abort();                                                                           \
-	}
+	*(void **)&real.name = kiln_lazy_sym(lib, "libarchive.so.13", #name);
 	ARCHIVE_CALLS(LOOKUP, LOOKUP)
 	LOOKUP(void, archive_set_error, , )
 #undef LOOKUP
 }
 
-#define REAL(name) (pthread_once(&load_once, load), real.name)
-
-#define DEFINE(ret, name, params, args)                                                            \
-	ret name params                                                                            \
-	{                                                                                          \
-		return REAL(name) args;                                                            \
-	}
-#define DEFINE_VOID(ret, name, params, args)                                                       \
-	void name params                                                                           \
-	{                                                                                          \
-		REAL(name) args;                                                                   \
-	}
-ARCHIVE_CALLS(DEFINE, DEFINE_VOID)
-#undef DEFINE
-#undef DEFINE_VOID
+ARCHIVE_CALLS(KILN_LAZY_DEFINE, KILN_LAZY_DEFINE_VOID)
 
 /* Variadic: formatted here, handed over as one string (libarchive's own formatting knows
  * fewer conversions than vsnprintf, so the message is the same or better). */
@@ -185,5 +158,5 @@ archive_set_error(struct archive *a, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	REAL(archive_set_error)(a, err, "%s", msg);
+	KILN_LAZY_REAL(archive_set_error)(a, err, "%s", msg);
 }

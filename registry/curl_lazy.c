@@ -17,7 +17,6 @@
 #include "base/base.h"
 
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
 
@@ -56,16 +55,8 @@ static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static void
 load(void)
 {
-	void *lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-	if (!lib) {
-		fprintf(stderr, "kiln: cannot load libcurl: %s\n", dlerror());
-		abort();
-	}
-#define LOOKUP(ret, name, args)                                                                    \
-	if (!(*(void **)&real.name = dlsym(lib, #name))) {                                         \
-		fprintf(stderr, "kiln: libcurl has no %s\n", #name);                               \
-		abort();                                                                           \
-	}
+	void *lib = kiln_lazy_open("libcurl.so.4", "needed to talk to registries");
+#define LOOKUP(ret, name, args) *(void **)&real.name = kiln_lazy_sym(lib, "libcurl.so.4", #name);
 	CURL_CALLS(LOOKUP)
 #undef LOOKUP
 }
@@ -203,12 +194,9 @@ static pthread_once_t ssl_once = PTHREAD_ONCE_INIT;
 static void
 load_ssl(void)
 {
-	void *lib = dlopen("libssl.so.3", RTLD_NOW | RTLD_LOCAL);
-	if (!lib ||
-	    !(*(void **)&real_ssl_ctx_get_cert_store = dlsym(lib, "SSL_CTX_get_cert_store"))) {
-		fprintf(stderr, "kiln: cannot load libssl: %s\n", dlerror());
-		abort();
-	}
+	void *lib = kiln_lazy_open("libssl.so.3", "TLS");
+	*(void **)&real_ssl_ctx_get_cert_store =
+	        kiln_lazy_sym(lib, "libssl.so.3", "SSL_CTX_get_cert_store");
 }
 
 X509_STORE *
