@@ -209,10 +209,10 @@ commit_with(struct snap_store *s, const char *parent, const char *name, const ch
 	snap_mount_release(m);
 }
 
-static void
-test_clone__prepare_clone_starts_from_the_snapshot(void **state)
+/* An overlay store in the fixture's dir with "base" and "step-1" (src/a = "one") on it. */
+static struct snap_store *
+store_with_step(struct fixture *f)
 {
-	struct fixture *f = *state;
 	_cleanup_free_ char *root = kiln_xasprintf("%s/root", f->dir);
 	struct snap_store_opts o = {.driver = SNAP_DRIVER_OVERLAY};
 	struct snap_store *s = NULL;
@@ -221,6 +221,15 @@ test_clone__prepare_clone_starts_from_the_snapshot(void **state)
 		fail_msg("open store: %s", kiln_err_format(&err));
 	commit_with(s, NULL, "base", "etc/base", "b");
 	commit_with(s, "base", "step-1", "src/a", "one");
+	return s;
+}
+
+static void
+test_clone__prepare_clone_starts_from_the_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	struct snap_store *s = store_with_step(f);
+	struct kiln_err err = KILN_ERR_INIT;
 
 	struct snap_mount *m = NULL;
 	assert_int_equal(snap_prepare_clone(s, "base", "step-1", &m, &err), 0);
@@ -262,14 +271,8 @@ static void
 test_clone__source_kept_while_cloned(void **state)
 {
 	struct fixture *f = *state;
-	_cleanup_free_ char *root = kiln_xasprintf("%s/root", f->dir);
-	struct snap_store_opts o = {.driver = SNAP_DRIVER_OVERLAY};
-	struct snap_store *s = NULL;
+	struct snap_store *s = store_with_step(f);
 	struct kiln_err err = KILN_ERR_INIT;
-	if (snap_store_open(root, &o, &s, &err) < 0)
-		fail_msg("open store: %s", kiln_err_format(&err));
-	commit_with(s, NULL, "base", "etc/base", "b");
-	commit_with(s, "base", "step-1", "src/a", "one");
 	struct snap_mount *m = NULL;
 	assert_int_equal(snap_prepare_clone(s, "base", "step-1", &m, &err), 0);
 	assert_int_equal(snap_remove(s, "step-1", &err), -EBUSY);
